@@ -1,0 +1,57 @@
+EXTENSION = dltrain
+EXTVERSION = 0.1.0
+
+MODULE_big = dltrain
+OBJS = \
+	src/dltrain.o \
+	src/options.o \
+	src/cache.o \
+	src/train.o \
+	src/model.o \
+	src/predict.o \
+	src/kernels/dlk.o \
+	src/kernels/dlk_blas.o
+
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+# pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
+# installcheck mode against the throwaway cluster (scripts/cluster.sh).
+REGRESS = $(patsubst test/regress/sql/%.sql,%,$(sort $(wildcard test/regress/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
+
+PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK = -ldl -lm
+
+# OpenBLAS is opened at run time (dlopen) by the first training in a backend,
+# never at load time: see src/kernels/dlk.h.  The build only announces it.
+OPENBLAS_SO := $(firstword $(wildcard /usr/lib/x86_64-linux-gnu/libopenblas.so.0 /usr/lib/*/libopenblas.so.0 /usr/lib64/libopenblas.so.0 /usr/lib/libopenblas.so.0))
+ifeq ($(OPENBLAS_SO),)
+$(info dltrain: OpenBLAS not found (training will fail until libopenblas0 is installed))
+else
+$(info dltrain: OpenBLAS found: $(OPENBLAS_SO))
+endif
+NVCC := $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+ifeq ($(NVCC),)
+$(info dltrain: nvcc not found (CUDA backend not built))
+else
+$(info dltrain: nvcc found: $(NVCC) (CUDA backend not yet part of this version))
+endif
+
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql test/regress/out
+
+# no JIT bitcode: it needs clang, which a fresh machine may lack
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+
+.PHONY: kernel-check
+kernel-check:
+	$(MAKE) -C test/kernels check
+
+# the kernels are hot loops: let the compiler vectorize them (no float result changes)
+src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL cluster for this checkout.
+#
+#   scripts/cluster.sh start     initdb (once) and start; idempotent
+#   scripts/cluster.sh stop      stop it (data kept)
+#   scripts/cluster.sh destroy   stop it and delete its data
+#   scripts/cluster.sh status    is it running?
+#   scripts/cluster.sh env       print the PGHOST/PGPORT/PGUSER exports
+#   scripts/cluster.sh psql ...  run psql against it
+#
+# PostgreSQL refuses to run as root, so as root the server runs as the
+# `postgres` OS user.  Its data and socket live under /tmp/dltrain-<hash of
+# the checkout path>, which that user can reach wherever the checkout sits
+# (even in a folder only root can enter).  The server listens on a Unix
+# socket only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ID=$(printf '%s' "$ROOT" | md5sum | cut -c1-12)
+BASE=${DLTRAIN_CLUSTER_DIR:-/tmp/dltrain-$ID}
+PGDATA_DIR=$BASE/data
+SOCK=$BASE/sock
+PORT=${DLTRAIN_PGPORT:-5432}
+PGBIN=$(pg_config --bindir)
+
+as_pg() {
+	if [ "$(id -u)" = 0 ]; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+running() {
+	[ -f "$PGDATA_DIR/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" status >/dev/null 2>&1
+}
+
+start() {
+	mkdir -p "$BASE"
+	[ "$(id -u)" = 0 ] && chown postgres: "$BASE"
+	if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
+		as_pg mkdir -p "$SOCK"
+		as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
+			--encoding=UTF8 --locale=C --no-sync >"$BASE/initdb.log" 2>&1 ||
+			{ cat "$BASE/initdb.log"; exit 1; }
+		as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null <<CONF
+# dltrain throwaway cluster
+listen_addresses = ''
+unix_socket_directories = '$SOCK'
+port = $PORT
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 40
+shared_buffers = 256MB
+max_parallel_workers_per_gather = 0
+lc_messages = 'C'
+CONF
+	fi
+	if ! running; then
+		as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$BASE/server.log" -w -t 60 start >/dev/null ||
+			{ tail -n 30 "$BASE/server.log"; exit 1; }
+	fi
+	echo "cluster running: PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres (log: $BASE/server.log)"
+}
+
+stop() {
+	if running; then
+		as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -m fast -w stop >/dev/null
+		echo "cluster stopped"
+	else
+		echo "cluster not running"
+	fi
+}
+
+case "${1:-}" in
+	start) start ;;
+	stop) stop ;;
+	destroy) stop; rm -rf "$BASE"; echo "cluster removed: $BASE" ;;
+	status) if running; then echo "running ($BASE)"; else echo "not running ($BASE)"; exit 3; fi ;;
+	env) echo "export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres" ;;
+	psql) shift; PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres exec psql "$@" ;;
+	*) echo "usage: $0 start|stop|destroy|status|env|psql [args]" >&2; exit 2 ;;
+esac

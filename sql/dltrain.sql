@@ -1,0 +1,245 @@
+-- dltrain: train neural networks inside PostgreSQL
+\echo Use "CREATE EXTENSION dltrain" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- The model type
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE dltrain.model;
+
+CREATE FUNCTION dltrain.model_in(cstring) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'model_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_out(dltrain.model) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'model_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_recv(internal) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'model_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_send(dltrain.model) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'model_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE dltrain.model (
+    INPUT = dltrain.model_in,
+    OUTPUT = dltrain.model_out,
+    RECEIVE = dltrain.model_recv,
+    SEND = dltrain.model_send,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+COMMENT ON TYPE dltrain.model IS 'a trained dltrain network: architecture, classes, normalization, weights and training record';
+
+COMMENT ON FUNCTION dltrain.model_in(cstring) IS 'reads a model from its base64 text form, checking it';
+COMMENT ON FUNCTION dltrain.model_out(dltrain.model) IS 'writes a model as base64 text';
+COMMENT ON FUNCTION dltrain.model_recv(internal) IS 'reads a model from its binary form, checking it';
+COMMENT ON FUNCTION dltrain.model_send(dltrain.model) IS 'writes a model in binary form';
+
+-- ---------------------------------------------------------------------------
+-- Training: the train_mlp aggregate
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any") RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any", jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_ffunc(internal) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'train_mlp_ffunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any") IS 'train_mlp transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any", jsonb) IS 'train_mlp transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_ffunc(internal) IS 'train_mlp final function: trains from the row cache';
+
+CREATE AGGREGATE dltrain.train_mlp(real[], smallint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], smallint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], integer) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], integer, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], bigint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], bigint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], text) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], text, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], real) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], real, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], double precision) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], double precision, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], smallint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], smallint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], integer) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], integer, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], bigint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], bigint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], text) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], text, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], real) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], real, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], double precision) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], double precision, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], smallint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], smallint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], integer) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], integer, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], bigint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], bigint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], text) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], text, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], real) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], real, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], double precision) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], double precision, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], smallint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], smallint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], integer) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], integer, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], bigint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], bigint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], text) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], text, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], real) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], real, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+
+-- ---------------------------------------------------------------------------
+-- Using a model
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.describe(dltrain.model) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'describe' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.describe(dltrain.model) IS 'what a model holds: architecture, classes (in predict_proba order), options, training record';
+
+CREATE FUNCTION dltrain.predict(dltrain.model, real[]) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_class(dltrain.model, real[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'predict_class' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_proba(dltrain.model, real[]) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'predict_proba' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.predict(dltrain.model, real[]) IS 'the regression value, or the predicted class of a model with numeric labels';
+COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, real[]) IS 'the predicted class, as text';
+COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, real[]) IS 'class probabilities, in the class order of describe()';
+
+CREATE FUNCTION dltrain.predict(dltrain.model, double precision[]) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_class(dltrain.model, double precision[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'predict_class' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_proba(dltrain.model, double precision[]) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'predict_proba' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.predict(dltrain.model, double precision[]) IS 'the regression value, or the predicted class of a model with numeric labels';
+COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, double precision[]) IS 'the predicted class, as text';
+COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, double precision[]) IS 'class probabilities, in the class order of describe()';
+

@@ -1,0 +1,200 @@
+/*
+ * cache.c — feature conversion and the in-memory row cache.
+ *
+ * The training aggregate's transition function does no training: it checks
+ * each row once, converts its features to float32 straight into the cache and
+ * stores its label in a 64-bit slot.  Rows live in chunks of about 1 MB, so
+ * appending a row never pallocs; a new chunk is allocated only when the last
+ * one is full, and only if the cache stays within its budget
+ * (dltrain.cache_mem).  The final function then reads rows by index.
+ *
+ * Feature checks are shared with the predict functions: the same shape,
+ * NULL and finiteness rules apply when training and when scoring.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/memutils.h"
+
+#include "dltrain.h"
+
+#define CHUNK_BYTES (1024 * 1024)
+
+/* "row 12" in training, "the feature array" in prediction */
+static const char *
+RowName(int64 row)
+{
+	if (row <= 0)
+		return "the feature array";
+	return psprintf("the feature array of input row %lld", (long long) row);
+}
+
+int
+CheckFeatureArray(ArrayType *arr, int expected_dim, int64 row)
+{
+	int			n;
+
+	if (ARR_NDIM(arr) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s is empty", RowName(row))));
+	if (ARR_NDIM(arr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be one-dimensional", RowName(row)),
+				 errdetail("It has %d dimensions.", ARR_NDIM(arr))));
+	if (array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s contains a NULL element", RowName(row)),
+				 errhint("Replace NULL features with a value, or filter the rows out.")));
+	n = ARR_DIMS(arr)[0];
+	if (n > DLK_MAX_WIDTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has %d elements, more than the maximum of %d",
+						RowName(row), n, DLK_MAX_WIDTH)));
+	if (expected_dim > 0 && n != expected_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s has %d elements, expected %d",
+						RowName(row), n, expected_dim),
+				 row > 0 ?
+				 errdetail("Every row must have as many features as the first one.") :
+				 errdetail("The model was trained on %d features.", expected_dim)));
+	return n;
+}
+
+static void
+NonFiniteError(int64 row, int i, double v)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("%s has a non-finite value at element %d",
+					RowName(row), i + 1),
+			 errdetail("The value is %s.", isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity"))));
+}
+
+void
+FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row)
+{
+	int			n = ARR_DIMS(arr)[0];
+
+	if (elemtype == FLOAT4OID)
+	{
+		const float *src = (const float *) ARR_DATA_PTR(arr);
+		bool		bad = false;
+
+		/* copy and test in one vectorizable pass; find the culprit afterwards */
+		for (int i = 0; i < n; i++)
+		{
+			out[i] = src[i];
+			bad |= !isfinite(src[i]);
+		}
+		if (unlikely(bad))
+		{
+			for (int i = 0; i < n; i++)
+				if (!isfinite(src[i]))
+					NonFiniteError(row, i, src[i]);
+		}
+	}
+	else if (elemtype == FLOAT8OID)
+	{
+		const double *src = (const double *) ARR_DATA_PTR(arr);
+		bool		bad = false;
+
+		for (int i = 0; i < n; i++)
+		{
+			out[i] = (float) src[i];
+			bad |= !(fabs(src[i]) <= FLT_MAX);
+		}
+		if (unlikely(bad))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				if (!isfinite(src[i]))
+					NonFiniteError(row, i, src[i]);
+				if (fabs(src[i]) > FLT_MAX)
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("%s has a value out of range for real at element %d",
+									RowName(row), i + 1),
+							 errdetail("The value %g does not fit in single precision, which training uses.",
+									   src[i])));
+			}
+		}
+	}
+	else
+		elog(ERROR, "unexpected feature element type %u", elemtype);
+}
+
+void
+DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget)
+{
+	memset(cache, 0, sizeof(*cache));
+	cache->mcxt = mcxt;
+	cache->budget = budget;
+}
+
+static void
+CacheAddChunk(DltCache *cache)
+{
+	Size		xbytes = mul_size(mul_size(cache->rows_per_chunk, cache->dim), sizeof(float));
+	Size		ybytes = mul_size(cache->rows_per_chunk, sizeof(int64));
+	Size		need = add_size(cache->bytes, add_size(xbytes, ybytes));
+
+	if (need > cache->budget)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row cache of %zu bytes would exceed dltrain.cache_mem of %zu bytes",
+						need, cache->budget),
+				 errdetail("%lld rows of %d features are cached so far.",
+						   (long long) cache->n_rows, cache->dim),
+				 errhint("Raise dltrain.cache_mem (capped by dltrain.max_cache_mem), or train on fewer rows.")));
+
+	if (cache->n_chunks == cache->max_chunks)
+	{
+		int			newmax = Max(16, cache->max_chunks * 2);
+
+		if (cache->chunk_x == NULL)
+		{
+			cache->chunk_x = MemoryContextAlloc(cache->mcxt, newmax * sizeof(float *));
+			cache->chunk_y = MemoryContextAlloc(cache->mcxt, newmax * sizeof(int64 *));
+		}
+		else
+		{
+			cache->chunk_x = repalloc(cache->chunk_x, newmax * sizeof(float *));
+			cache->chunk_y = repalloc(cache->chunk_y, newmax * sizeof(int64 *));
+		}
+		cache->max_chunks = newmax;
+	}
+	cache->chunk_x[cache->n_chunks] = MemoryContextAllocHuge(cache->mcxt, xbytes);
+	cache->chunk_y[cache->n_chunks] = MemoryContextAllocHuge(cache->mcxt, ybytes);
+	cache->n_chunks++;
+	cache->bytes = need;
+}
+
+float *
+DltCacheAppend(DltCache *cache, int64 **label)
+{
+	int64		r = cache->n_rows;
+
+	Assert(cache->dim > 0);
+	if (cache->rows_per_chunk == 0)
+		cache->rows_per_chunk = Max(1, CHUNK_BYTES / (cache->dim * (int) sizeof(float)));
+	if (r == (int64) cache->n_chunks * cache->rows_per_chunk)
+	{
+		if (r >= (int64) PG_UINT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("training input exceeds %u rows", PG_UINT32_MAX)));
+		CacheAddChunk(cache);
+	}
+	cache->n_rows++;
+	*label = DltCacheLabel(cache, r);
+	return DltCacheRow(cache, r);
+}

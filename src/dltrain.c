@@ -1,0 +1,77 @@
+/*
+ * dltrain.c — module entry point and configuration (GUCs).
+ *
+ * _PG_init only defines GUCs.  It does not open OpenBLAS: that happens in
+ * the first training of a backend (DltBlasEnsure in train.c), so loading
+ * dltrain (even through shared_preload_libraries) starts no thread in the
+ * postmaster or in backends that never train.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include <limits.h>
+
+#include "utils/guc.h"
+
+#include "dltrain.h"
+
+PG_MODULE_MAGIC;
+
+int			dltrain_threads = 1;
+int			dltrain_cache_mem_kb = 1024 * 1024;	/* 1 GB */
+int			dltrain_max_cache_mem_kb = 8 * 1024 * 1024;	/* 8 GB */
+bool		dltrain_verbose = false;
+
+void		_PG_init(void);
+
+static void
+GucInit(void)
+{
+	DefineCustomIntVariable("dltrain.threads",
+							"Sets the number of BLAS threads a training uses.",
+							"Applies to the OpenBLAS GEMMs of training; 1 keeps training on the backend's own thread.",
+							&dltrain_threads,
+							1, 1, 64,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dltrain.cache_mem",
+							"Sets the memory budget of one training: its row cache, and separately its model buffers.",
+							"A training whose row cache or whose parameters, gradients, optimizer state and activations exceed it fails with an error. It is capped by dltrain.max_cache_mem.",
+							&dltrain_cache_mem_kb,
+							1024 * 1024, 64, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dltrain.max_cache_mem",
+							"Sets the ceiling on dltrain.cache_mem that ordinary users cannot raise.",
+							"The budget a training gets is the smaller of dltrain.cache_mem and this value.",
+							&dltrain_max_cache_mem_kb,
+							8 * 1024 * 1024, 64, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("dltrain.log_epochs",
+							 "Reports one NOTICE per training epoch.",
+							 "Each line gives the epoch, the training loss and the rows per second.",
+							 &dltrain_verbose,
+							 false,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("dltrain");
+}
+
+Size
+DltBudgetBytes(void)
+{
+	int64		kb = Min(dltrain_cache_mem_kb, dltrain_max_cache_mem_kb);
+
+	return (Size) kb * 1024;
+}
+
+void
+_PG_init(void)
+{
+	GucInit();
+}

@@ -1,0 +1,170 @@
+/*
+ * dltrain.h — shared declarations of dltrain's glue layer.
+ *
+ * The glue converts Datums to float32, parses options, owns the row cache,
+ * drives training through the kernel library (src/kernels/, no postgres.h
+ * there) and (de)serializes models.
+ *
+ * SQLSTATE map (every ereport in src/ follows it):
+ *   bad options, option type or range     ERRCODE_INVALID_PARAMETER_VALUE
+ *   NaN/Inf, dimension mismatch, label     ERRCODE_DATA_EXCEPTION (or the more
+ *     or feature problems in the data        specific ARRAY_SUBSCRIPT_ERROR /
+ *                                            NULL_VALUE_NOT_ALLOWED /
+ *                                            NUMERIC_VALUE_OUT_OF_RANGE)
+ *   no rows, too few classes               ERRCODE_DATA_EXCEPTION
+ *   memory budget, size limits             ERRCODE_PROGRAM_LIMIT_EXCEEDED
+ *   corrupt / truncated / unknown model    ERRCODE_DATA_CORRUPTED
+ *   wrong use (window call, wrong task)    ERRCODE_FEATURE_NOT_SUPPORTED /
+ *                                          ERRCODE_WRONG_OBJECT_TYPE
+ *   OpenBLAS missing                       ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+ */
+#ifndef DLTRAIN_H
+#define DLTRAIN_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/jsonb.h"
+
+#include "kernels/dlk.h"
+
+/* ---- GUCs (dltrain.c) ---- */
+extern int	dltrain_threads;
+extern int	dltrain_cache_mem_kb;
+extern int	dltrain_max_cache_mem_kb;
+extern bool dltrain_verbose;
+
+/* the memory budget of one training in bytes: min(cache_mem, max_cache_mem) */
+extern Size DltBudgetBytes(void);
+
+/* ---- options (options.c) ---- */
+
+typedef enum DltTask
+{
+	DLT_TASK_AUTO = 0,
+	DLT_TASK_CLASSIFICATION = 1,
+	DLT_TASK_REGRESSION = 2
+} DltTask;
+
+typedef struct DltOptions
+{
+	int			n_hidden;
+	int			hidden[DLK_MAX_LAYERS - 1];
+	dlk_act		activation;
+	dlk_opt_kind optimizer;
+	double		lr;
+	double		momentum;
+	double		weight_decay;
+	int			batch_size;
+	int			epochs;
+	int64		seed;
+	bool		shuffle;
+	bool		normalize;
+	DltTask		task;
+} DltOptions;
+
+extern void DltOptionsDefault(DltOptions *opts);
+extern void DltOptionsParse(DltOptions *opts, Jsonb *jb);
+extern const char *DltActName(dlk_act act);
+extern const char *DltOptimizerName(dlk_opt_kind kind);
+extern const char *DltTaskName(DltTask task);
+
+/* ---- label kinds ---- */
+
+typedef enum DltLabelKind
+{
+	DLT_LABEL_INT = 1,			/* smallint, integer, bigint */
+	DLT_LABEL_FLOAT = 2,		/* real, double precision */
+	DLT_LABEL_TEXT = 3
+} DltLabelKind;
+
+/* ---- features (cache.c) ---- */
+
+/*
+ * Checks the shape of a real[] / double precision[] feature array: one
+ * dimension, not empty, no NULL element, and expected_dim elements when
+ * expected_dim > 0.  Returns the width.  row is the 1-based input row number
+ * named in errors (0: the array passed to a predict function).
+ */
+extern int	CheckFeatureArray(ArrayType *arr, int expected_dim, int64 row);
+/* Converts a checked array to float32, refusing NaN, Inf and float32 overflow. */
+extern void FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row);
+
+/*
+ * The row cache: rows converted once to float32, in fixed-size chunks (no
+ * per-row palloc).  Each row has dim features and one 64-bit label slot (an
+ * integer label, the bits of a float label, or a text label's id).
+ */
+typedef struct DltCache
+{
+	MemoryContext mcxt;			/* owns the chunks */
+	int			dim;			/* features per row, 0 before the first row */
+	int			rows_per_chunk;
+	int			n_chunks;
+	int			max_chunks;
+	float	  **chunk_x;		/* [n_chunks][rows_per_chunk * dim] */
+	int64	  **chunk_y;		/* [n_chunks][rows_per_chunk] */
+	int64		n_rows;
+	Size		bytes;			/* bytes of chunk memory allocated */
+	Size		budget;			/* dltrain.cache_mem at the start */
+} DltCache;
+
+extern void DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget);
+/* Room for one more row: returns its feature slot and sets *label. */
+extern float *DltCacheAppend(DltCache *cache, int64 **label);
+
+static inline float *
+DltCacheRow(const DltCache *cache, int64 r)
+{
+	return cache->chunk_x[r / cache->rows_per_chunk] +
+		(r % cache->rows_per_chunk) * (int64) cache->dim;
+}
+
+static inline int64 *
+DltCacheLabel(const DltCache *cache, int64 r)
+{
+	return cache->chunk_y[r / cache->rows_per_chunk] + r % cache->rows_per_chunk;
+}
+
+/* ---- model (model.c) ---- */
+
+/*
+ * A decoded model.  Arrays are palloc'd (MAXALIGNed) in the context that
+ * decoded it.
+ */
+typedef struct DltModel
+{
+	int			version;
+	DltTask		task;			/* classification or regression */
+	DltLabelKind label_kind;
+	Oid			label_type;		/* SQL type the labels came in as */
+	dlk_arch	arch;
+	DltOptions	opts;			/* resolved options */
+	int64		rows_used;
+	int64		rows_skipped;
+	int			epochs_run;
+	float	   *epoch_loss;		/* [epochs_run] */
+	bool		normalized;
+	double	   *mean;			/* [D] or NULL */
+	double	   *scale;			/* [D] 1/std (0-variance features: 1) or NULL */
+	int			n_classes;		/* 0 for regression */
+	int64	   *class_int;		/* DLT_LABEL_INT classes, ascending */
+	double	   *class_float;	/* DLT_LABEL_FLOAT classes, ascending */
+	char	  **class_text;		/* DLT_LABEL_TEXT classes, byte order */
+	size_t		n_params;
+	float	   *params;
+	uint32		crc;
+} DltModel;
+
+/* a serialized model (the varlena payload of dltrain.model) */
+extern bytea *ModelEncode(const DltModel *m);
+extern DltModel *ModelDecode(const struct varlena *v);
+extern Size ModelEncodedSize(const DltModel *m);
+extern void CheckModelSize(Size nbytes);
+
+/* ---- training (train.c) ---- */
+
+extern void DltBlasEnsure(void);
+
+#endif							/* DLTRAIN_H */

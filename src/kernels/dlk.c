@@ -1,0 +1,960 @@
+/*
+ * dlk.c — dltrain's kernels: dense layers, activations, losses, optimizers,
+ * the whole-network forward/backward/step, and the seeded PRNG.
+ *
+ * Dimension letters (as in dlk.h): B batch rows, I a layer's inputs, O a
+ * layer's outputs, D the network input width, C the network output width,
+ * L the number of dense layers.  Row-major everywhere; W is [O x I], b [O].
+ *
+ * Buffers.  Nothing here allocates.  dlk_net_bind carves the caller's buffers:
+ *   params/grads:  W_0 [O0 x I0], b_0 [O0], W_1, b_1, ... (same layout)
+ *   opt_state:     SGD: momentum [n_params]; Adam(W): m [n_params], v [n_params]
+ *   work:          act[0] [max_batch x dims[1]], ..., act[L-1] [max_batch x C],
+ *                  dbuf[0], dbuf[1], each [max_batch x Hmax], where Hmax is
+ *                  the widest layer OUTPUT (dims[1..L]).  The backward pass
+ *                  ping-pongs the output gradient between the two dbufs; the
+ *                  input gradient of layer 0 is never formed, so D does not
+ *                  size them.
+ * A batch of B <= max_batch rows uses the first B rows of each buffer, packed
+ * (row stride = the width), so every matrix handed to sgemm is dense.
+ *
+ * The network input X is not copied: dlk_loss_grad and dlk_train_step take it
+ * as an argument and use it both for the forward pass and for layer 0's
+ * weight gradient.
+ *
+ * Dense layers.  Each has a plain reference version (use_blas = 0; loops
+ * ordered so the inner loop is contiguous) and a BLAS version that calls
+ * cblas_sgemm through the pointer bound by dlk_blas_open (dlk_blas.c):
+ *   forward   Y = X W^T          sgemm(NoTrans, Trans), beta = 0, then the
+ *                                bias is added in the same pass as the
+ *                                activation (bias_act)
+ *   backward  gW = dY^T X        sgemm(Trans, NoTrans)
+ *             dX = dY W          sgemm(NoTrans, NoTrans)
+ *             gb = column sums of dY (one contiguous pass)
+ * Softmax and cross-entropy are fused and stable (max subtracted, loss from
+ * log-sum-exp, never log(p)).  Losses are accumulated in double.
+ *
+ * Determinism.  The PRNG is xoshiro256** seeded through splitmix64 and the
+ * initializer draws parameters in buffer order, so a seed gives the same
+ * model on every platform; all loops here have a fixed order, so training is
+ * bit-reproducible for a fixed BLAS and thread count.
+ */
+#include "dlk.h"
+#include "dlk_internal.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------
+ * Architecture and sizes
+ * ------------------------------------------------------------------------ */
+
+dlk_status
+dlk_arch_check(const dlk_arch *arch)
+{
+	int			l;
+
+	if (arch == NULL)
+		return DLK_EINVAL;
+	if (arch->n_layers < 1 || arch->n_layers > DLK_MAX_LAYERS)
+		return DLK_EINVAL;
+	for (l = 0; l <= arch->n_layers; l++)
+		if (arch->dims[l] < 1 || arch->dims[l] > DLK_MAX_WIDTH)
+			return DLK_EINVAL;
+	if ((int) arch->act < (int) DLK_ACT_RELU ||
+		(int) arch->act > (int) DLK_ACT_IDENTITY)
+		return DLK_EINVAL;
+	if ((int) arch->loss < (int) DLK_LOSS_SOFTMAX_CE ||
+		(int) arch->loss > (int) DLK_LOSS_MSE)
+		return DLK_EINVAL;
+	/* a softmax over one class is constant: nothing to learn */
+	if (arch->loss == DLK_LOSS_SOFTMAX_CE && arch->dims[arch->n_layers] < 2)
+		return DLK_EINVAL;
+	return DLK_OK;
+}
+
+/* *acc += a * b, failing (returning 0) on size_t overflow. */
+static int
+add_mul(size_t *acc, size_t a, size_t b)
+{
+	size_t		p;
+
+	if (a != 0 && b > SIZE_MAX / a)
+		return 0;
+	p = a * b;
+	if (*acc > SIZE_MAX - p)
+		return 0;
+	*acc += p;
+	return 1;
+}
+
+/* Widest layer output, dims[1..L]: the width of the backward buffers. */
+static int
+max_out_width(const dlk_arch *arch)
+{
+	int			w = 0;
+	int			l;
+
+	for (l = 1; l <= arch->n_layers; l++)
+		if (arch->dims[l] > w)
+			w = arch->dims[l];
+	return w;
+}
+
+dlk_status
+dlk_sizes_for(dlk_sizes *out, const dlk_arch *arch, int max_batch,
+			  dlk_opt_kind opt)
+{
+	size_t		np = 0;
+	size_t		nw = 0;
+	size_t		mb;
+	int			l;
+	dlk_status	st;
+
+	if (out == NULL)
+		return DLK_EINVAL;
+	if ((st = dlk_arch_check(arch)) != DLK_OK)
+		return st;
+	if (max_batch < 1)
+		return DLK_EINVAL;
+	if ((int) opt < (int) DLK_OPT_SGD || (int) opt > (int) DLK_OPT_ADAMW)
+		return DLK_EINVAL;
+
+	mb = (size_t) max_batch;
+	for (l = 0; l < arch->n_layers; l++)
+	{
+		size_t		in = (size_t) arch->dims[l];
+		size_t		o = (size_t) arch->dims[l + 1];
+
+		if (!add_mul(&np, o, in + 1))	/* W [O x I] and b [O] */
+			return DLK_EINVAL;
+		if (!add_mul(&nw, mb, o))	/* act[l] */
+			return DLK_EINVAL;
+	}
+	if (!add_mul(&nw, 2 * mb, (size_t) max_out_width(arch)))	/* dbuf[0..1] */
+		return DLK_EINVAL;
+
+	out->n_params = np;
+	out->n_opt_state = 0;
+	if (!add_mul(&out->n_opt_state, opt == DLK_OPT_SGD ? 1 : 2, np))
+		return DLK_EINVAL;
+	out->n_work = nw;
+	return DLK_OK;
+}
+
+dlk_status
+dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
+			 int use_blas, float *params, float *grads,
+			 float *opt_state, float *work)
+{
+	dlk_sizes	sz;
+	dlk_status	st;
+	size_t		off = 0;
+	size_t		hmax;
+	int			l;
+
+	if (net == NULL || params == NULL || work == NULL)
+		return DLK_EINVAL;
+	/* the optimizer kind is not known here; size for Adam, the larger */
+	if ((st = dlk_sizes_for(&sz, arch, max_batch, DLK_OPT_ADAM)) != DLK_OK)
+		return st;
+	if (use_blas != 0 && use_blas != 1)
+		return DLK_EINVAL;
+	if (use_blas && !dlk_blas_available())
+		return DLK_ENOBLAS;
+
+	memset(net, 0, sizeof(*net));
+	net->arch = *arch;
+	net->max_batch = max_batch;
+	net->use_blas = use_blas;
+	net->params = params;
+	net->grads = grads;
+	net->opt_state = opt_state;
+	net->work = work;
+	net->n_params = sz.n_params;
+	net->step = 0;
+
+	for (l = 0; l < arch->n_layers; l++)
+	{
+		size_t		in = (size_t) arch->dims[l];
+		size_t		o = (size_t) arch->dims[l + 1];
+
+		net->W[l] = params + off;
+		net->b[l] = params + off + o * in;
+		if (grads != NULL)
+		{
+			net->gW[l] = grads + off;
+			net->gb[l] = grads + off + o * in;
+		}
+		off += o * (in + 1);
+	}
+
+	off = 0;
+	for (l = 0; l < arch->n_layers; l++)
+	{
+		net->act[l] = work + off;
+		off += (size_t) max_batch * (size_t) arch->dims[l + 1];
+	}
+	hmax = (size_t) max_batch * (size_t) max_out_width(arch);
+	net->dbuf[0] = work + off;
+	net->dbuf[1] = work + off + hmax;
+
+	/*
+	 * The optimizer state size depends on the optimizer, unknown here: zero
+	 * the m slot always, and v only for Adam, whose dlk_sizes_for says 2 *
+	 * n_params.  The caller passes a buffer of n_opt_state floats for its
+	 * optimizer; SGD's is n_params, so we cannot touch the second half
+	 * blindly.  dlk_opt_step zeroes v on Adam's first step instead.
+	 */
+	if (grads != NULL)
+		memset(grads, 0, sz.n_params * sizeof(float));
+	if (opt_state != NULL)
+		memset(opt_state, 0, sz.n_params * sizeof(float));
+	return DLK_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Random numbers: splitmix64 seeding, xoshiro256** generator
+ * ------------------------------------------------------------------------ */
+
+static uint64_t
+splitmix64(uint64_t *x)
+{
+	uint64_t	z = (*x += UINT64_C(0x9E3779B97F4A7C15));
+
+	z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+	z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t
+rotl64(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+void
+dlk_rng_seed(dlk_rng *rng, uint64_t seed)
+{
+	uint64_t	x = seed;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+		rng->s[i] = splitmix64(&x);
+}
+
+uint64_t
+dlk_rng_next(dlk_rng *rng)
+{
+	uint64_t   *s = rng->s;
+	uint64_t	result = rotl64(s[1] * 5, 7) * 9;
+	uint64_t	t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl64(s[3], 45);
+	return result;
+}
+
+double
+dlk_rng_uniform(dlk_rng *rng)
+{
+	return (double) (dlk_rng_next(rng) >> 11) * 0x1.0p-53;
+}
+
+/*
+ * Unbiased integer in [0, n): reject the lowest (2^64 mod n) values so that
+ * the accepted range is a multiple of n, then reduce.  Expected draws < 2.
+ */
+uint64_t
+dlk_rng_below(dlk_rng *rng, uint64_t n)
+{
+	uint64_t	threshold;
+	uint64_t	r;
+
+	if (n <= 1)
+		return 0;
+	threshold = (0 - n) % n;	/* = 2^64 mod n */
+	do
+		r = dlk_rng_next(rng);
+	while (r < threshold);
+	return r % n;
+}
+
+void
+dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n)
+{
+	size_t		i;
+
+	if (n < 2)
+		return;
+	for (i = n - 1; i > 0; i--)
+	{
+		size_t		j = (size_t) dlk_rng_below(rng, (uint64_t) i + 1);
+		uint32_t	tmp = idx[i];
+
+		idx[i] = idx[j];
+		idx[j] = tmp;
+	}
+}
+
+/*
+ * Layer by layer, W row-major then b: W ~ U(-a, a) with a = sqrt(6 / I)
+ * (He) for a hidden layer followed by ReLU, a = sqrt(6 / (I + O)) (Glorot)
+ * otherwise; b = 0.  Bounds and values are computed in double, so the model
+ * depends on the seed only.
+ */
+void
+dlk_init_params(dlk_net *net, uint64_t seed)
+{
+	dlk_rng		rng;
+	int			L = net->arch.n_layers;
+	int			l;
+
+	dlk_rng_seed(&rng, seed);
+	for (l = 0; l < L; l++)
+	{
+		int			in = net->arch.dims[l];
+		int			o = net->arch.dims[l + 1];
+		size_t		n = (size_t) o * (size_t) in;
+		double		a;
+		size_t		k;
+
+		if (l < L - 1 && net->arch.act == DLK_ACT_RELU)
+			a = sqrt(6.0 / (double) in);
+		else
+			a = sqrt(6.0 / (double) (in + o));
+		for (k = 0; k < n; k++)
+			net->W[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+		memset(net->b[l], 0, (size_t) o * sizeof(float));
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Dense layer
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Y[B x O] = act(Y + b) row by row, b [O]: the bias and the activation in
+ * one pass over the GEMM's output.
+ */
+static void
+bias_act(float *Y, const float *b, int B, int O, dlk_act act)
+{
+	int			r;
+	int			o;
+
+	for (r = 0; r < B; r++)
+	{
+		float	   *y = Y + (size_t) r * O;
+
+		switch (act)
+		{
+			case DLK_ACT_RELU:
+				for (o = 0; o < O; o++)
+				{
+					float		v = y[o] + b[o];
+
+					y[o] = v < 0.0f ? 0.0f : v;	/* NaN propagates */
+				}
+				break;
+			case DLK_ACT_TANH:
+				for (o = 0; o < O; o++)
+					y[o] = tanhf(y[o] + b[o]);
+				break;
+			case DLK_ACT_SIGMOID:
+				for (o = 0; o < O; o++)
+					y[o] = 1.0f / (1.0f + expf(-(y[o] + b[o])));
+				break;
+			case DLK_ACT_IDENTITY:
+			default:
+				for (o = 0; o < O; o++)
+					y[o] += b[o];
+				break;
+		}
+	}
+}
+
+/* Y[B x O] = X[B x I] W[O x I]^T, no bias. */
+static dlk_status
+matmul_xwt(float *Y, const float *X, const float *W, int B, int I, int O,
+		   int use_blas)
+{
+	int			r;
+	int			o;
+	int			i;
+
+	if (use_blas)
+	{
+		if (dlk_cblas_sgemm == NULL)
+			return DLK_ENOBLAS;
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
+						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, I, W, I,
+						0.0f, Y, O);
+		return DLK_OK;
+	}
+	/* reference: one dot product of two contiguous rows per output */
+	for (r = 0; r < B; r++)
+	{
+		const float *x = X + (size_t) r * I;
+		float	   *y = Y + (size_t) r * O;
+
+		for (o = 0; o < O; o++)
+		{
+			const float *w = W + (size_t) o * I;
+			float		s = 0.0f;
+
+			for (i = 0; i < I; i++)
+				s += x[i] * w[i];
+			y[o] = s;
+		}
+	}
+	return DLK_OK;
+}
+
+static int
+dense_sizes_ok(int B, int I, int O)
+{
+	return B >= 1 && I >= 1 && O >= 1 && I <= DLK_MAX_WIDTH &&
+		O <= DLK_MAX_WIDTH;
+}
+
+dlk_status
+dlk_dense_forward(float *Y, const float *X, const float *W,
+				  const float *b, int B, int I, int O, int use_blas)
+{
+	dlk_status	st;
+
+	if (!dense_sizes_ok(B, I, O))
+		return DLK_EINVAL;
+	if ((st = matmul_xwt(Y, X, W, B, I, O, use_blas)) != DLK_OK)
+		return st;
+	bias_act(Y, b, B, O, DLK_ACT_IDENTITY);
+	return DLK_OK;
+}
+
+/*
+ * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I].
+ */
+dlk_status
+dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
+				   const float *X, const float *W, int B, int I,
+				   int O, int use_blas)
+{
+	int			r;
+	int			o;
+	int			i;
+
+	if (!dense_sizes_ok(B, I, O))
+		return DLK_EINVAL;
+	if (use_blas && dlk_cblas_sgemm == NULL)
+		return DLK_ENOBLAS;
+
+	/* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous */
+	memcpy(gb, dY, (size_t) O * sizeof(float));
+	for (r = 1; r < B; r++)
+	{
+		const float *dy = dY + (size_t) r * O;
+
+		for (o = 0; o < O; o++)
+			gb[o] += dy[o];
+	}
+
+	if (use_blas)
+	{
+		/* gW[O x I] = dY^T [O x B] X [B x I] */
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
+						DLK_CBLAS_NO_TRANS, O, I, B, 1.0f, dY, O, X, I,
+						0.0f, gW, I);
+		/* dX[B x I] = dY [B x O] W [O x I] */
+		if (dX != NULL)
+			dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
+							DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, O, W, I,
+							0.0f, dX, I);
+		return DLK_OK;
+	}
+
+	/* reference gW: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
+	memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
+	for (r = 0; r < B; r++)
+	{
+		const float *x = X + (size_t) r * I;
+		const float *dy = dY + (size_t) r * O;
+
+		for (o = 0; o < O; o++)
+		{
+			float	   *gw = gW + (size_t) o * I;
+			float		d = dy[o];
+
+			for (i = 0; i < I; i++)
+				gw[i] += d * x[i];
+		}
+	}
+
+	/* reference dX: dX[r, :] = sum_o dY[r, o] * W[o, :] */
+	if (dX != NULL)
+	{
+		for (r = 0; r < B; r++)
+		{
+			float	   *dx = dX + (size_t) r * I;
+			const float *dy = dY + (size_t) r * O;
+
+			memset(dx, 0, (size_t) I * sizeof(float));
+			for (o = 0; o < O; o++)
+			{
+				const float *w = W + (size_t) o * I;
+				float		d = dy[o];
+
+				for (i = 0; i < I; i++)
+					dx[i] += d * w[i];
+			}
+		}
+	}
+	return DLK_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Activations
+ * ------------------------------------------------------------------------ */
+
+void
+dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act)
+{
+	size_t		k;
+
+	switch (act)
+	{
+		case DLK_ACT_RELU:
+			for (k = 0; k < n; k++)
+				Y[k] = X[k] < 0.0f ? 0.0f : X[k];	/* NaN propagates */
+			break;
+		case DLK_ACT_TANH:
+			for (k = 0; k < n; k++)
+				Y[k] = tanhf(X[k]);
+			break;
+		case DLK_ACT_SIGMOID:
+			/* exp(-x) overflows to inf for x << 0, giving exactly 0: no NaN */
+			for (k = 0; k < n; k++)
+				Y[k] = 1.0f / (1.0f + expf(-X[k]));
+			break;
+		case DLK_ACT_IDENTITY:
+		default:
+			if (Y != X)
+				memmove(Y, X, n * sizeof(float));
+			break;
+	}
+}
+
+void
+dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
+				 dlk_act act)
+{
+	size_t		k;
+
+	switch (act)
+	{
+		case DLK_ACT_RELU:
+			for (k = 0; k < n; k++)
+				dX[k] = Y[k] > 0.0f ? dY[k] : 0.0f;
+			break;
+		case DLK_ACT_TANH:
+			for (k = 0; k < n; k++)
+				dX[k] = dY[k] * (1.0f - Y[k] * Y[k]);
+			break;
+		case DLK_ACT_SIGMOID:
+			for (k = 0; k < n; k++)
+				dX[k] = dY[k] * Y[k] * (1.0f - Y[k]);
+			break;
+		case DLK_ACT_IDENTITY:
+		default:
+			if (dX != dY)
+				memmove(dX, dY, n * sizeof(float));
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Losses
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Per row z = logits[r, :]: m = max z, s = sum exp(z - m),
+ * loss_r = log s + m - z[y]; dlogits = (exp(z - m) / s - onehot(y)) / B.
+ * The exponentials are written straight into dlogits and rescaled in place.
+ */
+dlk_status
+dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
+			   const int32_t *labels, int B, int C)
+{
+	double		total = 0.0;
+	float		invB;
+	int			r;
+	int			c;
+
+	if (B < 1 || C < 1 || logits == NULL || labels == NULL)
+		return DLK_EINVAL;
+	for (r = 0; r < B; r++)
+		if (labels[r] < 0 || labels[r] >= C)
+			return DLK_EINVAL;
+
+	invB = 1.0f / (float) B;
+	for (r = 0; r < B; r++)
+	{
+		const float *z = logits + (size_t) r * C;
+		int			y = labels[r];
+		float		m = z[0];
+		float		s = 0.0f;
+
+		for (c = 1; c < C; c++)
+			m = z[c] > m ? z[c] : m;
+
+		if (dlogits != NULL)
+		{
+			float	   *d = dlogits + (size_t) r * C;
+			float		scale;
+
+			for (c = 0; c < C; c++)
+			{
+				d[c] = expf(z[c] - m);
+				s += d[c];
+			}
+			scale = invB / s;
+			for (c = 0; c < C; c++)
+				d[c] *= scale;
+			d[y] -= invB;
+		}
+		else
+		{
+			for (c = 0; c < C; c++)
+				s += expf(z[c] - m);
+		}
+		total += log((double) s) + (double) m - (double) z[y];
+	}
+	if (loss != NULL)
+		*loss = total / (double) B;
+	return DLK_OK;
+}
+
+void
+dlk_mse(double *loss, float *dpred, const float *pred,
+		const float *target, int B, int C)
+{
+	size_t		n = (size_t) B * (size_t) C;
+	double		total = 0.0;
+	float		scale;
+	size_t		k;
+
+	if (B < 1 || C < 1)
+	{
+		if (loss != NULL)
+			*loss = 0.0;
+		return;
+	}
+	scale = (float) (2.0 / (double) n);
+	for (k = 0; k < n; k++)
+	{
+		double		e = (double) pred[k] - (double) target[k];
+
+		total += e * e;
+	}
+	if (dpred != NULL)
+		for (k = 0; k < n; k++)
+			dpred[k] = scale * (pred[k] - target[k]);
+	if (loss != NULL)
+		*loss = total / (double) n;
+}
+
+void
+dlk_softmax_rows(float *P, const float *logits, int B, int C)
+{
+	int			r;
+	int			c;
+
+	for (r = 0; r < B; r++)
+	{
+		const float *z = logits + (size_t) r * C;
+		float	   *p = P + (size_t) r * C;
+		float		m = z[0];
+		float		s = 0.0f;
+		float		inv;
+
+		for (c = 1; c < C; c++)
+			m = z[c] > m ? z[c] : m;
+		for (c = 0; c < C; c++)
+		{
+			p[c] = expf(z[c] - m);
+			s += p[c];
+		}
+		inv = 1.0f / s;
+		for (c = 0; c < C; c++)
+			p[c] *= inv;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Optimizers: flat loops over n parameters
+ * ------------------------------------------------------------------------ */
+
+void
+dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
+			 size_t n,
+			 float lr, float momentum, float weight_decay)
+{
+	size_t		k;
+
+	if (momentum == 0.0f || m == NULL)
+	{
+		for (k = 0; k < n; k++)
+			p[k] -= lr * (g[k] + weight_decay * p[k]);
+		return;
+	}
+	for (k = 0; k < n; k++)
+	{
+		float		gk = g[k] + weight_decay * p[k];
+
+		m[k] = momentum * m[k] + gk;
+		p[k] -= lr * m[k];
+	}
+}
+
+void
+dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
+			  float *restrict v, size_t n,
+			  float lr, float beta1, float beta2, float eps,
+			  float weight_decay, long t, int decoupled)
+{
+	/* bias corrections in double: b^t for large t is tiny, 1 - b^t exact */
+	float		inv_bc1 = (float) (1.0 / (1.0 - pow((double) beta1, (double) t)));
+	float		inv_bc2 = (float) (1.0 / (1.0 - pow((double) beta2, (double) t)));
+	float		one_b1 = 1.0f - beta1;
+	float		one_b2 = 1.0f - beta2;
+	float		decay = 1.0f - lr * weight_decay;
+	size_t		k;
+
+	if (t < 1)
+		return;
+	/* two loops, so that neither carries a branch (vectorizable) */
+	if (decoupled)
+	{
+		for (k = 0; k < n; k++)
+		{
+			float		pk = p[k] * decay;
+			float		gk = g[k];
+			float		mk = beta1 * m[k] + one_b1 * gk;
+			float		vk = beta2 * v[k] + one_b2 * gk * gk;
+
+			m[k] = mk;
+			v[k] = vk;
+			p[k] = pk - lr * (mk * inv_bc1) / (sqrtf(vk * inv_bc2) + eps);
+		}
+	}
+	else
+	{
+		for (k = 0; k < n; k++)
+		{
+			float		pk = p[k];
+			float		gk = g[k] + weight_decay * pk;
+			float		mk = beta1 * m[k] + one_b1 * gk;
+			float		vk = beta2 * v[k] + one_b2 * gk * gk;
+
+			m[k] = mk;
+			v[k] = vk;
+			p[k] = pk - lr * (mk * inv_bc1) / (sqrtf(vk * inv_bc2) + eps);
+		}
+	}
+}
+
+void
+dlk_opt_step(dlk_net *net, const dlk_opt *opt)
+{
+	size_t		n = net->n_params;
+
+	if (net->grads == NULL || opt == NULL)
+		return;
+	net->step++;
+	switch (opt->kind)
+	{
+		case DLK_OPT_SGD:
+			dlk_sgd_step(net->params, net->grads, net->opt_state, n,
+						 opt->lr, opt->momentum, opt->weight_decay);
+			break;
+		case DLK_OPT_ADAM:
+		case DLK_OPT_ADAMW:
+			if (net->opt_state == NULL)
+				return;
+			/* dlk_net_bind zeroed m only: v starts at zero on step 1 */
+			if (net->step == 1)
+				memset(net->opt_state + n, 0, n * sizeof(float));
+			dlk_adam_step(net->params, net->grads, net->opt_state,
+						  net->opt_state + n, n, opt->lr, opt->beta1,
+						  opt->beta2, opt->eps, opt->weight_decay,
+						  net->step, opt->kind == DLK_OPT_ADAMW);
+			break;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Whole network
+ * ------------------------------------------------------------------------ */
+
+/* Forward into act[0..L-1]; X [B x D]. */
+static dlk_status
+net_forward(dlk_net *net, const float *X, int B)
+{
+	int			L = net->arch.n_layers;
+	const float *in = X;
+	int			l;
+	dlk_status	st;
+
+	for (l = 0; l < L; l++)
+	{
+		int			I = net->arch.dims[l];
+		int			O = net->arch.dims[l + 1];
+
+		st = matmul_xwt(net->act[l], in, net->W[l], B, I, O, net->use_blas);
+		if (st != DLK_OK)
+			return st;
+		bias_act(net->act[l], net->b[l], B, O,
+				 l < L - 1 ? net->arch.act : DLK_ACT_IDENTITY);
+		in = net->act[l];
+	}
+	return DLK_OK;
+}
+
+const float *
+dlk_forward(dlk_net *net, const float *X, int B)
+{
+	if (net == NULL || X == NULL || B < 1 || B > net->max_batch)
+		return NULL;
+	if (net_forward(net, X, B) != DLK_OK)
+		return NULL;
+	return net->act[net->arch.n_layers - 1];
+}
+
+/* 1 if every one of x[0..n) is finite; bit test so the loop vectorizes. */
+static int
+all_finite(const float *x, size_t n)
+{
+	uint32_t	bad = 0;
+	size_t		k;
+
+	for (k = 0; k < n; k++)
+	{
+		uint32_t	u;
+
+		memcpy(&u, &x[k], sizeof(u));
+		bad |= ((u & 0x7f800000u) == 0x7f800000u);
+	}
+	return bad == 0;
+}
+
+dlk_status
+dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
+			  const float *targets, int B, double *loss)
+{
+	int			L;
+	int			C;
+	int			cur = 0;
+	int			l;
+	double		lv = 0.0;
+	dlk_status	st;
+
+	if (net == NULL || X == NULL || net->grads == NULL ||
+		B < 1 || B > net->max_batch)
+		return DLK_EINVAL;
+	L = net->arch.n_layers;
+	C = net->arch.dims[L];
+
+	if ((st = net_forward(net, X, B)) != DLK_OK)
+		return st;
+
+	/* loss and dL/d(output) into dbuf[0] */
+	if (net->arch.loss == DLK_LOSS_SOFTMAX_CE)
+	{
+		if (labels == NULL)
+			return DLK_EINVAL;
+		st = dlk_softmax_ce(&lv, net->dbuf[0], net->act[L - 1], labels, B, C);
+		if (st != DLK_OK)
+			return st;
+	}
+	else
+	{
+		if (targets == NULL)
+			return DLK_EINVAL;
+		dlk_mse(&lv, net->dbuf[0], net->act[L - 1], targets, B, C);
+	}
+	if (loss != NULL)
+		*loss = lv;
+	if (!isfinite(lv))
+		return DLK_ENONFINITE;
+
+	/*
+	 * Backward.  dbuf[cur] holds dL/d(output of layer l) [B x O]; the input
+	 * gradient goes to dbuf[1 - cur], through the activation of layer l-1
+	 * (computed from its output act[l-1]) in place.
+	 */
+	for (l = L - 1; l >= 0; l--)
+	{
+		int			I = net->arch.dims[l];
+		int			O = net->arch.dims[l + 1];
+		const float *in = l > 0 ? net->act[l - 1] : X;
+		float	   *dX = l > 0 ? net->dbuf[1 - cur] : NULL;
+
+		st = dlk_dense_backward(dX, net->gW[l], net->gb[l], net->dbuf[cur],
+								in, net->W[l], B, I, O, net->use_blas);
+		if (st != DLK_OK)
+			return st;
+		if (l > 0)
+		{
+			dlk_act_backward(dX, dX, net->act[l - 1], (size_t) B * I,
+							 net->arch.act);
+			cur = 1 - cur;
+		}
+	}
+
+	if (!all_finite(net->grads, net->n_params))
+		return DLK_ENONFINITE;
+	return DLK_OK;
+}
+
+dlk_status
+dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
+			   const float *targets, int B, const dlk_opt *opt,
+			   double *loss)
+{
+	dlk_status	st;
+
+	if (opt == NULL || (int) opt->kind < (int) DLK_OPT_SGD ||
+		(int) opt->kind > (int) DLK_OPT_ADAMW)
+		return DLK_EINVAL;
+	if (net != NULL && net->opt_state == NULL &&
+		(opt->kind != DLK_OPT_SGD || opt->momentum != 0.0f))
+		return DLK_EINVAL;
+	if ((st = dlk_loss_grad(net, X, labels, targets, B, loss)) != DLK_OK)
+		return st;
+	dlk_opt_step(net, opt);
+	return DLK_OK;
+}
+
+const char *
+dlk_status_string(dlk_status st)
+{
+	switch (st)
+	{
+		case DLK_OK:
+			return "ok";
+		case DLK_EINVAL:
+			return "invalid argument";
+		case DLK_ENOBLAS:
+			return "BLAS path requested but no BLAS library is bound";
+		case DLK_EBLASLOAD:
+			return "could not load the BLAS library";
+		case DLK_ENONFINITE:
+			return "loss or gradients are not finite";
+	}
+	return "unknown status";
+}

@@ -1,0 +1,256 @@
+/*
+ * dlk.h — dltrain's kernel library: dense networks, losses and optimizers.
+ *
+ * This library includes no PostgreSQL header.  It never allocates, prints,
+ * exits or longjmps: every buffer comes from the caller (the glue allocates it
+ * in a memory context, so an error or a cancel releases it), and functions
+ * report trouble through a dlk_status.
+ *
+ * A network is a stack of dense layers.  Layer l maps dims[l] inputs to
+ * dims[l+1] outputs; every layer but the last is followed by the hidden
+ * activation; the last layer's output is the logits (classification, fed to a
+ * fused softmax cross-entropy) or the prediction (regression, fed to mean
+ * squared error).
+ *
+ * Dimension letters: B batch rows, I a layer's inputs, O a layer's outputs,
+ * D the network input width, C the network output width (classes or targets).
+ * All matrices are row-major.  A layer's weight W is [O x I] (the layout of
+ * PyTorch's nn.Linear.weight), its bias b is [O].  Activations are [B x width].
+ *
+ * Memory layout.  All parameters live in ONE contiguous float buffer:
+ *     W_0, b_0, W_1, b_1, ..., W_{L-1}, b_{L-1}
+ * The gradient buffer has exactly the same layout, and so does each slot of
+ * the optimizer state (Adam: m then v, each n_params floats; SGD: one
+ * momentum slot).  The optimizer is therefore one flat loop, and a model
+ * serializes or copies in one piece.
+ *
+ * BLAS.  The fast path calls cblas_sgemm through a pointer bound at run time
+ * by dlk_blas_open(): the glue opens OpenBLAS only in a backend that trains,
+ * with signals blocked, so that OpenBLAS never starts threads in the
+ * postmaster or in backends that do not train, and its threads inherit a
+ * mask that blocks PostgreSQL's signals.  Every kernel also has a plain
+ * reference version (use_blas = 0) that the tests compare the fast one with.
+ */
+#ifndef DLK_H
+#define DLK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DLK_MAX_LAYERS 16			/* dense layers, output layer included */
+#define DLK_MAX_WIDTH  65536		/* any layer width */
+
+typedef enum dlk_status
+{
+	DLK_OK = 0,
+	DLK_EINVAL,					/* bad argument (sizes, enum values) */
+	DLK_ENOBLAS,				/* BLAS path asked for, but no BLAS bound */
+	DLK_EBLASLOAD,				/* dlopen/dlsym of the BLAS library failed */
+	DLK_ENONFINITE				/* loss or gradients became NaN/Inf */
+} dlk_status;
+
+typedef enum dlk_act
+{
+	DLK_ACT_RELU = 0,
+	DLK_ACT_TANH,
+	DLK_ACT_SIGMOID,
+	DLK_ACT_IDENTITY
+} dlk_act;
+
+typedef enum dlk_loss
+{
+	DLK_LOSS_SOFTMAX_CE = 0,	/* classification: logits -> softmax -> NLL */
+	DLK_LOSS_MSE				/* regression: mean over B*C of (pred-target)^2 */
+} dlk_loss;
+
+typedef enum dlk_opt_kind
+{
+	DLK_OPT_SGD = 0,			/* SGD with (heavy-ball) momentum, L2 weight decay */
+	DLK_OPT_ADAM,				/* Adam, L2 weight decay added to the gradient */
+	DLK_OPT_ADAMW				/* Adam with decoupled weight decay */
+} dlk_opt_kind;
+
+typedef struct dlk_arch
+{
+	int			n_layers;		/* dense layers, >= 1 */
+	int			dims[DLK_MAX_LAYERS + 1];	/* dims[0] = D, dims[n_layers] = C */
+	dlk_act		act;			/* activation after every hidden layer */
+	dlk_loss	loss;
+} dlk_arch;
+
+typedef struct dlk_opt
+{
+	dlk_opt_kind kind;
+	float		lr;
+	float		momentum;		/* SGD only */
+	float		beta1;			/* Adam/AdamW */
+	float		beta2;
+	float		eps;
+	float		weight_decay;
+} dlk_opt;
+
+/* Sizes, in floats, of the buffers a network needs. */
+typedef struct dlk_sizes
+{
+	size_t		n_params;		/* parameters; gradients have the same size */
+	size_t		n_opt_state;	/* optimizer state: SGD n_params, Adam(W) 2*n_params */
+	size_t		n_work;			/* activations and backward scratch for max_batch rows */
+} dlk_sizes;
+
+/*
+ * A network bound to caller-owned buffers.  Pointers in W/b/gW/gb point into
+ * params/grads.  act[l] (l = 0..n_layers-1) is the output of layer l after its
+ * activation (the last one holds logits / predictions), [B x dims[l+1]].
+ */
+typedef struct dlk_net
+{
+	dlk_arch	arch;
+	int			max_batch;
+	int			use_blas;
+	float	   *params;
+	float	   *grads;
+	float	   *opt_state;
+	float	   *work;
+	size_t		n_params;
+	float	   *W[DLK_MAX_LAYERS];
+	float	   *b[DLK_MAX_LAYERS];
+	float	   *gW[DLK_MAX_LAYERS];
+	float	   *gb[DLK_MAX_LAYERS];
+	float	   *act[DLK_MAX_LAYERS];
+	float	   *dbuf[2];		/* two [max_batch x max width] backward buffers */
+	long		step;			/* optimizer steps taken (Adam bias correction) */
+} dlk_net;
+
+/* ---- architecture ---- */
+
+/* Checks an architecture (layer count, widths, enums). */
+dlk_status	dlk_arch_check(const dlk_arch *arch);
+
+/* Buffer sizes for arch with batches of at most max_batch rows. */
+dlk_status	dlk_sizes_for(dlk_sizes *out, const dlk_arch *arch, int max_batch,
+						  dlk_opt_kind opt);
+
+/*
+ * Lays out a network over caller buffers of the sizes from dlk_sizes_for.
+ * grads and opt_state may be NULL for an inference-only network; params and
+ * work (n_work floats, the activations) may not.  Zeroes grads and the first
+ * n_params floats of opt_state (Adam's second slot is zeroed by the first
+ * dlk_opt_step); leaves params untouched.
+ */
+dlk_status	dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
+						 int use_blas, float *params, float *grads,
+						 float *opt_state, float *work);
+
+/* ---- random numbers (also used by the glue for seeded shuffles) ---- */
+
+typedef struct dlk_rng
+{
+	uint64_t	s[4];			/* xoshiro256** state */
+} dlk_rng;
+
+void		dlk_rng_seed(dlk_rng *rng, uint64_t seed);	/* splitmix64 expansion */
+uint64_t	dlk_rng_next(dlk_rng *rng);
+double		dlk_rng_uniform(dlk_rng *rng);	/* [0, 1) with 53 random bits */
+uint64_t	dlk_rng_below(dlk_rng *rng, uint64_t n);	/* unbiased, [0, n) */
+/* Fisher-Yates shuffle of idx[0..n). */
+void		dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n);
+
+/*
+ * Initializes every parameter from seed: He-uniform for ReLU layers,
+ * Xavier (Glorot) uniform for tanh, sigmoid and the output layer; biases 0.
+ */
+void		dlk_init_params(dlk_net *net, uint64_t seed);
+
+/* ---- layers: outputs first, then inputs, then sizes ---- */
+
+/* Y[B x O] = X[B x I] * W^T + b */
+dlk_status	dlk_dense_forward(float *Y, const float *X, const float *W,
+							  const float *b, int B, int I, int O, int use_blas);
+
+/*
+ * Given dY[B x O]: gW[O x I] = dY^T X, gb[O] = column sums of dY (both
+ * overwritten, not accumulated), and dX[B x I] = dY W unless dX is NULL.
+ */
+dlk_status	dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
+							   const float *X, const float *W, int B, int I,
+							   int O, int use_blas);
+
+/* Y = act(X) elementwise (Y may equal X). */
+void		dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act);
+
+/* dX = dY * act'(.) computed from the activation OUTPUT Y (dX may equal dY). */
+void		dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
+							 dlk_act act);
+
+/*
+ * Fused, numerically stable softmax + cross-entropy.  labels[B] in [0, C).
+ * *loss = mean over the batch of -log p[label]; dlogits = (p - onehot) / B.
+ * dlogits may be NULL (loss only).  Returns DLK_EINVAL for a label out of range.
+ */
+dlk_status	dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
+						   const int32_t *labels, int B, int C);
+
+/* *loss = mean over B*C of (pred - target)^2; dpred = 2 (pred - target) / (B*C). */
+void		dlk_mse(double *loss, float *dpred, const float *pred,
+					const float *target, int B, int C);
+
+/* Row-wise softmax of logits[B x C] into P (P may equal logits). */
+void		dlk_softmax_rows(float *P, const float *logits, int B, int C);
+
+/* ---- optimizers: one flat loop over n parameters ---- */
+
+/*
+ * SGD: g' = g + wd*p; m = momentum*m + g'; p -= lr*m  (m unused when
+ * momentum == 0; PyTorch's convention, dampening 0).
+ */
+void		dlk_sgd_step(float *p, const float *g, float *m, size_t n,
+						 float lr, float momentum, float weight_decay);
+
+/*
+ * Adam (decoupled = 0): g' = g + wd*p, then the Adam update.
+ * AdamW (decoupled = 1): p *= (1 - lr*wd) first, then the Adam update with g.
+ * t is the 1-based step number for bias correction:
+ *   m = b1 m + (1-b1) g';  v = b2 v + (1-b2) g'^2;
+ *   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+ */
+void		dlk_adam_step(float *p, const float *g, float *m, float *v, size_t n,
+						  float lr, float beta1, float beta2, float eps,
+						  float weight_decay, long t, int decoupled);
+
+/* Applies opt to the whole network (increments net->step first). */
+void		dlk_opt_step(dlk_net *net, const dlk_opt *opt);
+
+/* ---- whole network ---- */
+
+/* Forward pass of B <= max_batch rows X[B x D]; returns the output [B x C]. */
+const float *dlk_forward(dlk_net *net, const float *X, int B);
+
+/*
+ * One training step on a batch: forward, loss, backward, optimizer step.
+ * Classification reads labels (targets NULL); regression reads targets[B x C]
+ * (labels NULL).  *loss gets the batch's mean loss before the update.
+ * Returns DLK_ENONFINITE (without updating) if the loss is not finite.
+ */
+dlk_status	dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
+						   const float *targets, int B, const dlk_opt *opt,
+						   double *loss);
+
+/* Forward pass, then backward into net->grads (no update); *loss as above. */
+dlk_status	dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
+						  const float *targets, int B, double *loss);
+
+/* ---- BLAS binding ---- */
+
+/*
+ * Opens the BLAS library at path (NULL: "libopenblas.so.0") and binds
+ * cblas_sgemm and openblas_set_num_threads.  Idempotent.  On failure writes a
+ * message to errbuf.  The caller blocks signals around this call.
+ */
+dlk_status	dlk_blas_open(const char *path, char *errbuf, size_t errlen);
+int			dlk_blas_available(void);
+/* Sets the BLAS thread count (no-op without a bound BLAS). */
+void		dlk_blas_set_threads(int n);
+
+const char *dlk_status_string(dlk_status st);
+
+#endif							/* DLK_H */

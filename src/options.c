@@ -1,0 +1,282 @@
+/*
+ * options.c — the jsonb options of a training.
+ *
+ * Options arrive as one jsonb object.  Every key is checked: an unknown key is
+ * an error that lists the valid ones, and each value must have the right JSON
+ * type and range.  The result is a DltOptions with every default resolved, so
+ * the model stores (and describe() shows) exactly what training used.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+#include "dltrain.h"
+
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task"
+
+#define MAX_BATCH_SIZE 1048576
+#define MAX_EPOCHS 1000000
+
+void
+DltOptionsDefault(DltOptions *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->n_hidden = 1;
+	opts->hidden[0] = 64;
+	opts->activation = DLK_ACT_RELU;
+	opts->optimizer = DLK_OPT_ADAM;
+	opts->lr = 0.001;
+	opts->momentum = 0.9;
+	opts->weight_decay = 0.0;
+	opts->batch_size = 128;
+	opts->epochs = 10;
+	opts->seed = 42;
+	opts->shuffle = true;
+	opts->normalize = true;
+	opts->task = DLT_TASK_AUTO;
+}
+
+const char *
+DltActName(dlk_act act)
+{
+	switch (act)
+	{
+		case DLK_ACT_RELU:
+			return "relu";
+		case DLK_ACT_TANH:
+			return "tanh";
+		case DLK_ACT_SIGMOID:
+			return "sigmoid";
+		case DLK_ACT_IDENTITY:
+			return "identity";
+	}
+	return "?";
+}
+
+const char *
+DltOptimizerName(dlk_opt_kind kind)
+{
+	switch (kind)
+	{
+		case DLK_OPT_SGD:
+			return "sgd";
+		case DLK_OPT_ADAM:
+			return "adam";
+		case DLK_OPT_ADAMW:
+			return "adamw";
+	}
+	return "?";
+}
+
+const char *
+DltTaskName(DltTask task)
+{
+	switch (task)
+	{
+		case DLT_TASK_AUTO:
+			return "auto";
+		case DLT_TASK_CLASSIFICATION:
+			return "classification";
+		case DLT_TASK_REGRESSION:
+			return "regression";
+	}
+	return "?";
+}
+
+static void
+OptionTypeError(const char *key, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be %s", key, what)));
+}
+
+/* A JSON number as a finite double, or an error naming the option. */
+static double
+OptionNumber(const char *key, JsonbValue *v, const char *what)
+{
+	double		d;
+
+	if (v->type != jbvNumeric)
+		OptionTypeError(key, what);
+	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
+										   NumericGetDatum(v->val.numeric)));
+	if (!isfinite(d))
+		OptionTypeError(key, what);
+	return d;
+}
+
+/* A JSON integer within [lo, hi], or an error naming the option. */
+static int64
+OptionInteger(const char *key, JsonbValue *v, int64 lo, int64 hi, const char *what)
+{
+	double		d = OptionNumber(key, v, what);
+
+	if (d != floor(d) || d < (double) lo || d > (double) hi)
+		OptionTypeError(key, what);
+	return (int64) d;
+}
+
+static bool
+OptionBool(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvBool)
+		OptionTypeError(key, "a boolean");
+	return v->val.boolean;
+}
+
+/* Matches a JSON string against names[]; returns the index. */
+static int
+OptionEnum(const char *key, JsonbValue *v, const char *const *names, int n,
+		   const char *what)
+{
+	if (v->type == jbvString)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			if (strlen(names[i]) == (size_t) v->val.string.len &&
+				memcmp(names[i], v->val.string.val, v->val.string.len) == 0)
+				return i;
+		}
+	}
+	OptionTypeError(key, what);
+	return -1;					/* keep compiler quiet */
+}
+
+static void
+ParseHidden(DltOptions *opts, JsonbValue *v)
+{
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+	int			n = 0;
+	const char *what = "an array of positive integer layer widths";
+
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		OptionTypeError("hidden", what);
+
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		int64		w;
+
+		if (tok != WJB_ELEM)
+			continue;
+		if (n >= DLK_MAX_LAYERS - 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"hidden\" has more than %d layers",
+							DLK_MAX_LAYERS - 1)));
+		if (elem.type != jbvNumeric)
+			OptionTypeError("hidden", what);
+		w = OptionInteger("hidden", &elem, PG_INT64_MIN, PG_INT64_MAX, what);
+		if (w <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("layer width %lld in option \"hidden\" must be positive",
+							(long long) w)));
+		if (w > DLK_MAX_WIDTH)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("layer width %lld in option \"hidden\" exceeds the maximum of %d",
+							(long long) w, DLK_MAX_WIDTH)));
+		opts->hidden[n++] = (int) w;
+	}
+	opts->n_hidden = n;
+}
+
+/*
+ * Parses jb (NULL: all defaults) into opts.
+ */
+void
+DltOptionsParse(DltOptions *opts, Jsonb *jb)
+{
+	static const char *const acts[] = {"relu", "tanh", "sigmoid"};
+	static const char *const optimizers[] = {"sgd", "adam", "adamw"};
+	static const char *const tasks[] = {"auto", "classification", "regression"};
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		wd_given = false;
+
+	DltOptionsDefault(opts);
+	if (jb == NULL)
+		return;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object"),
+				 errhint("Valid options are: %s.", VALID_OPTIONS)));
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *key;
+
+		if (tok != WJB_KEY)
+			continue;
+		key = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		Assert(tok == WJB_VALUE);
+
+		if (strcmp(key, "hidden") == 0)
+			ParseHidden(opts, &v);
+		else if (strcmp(key, "activation") == 0)
+			opts->activation = (dlk_act) OptionEnum(key, &v, acts, 3,
+													"one of \"relu\", \"tanh\", \"sigmoid\"");
+		else if (strcmp(key, "optimizer") == 0)
+			opts->optimizer = (dlk_opt_kind) OptionEnum(key, &v, optimizers, 3,
+														"one of \"sgd\", \"adam\", \"adamw\"");
+		else if (strcmp(key, "task") == 0)
+			opts->task = (DltTask) OptionEnum(key, &v, tasks, 3,
+											  "one of \"auto\", \"classification\", \"regression\"");
+		else if (strcmp(key, "lr") == 0)
+		{
+			opts->lr = OptionNumber(key, &v, "a positive number");
+			if (opts->lr <= 0 || opts->lr > 1e6)
+				OptionTypeError(key, "a positive number");
+		}
+		else if (strcmp(key, "momentum") == 0)
+		{
+			opts->momentum = OptionNumber(key, &v, "a number in [0, 1)");
+			if (opts->momentum < 0 || opts->momentum >= 1)
+				OptionTypeError(key, "a number in [0, 1)");
+		}
+		else if (strcmp(key, "weight_decay") == 0)
+		{
+			opts->weight_decay = OptionNumber(key, &v, "a non-negative number");
+			if (opts->weight_decay < 0 || opts->weight_decay > 1e6)
+				OptionTypeError(key, "a non-negative number");
+			wd_given = true;
+		}
+		else if (strcmp(key, "batch_size") == 0)
+			opts->batch_size = (int) OptionInteger(key, &v, 1, MAX_BATCH_SIZE,
+												   "an integer between 1 and 1048576");
+		else if (strcmp(key, "epochs") == 0)
+			opts->epochs = (int) OptionInteger(key, &v, 0, MAX_EPOCHS,
+											   "an integer between 0 and 1000000");
+		else if (strcmp(key, "seed") == 0)
+			opts->seed = OptionInteger(key, &v, -(INT64CONST(1) << 53),
+									   INT64CONST(1) << 53,
+									   "an integer of magnitude at most 2^53");
+		else if (strcmp(key, "shuffle") == 0)
+			opts->shuffle = OptionBool(key, &v);
+		else if (strcmp(key, "normalize") == 0)
+			opts->normalize = OptionBool(key, &v);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\"", key),
+					 errhint("Valid options are: %s.", VALID_OPTIONS)));
+		pfree(key);
+	}
+
+	/* AdamW without an explicit decay uses PyTorch's default */
+	if (opts->optimizer == DLK_OPT_ADAMW && !wd_given)
+		opts->weight_decay = 0.01;
+}

@@ -1,0 +1,1490 @@
+/*
+ * test_kernels.c — standalone tests of dltrain's kernel library (no
+ * PostgreSQL).  Built and run by `make -C test/kernels check`.
+ *
+ * Dimension letters as in dlk.h: B batch rows, I/O a layer's inputs/outputs,
+ * D network input width, C network output width.
+ *
+ * Gradient checks.  Every backward is compared with central finite
+ * differences of an INDEPENDENT double-precision re-implementation of the
+ * forward pass written here (dense layer, activations, softmax-CE, MSE, the
+ * whole network), evaluated at the same (float) point the kernel saw.  In
+ * double, eps = 1e-6 gives a reference accurate to ~1e-9 (truncation
+ * ~eps^2, rounding ~1e-16/eps), so the only disagreement left is the float32
+ * rounding of the kernel itself: about 1e-6 relative to the magnitude of the
+ * terms summed.  We accept |analytic - reference| <= 1e-3 |reference| + 1e-5,
+ * two orders of magnitude above float noise and far below any real error
+ * (a wrong index, a missing factor, a transposed matrix all give O(1)
+ * relative errors).  ReLU inputs are kept away from the kink, and the data
+ * are seeded, so the tests are deterministic.
+ *
+ * Output: one line per test, then "kernels: N passed, N failed[, N skipped]";
+ * the exit status is nonzero if any test failed.
+ */
+#include "../../src/kernels/dlk.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int	n_passed = 0;
+static int	n_failed = 0;
+static int	n_skipped = 0;
+static char msg[512];			/* failure detail of the current test */
+static int	blas_ok = 0;
+
+static int
+fail(const char *fmt,...)
+{
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+/* test functions return 1 pass, 0 fail (detail in msg), -1 skip (reason in msg) */
+static void
+run_test(const char *name, int (*fn) (void))
+{
+	int			r;
+
+	msg[0] = '\0';
+	r = fn();
+	if (r > 0)
+	{
+		n_passed++;
+		printf("ok    %s\n", name);
+	}
+	else if (r < 0)
+	{
+		n_skipped++;
+		printf("skip  %s: %s\n", name, msg);
+	}
+	else
+	{
+		n_failed++;
+		printf("FAIL  %s: %s\n", name, msg);
+	}
+	fflush(stdout);
+}
+
+/* ---- helpers ---- */
+
+static dlk_rng test_rng;
+
+static float
+urand(float lo, float hi)
+{
+	return lo + (hi - lo) * (float) dlk_rng_uniform(&test_rng);
+}
+
+static void
+fill(float *x, size_t n, float lo, float hi)
+{
+	size_t		k;
+
+	for (k = 0; k < n; k++)
+		x[k] = urand(lo, hi);
+}
+
+/* uniform in +-[0.1, 1): away from ReLU's kink at 0 */
+static void
+fill_away0(float *x, size_t n)
+{
+	size_t		k;
+
+	for (k = 0; k < n; k++)
+	{
+		float		v = urand(0.1f, 1.0f);
+
+		x[k] = dlk_rng_below(&test_rng, 2) ? v : -v;
+	}
+}
+
+static int
+grad_close(double analytic, double ref)
+{
+	return fabs(analytic - ref) <= 1e-3 * fabs(ref) + 1e-5;
+}
+
+static const double FD_EPS = 1e-6;
+
+static double
+act_d(double x, dlk_act act)
+{
+	switch (act)
+	{
+		case DLK_ACT_RELU:
+			return x > 0 ? x : 0;
+		case DLK_ACT_TANH:
+			return tanh(x);
+		case DLK_ACT_SIGMOID:
+			return 1.0 / (1.0 + exp(-x));
+		default:
+			return x;
+	}
+}
+
+static const char *
+act_name(dlk_act a)
+{
+	static const char *names[] = {"relu", "tanh", "sigmoid", "identity"};
+
+	return names[a];
+}
+
+/* softmax-CE of one batch in double: mean_r (logsumexp(z_r) - z_r[y_r]) */
+static double
+ce_d(const double *z, const int32_t *labels, int B, int C)
+{
+	double		total = 0;
+	int			r,
+				c;
+
+	for (r = 0; r < B; r++)
+	{
+		const double *zr = z + (size_t) r * C;
+		double		m = zr[0],
+					s = 0;
+
+		for (c = 1; c < C; c++)
+			if (zr[c] > m)
+				m = zr[c];
+		for (c = 0; c < C; c++)
+			s += exp(zr[c] - m);
+		total += log(s) + m - zr[labels[r]];
+	}
+	return total / B;
+}
+
+static double
+mse_d(const double *p, const float *t, int B, int C)
+{
+	double		total = 0;
+	size_t		k,
+				n = (size_t) B * C;
+
+	for (k = 0; k < n; k++)
+		total += (p[k] - t[k]) * (p[k] - t[k]);
+	return total / (double) n;
+}
+
+/*
+ * Whole-network loss in double.  params in dlk's layout
+ * (W_0 [O x I], b_0 [O], W_1, ...).  Scratch: two buffers of B x maxwidth.
+ */
+#define NET_MAXW 64
+static double
+net_loss_d(const dlk_arch *a, const double *params, const float *X,
+		   const int32_t *labels, const float *targets, int B)
+{
+	static double h0[64 * NET_MAXW],
+				h1[64 * NET_MAXW];
+	double	   *in = h0,
+			   *out = h1;
+	const double *p = params;
+	int			L = a->n_layers;
+	int			l,
+				r,
+				o,
+				i;
+
+	for (r = 0; r < B; r++)
+		for (i = 0; i < a->dims[0]; i++)
+			in[(size_t) r * a->dims[0] + i] = X[(size_t) r * a->dims[0] + i];
+	for (l = 0; l < L; l++)
+	{
+		int			I = a->dims[l],
+					O = a->dims[l + 1];
+		const double *W = p,
+				   *b = p + (size_t) O * I;
+		double	   *tmp;
+
+		for (r = 0; r < B; r++)
+			for (o = 0; o < O; o++)
+			{
+				double		s = b[o];
+
+				for (i = 0; i < I; i++)
+					s += in[(size_t) r * I + i] * W[(size_t) o * I + i];
+				out[(size_t) r * O + o] = l < L - 1 ? act_d(s, a->act) : s;
+			}
+		p += (size_t) O * (I + 1);
+		tmp = in;
+		in = out;
+		out = tmp;
+	}
+	if (a->loss == DLK_LOSS_SOFTMAX_CE)
+		return ce_d(in, labels, B, a->dims[L]);
+	return mse_d(in, targets, B, a->dims[L]);
+}
+
+/* ---- architecture, sizes, bind ---- */
+
+static int
+test_arch_check(void)
+{
+	dlk_arch	a = {3, {4, 5, 6, 2}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE};
+	dlk_arch	bad;
+
+	if (dlk_arch_check(&a) != DLK_OK)
+		return fail("valid arch rejected");
+	if (dlk_arch_check(NULL) != DLK_EINVAL)
+		return fail("NULL accepted");
+	bad = a;
+	bad.n_layers = 0;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("n_layers 0 accepted");
+	bad = a;
+	bad.n_layers = DLK_MAX_LAYERS + 1;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("n_layers 17 accepted");
+	bad = a;
+	bad.dims[2] = 0;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("width 0 accepted");
+	bad = a;
+	bad.dims[0] = -3;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("negative width accepted");
+	bad = a;
+	bad.dims[3] = DLK_MAX_WIDTH + 1;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("width > max accepted");
+	bad = a;
+	bad.act = (dlk_act) 7;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("bad act accepted");
+	bad = a;
+	bad.act = (dlk_act) -1;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("act -1 accepted");
+	bad = a;
+	bad.loss = (dlk_loss) 2;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("bad loss accepted");
+	bad = a;
+	bad.dims[3] = 1;
+	if (dlk_arch_check(&bad) != DLK_EINVAL)
+		return fail("softmax over 1 class accepted");
+	bad.loss = DLK_LOSS_MSE;
+	if (dlk_arch_check(&bad) != DLK_OK)
+		return fail("MSE with 1 output rejected");
+	bad = a;
+	bad.n_layers = DLK_MAX_LAYERS;
+	{
+		int			l;
+
+		for (l = 0; l <= DLK_MAX_LAYERS; l++)
+			bad.dims[l] = l == 0 ? DLK_MAX_WIDTH : 3;
+	}
+	if (dlk_arch_check(&bad) != DLK_OK)
+		return fail("16 layers, max width input rejected");
+	return 1;
+}
+
+static int
+test_sizes_bind(void)
+{
+	dlk_arch	a = {3, {4, 5, 6, 2}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE};
+	dlk_sizes	s;
+	dlk_net		net;
+	float		params[75],
+				grads[75],
+				opt[150],
+				work[250];
+	int			k;
+
+	if (dlk_sizes_for(&s, &a, 10, DLK_OPT_SGD) != DLK_OK)
+		return fail("sizes_for failed");
+	/* 5*4+5 + 6*5+6 + 2*6+2 = 75; work 10*(5+6+2) + 2*10*6 = 250 */
+	if (s.n_params != 75 || s.n_opt_state != 75 || s.n_work != 250)
+		return fail("sgd sizes %zu %zu %zu", s.n_params, s.n_opt_state, s.n_work);
+	if (dlk_sizes_for(&s, &a, 10, DLK_OPT_ADAMW) != DLK_OK || s.n_opt_state != 150)
+		return fail("adamw opt state size");
+	if (dlk_sizes_for(&s, &a, 0, DLK_OPT_SGD) != DLK_EINVAL)
+		return fail("max_batch 0 accepted");
+	if (dlk_sizes_for(&s, &a, 10, (dlk_opt_kind) 9) != DLK_EINVAL)
+		return fail("bad optimizer accepted");
+
+	for (k = 0; k < 75; k++)
+	{
+		params[k] = 1.5f;
+		grads[k] = 7.0f;
+	}
+	for (k = 0; k < 150; k++)
+		opt[k] = 3.0f;
+	if (dlk_net_bind(&net, &a, 10, 0, params, grads, opt, work) != DLK_OK)
+		return fail("bind failed");
+	if (net.W[0] != params || net.b[0] != params + 20 ||
+		net.W[1] != params + 25 || net.b[1] != params + 55 ||
+		net.W[2] != params + 61 || net.b[2] != params + 73 ||
+		net.gW[1] != grads + 25 || net.gb[2] != grads + 73)
+		return fail("parameter pointers wrong");
+	if (net.act[0] != work || net.act[1] != work + 50 || net.act[2] != work + 110 ||
+		net.dbuf[0] != work + 130 || net.dbuf[1] != work + 190)
+		return fail("work pointers wrong");
+	if (net.n_params != 75 || net.step != 0 || net.max_batch != 10)
+		return fail("net fields wrong");
+	for (k = 0; k < 75; k++)
+		if (grads[k] != 0.0f || opt[k] != 0.0f || params[k] != 1.5f)
+			return fail("bind did not zero grads/opt or touched params at %d", k);
+	if (dlk_net_bind(&net, &a, 10, 0, params, NULL, NULL, work) != DLK_OK)
+		return fail("inference-only bind failed");
+	if (dlk_net_bind(&net, &a, 10, 0, params, grads, opt, NULL) != DLK_EINVAL)
+		return fail("NULL work accepted");
+	return 1;
+}
+
+/* ---- PRNG ---- */
+
+static int
+test_rng_known(void)
+{
+	/* xoshiro256** seeded by splitmix64, from an independent implementation */
+	static const uint64_t want0[4] = {
+		UINT64_C(0x99ec5f36cb75f2b4), UINT64_C(0xbf6e1f784956452a),
+		UINT64_C(0x1a5f849d4933e6e0), UINT64_C(0x6aa594f1262d2d2c)};
+	static const uint64_t want1[4] = {
+		UINT64_C(0xbe6a36374160d49b), UINT64_C(0x214aaa0637a688c6),
+		UINT64_C(0xf69d16de9954d388), UINT64_C(0x0c60048c4e96e033)};
+	dlk_rng		r;
+	int			k;
+
+	dlk_rng_seed(&r, 0);
+	for (k = 0; k < 4; k++)
+		if (dlk_rng_next(&r) != want0[k])
+			return fail("seed 0 output %d differs", k);
+	dlk_rng_seed(&r, 12345);
+	for (k = 0; k < 4; k++)
+		if (dlk_rng_next(&r) != want1[k])
+			return fail("seed 12345 output %d differs", k);
+	return 1;
+}
+
+static int
+test_rng_repeat(void)
+{
+	dlk_rng		a,
+				b,
+				c;
+	int			k,
+				diff = 0;
+
+	dlk_rng_seed(&a, 42);
+	dlk_rng_seed(&b, 42);
+	dlk_rng_seed(&c, 43);
+	for (k = 0; k < 1000; k++)
+	{
+		uint64_t	x = dlk_rng_next(&a);
+
+		if (x != dlk_rng_next(&b))
+			return fail("same seed diverged at %d", k);
+		diff += x != dlk_rng_next(&c);
+	}
+	if (diff < 990)
+		return fail("different seeds agree too often (%d differ)", diff);
+	for (k = 0; k < 100000; k++)
+	{
+		double		u = dlk_rng_uniform(&a);
+
+		if (!(u >= 0.0 && u < 1.0))
+			return fail("uniform out of [0,1): %g", u);
+	}
+	return 1;
+}
+
+static int
+test_rng_below(void)
+{
+	dlk_rng		r;
+	int			counts[7] = {0};
+	int			k;
+	uint64_t	big = (UINT64_C(1) << 63) + 1;
+
+	dlk_rng_seed(&r, 7);
+	for (k = 0; k < 100; k++)
+		if (dlk_rng_below(&r, 1) != 0)
+			return fail("below(1) != 0");
+	for (k = 0; k < 70000; k++)
+	{
+		uint64_t	x = dlk_rng_below(&r, 7);
+
+		if (x >= 7)
+			return fail("below(7) gave %llu", (unsigned long long) x);
+		counts[x]++;
+	}
+	for (k = 0; k < 7; k++)		/* expected 10000, sd ~93: 5 sd */
+		if (counts[k] < 9500 || counts[k] > 10500)
+			return fail("below(7) value %d drawn %d times of 70000", k, counts[k]);
+	{
+		/*
+		 * n = 3 * 2^62: 2^64 mod n = 2^62, so a plain r % n would draw
+		 * [0, 2^62) with probability 1/2 instead of 1/3.
+		 */
+		uint64_t	n3 = UINT64_C(3) << 62;
+		int			low = 0;
+
+		for (k = 0; k < 30000; k++)
+		{
+			uint64_t	x = dlk_rng_below(&r, n3);
+
+			if (x >= n3)
+				return fail("below(3*2^62) out of range");
+			low += x < (UINT64_C(1) << 62);
+		}
+		/* expected 10000, sd ~82; biased 15000 */
+		if (low < 9500 || low > 10500)
+			return fail("below(3*2^62) biased: %d of 30000 below 2^62", low);
+	}
+	for (k = 0; k < 1000; k++)
+		if (dlk_rng_below(&r, big) >= big)
+			return fail("below(2^63+1) out of range");
+	return 1;
+}
+
+static int
+test_shuffle(void)
+{
+	enum
+	{
+		N = 1000
+	};
+	uint32_t	a[N],
+				b[N];
+	unsigned char seen[N];
+	dlk_rng		r1,
+				r2;
+	int			k,
+				moved = 0;
+
+	for (k = 0; k < N; k++)
+		a[k] = b[k] = (uint32_t) k;
+	dlk_rng_seed(&r1, 99);
+	dlk_rng_seed(&r2, 99);
+	dlk_shuffle_u32(&r1, a, N);
+	dlk_shuffle_u32(&r2, b, N);
+	if (memcmp(a, b, sizeof(a)) != 0)
+		return fail("same seed, different shuffles");
+	memset(seen, 0, sizeof(seen));
+	for (k = 0; k < N; k++)
+	{
+		if (a[k] >= N || seen[a[k]])
+			return fail("not a permutation at %d", k);
+		seen[a[k]] = 1;
+		moved += a[k] != (uint32_t) k;
+	}
+	if (moved < N / 2)
+		return fail("shuffle left %d of %d in place", N - moved, N);
+	/* all 6 orders of 3 elements equally likely (60000 shuffles, sd ~91) */
+	{
+		int			cnt[27] = {0};
+
+		for (k = 0; k < 60000; k++)
+		{
+			uint32_t	t[3] = {0, 1, 2};
+
+			dlk_shuffle_u32(&r1, t, 3);
+			cnt[t[0] * 9 + t[1] * 3 + t[2]]++;
+		}
+		for (k = 0; k < 27; k++)
+		{
+			int			a0 = k / 9,
+						a1 = (k / 3) % 3,
+						a2 = k % 3;
+			int			perm = a0 != a1 && a1 != a2 && a0 != a2;
+
+			if (perm ? (cnt[k] < 9500 || cnt[k] > 10500) : cnt[k] != 0)
+				return fail("order %d%d%d drawn %d times of 60000", a0, a1, a2, cnt[k]);
+		}
+	}
+	/* n = 0 and 1 are no-ops */
+	dlk_shuffle_u32(&r1, a, 0);
+	b[0] = 5;
+	dlk_shuffle_u32(&r1, b, 1);
+	if (b[0] != 5)
+		return fail("shuffle of 1 element changed it");
+	return 1;
+}
+
+static int
+test_init(void)
+{
+	dlk_arch	a = {3, {20, 30, 10, 4}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE};
+	dlk_sizes	s;
+	static float p1[2000],
+				p2[2000],
+				work[2000];
+	dlk_net		n1,
+				n2;
+	int			l;
+	size_t		k;
+
+	dlk_sizes_for(&s, &a, 1, DLK_OPT_SGD);
+	if (s.n_params > 2000 || s.n_work > 2000)
+		return fail("test buffers too small");
+	for (l = 0; l < 2; l++)
+	{
+		a.act = l == 0 ? DLK_ACT_RELU : DLK_ACT_TANH;
+		if (dlk_net_bind(&n1, &a, 1, 0, p1, NULL, NULL, work) != DLK_OK ||
+			dlk_net_bind(&n2, &a, 1, 0, p2, NULL, NULL, work) != DLK_OK)
+			return fail("bind");
+		memset(p1, 0xff, sizeof(p1));
+		dlk_init_params(&n1, 5);
+		dlk_init_params(&n2, 5);
+		if (memcmp(p1, p2, s.n_params * sizeof(float)) != 0)
+			return fail("same seed, different init");
+		for (k = 0; k < (size_t) a.n_layers; k++)
+		{
+			int			I = a.dims[k],
+						O = a.dims[k + 1];
+			double		bound = (a.act == DLK_ACT_RELU && k < 2) ?
+				sqrt(6.0 / I) : sqrt(6.0 / (I + O));
+			double		mx = 0,
+						mean = 0;
+			size_t		j;
+
+			for (j = 0; j < (size_t) O * I; j++)
+			{
+				double		w = n1.W[k][j];
+
+				if (fabs(w) > bound)
+					return fail("%s layer %zu weight %g beyond bound %g",
+								act_name(a.act), k, w, bound);
+				if (fabs(w) > mx)
+					mx = fabs(w);
+				mean += w;
+			}
+			mean /= (double) O * I;
+			if (mx < 0.9 * bound)
+				return fail("%s layer %zu max |w| %g far below bound %g (wrong scheme?)",
+							act_name(a.act), k, mx, bound);
+			if (fabs(mean) > 0.2 * bound)
+				return fail("layer %zu mean %g not near 0", k, mean);
+			for (j = 0; j < (size_t) O; j++)
+				if (n1.b[k][j] != 0.0f)
+					return fail("bias not zero");
+		}
+		dlk_init_params(&n2, 6);
+		if (memcmp(p1, p2, s.n_params * sizeof(float)) == 0)
+			return fail("different seeds, same init");
+	}
+	return 1;
+}
+
+/* ---- dense layer ---- */
+
+/*
+ * L = sum dY .* Y, Y = X W^T + b, in double; dL/dW = dY^T X etc.  Checked
+ * against every entry of gW, gb, dX.  Outputs pre-filled with NaN to check
+ * that they are overwritten, not accumulated.
+ */
+static double
+dense_L_d(const double *X, const double *W, const double *b, const float *G,
+		  int B, int I, int O)
+{
+	double		L = 0;
+	int			r,
+				o,
+				i;
+
+	for (r = 0; r < B; r++)
+		for (o = 0; o < O; o++)
+		{
+			double		s = b[o];
+
+			for (i = 0; i < I; i++)
+				s += X[r * I + i] * W[o * I + i];
+			L += G[r * O + o] * s;
+		}
+	return L;
+}
+
+static int
+dense_fd(int use_blas)
+{
+	enum
+	{
+		B = 3, I = 4, O = 5
+	};
+	float		X[B * I],
+				W[O * I],
+				b[O],
+				G[B * O],
+				Y[B * O],
+				gW[O * I],
+				gb[O],
+				dX[B * I];
+	double		Xd[B * I],
+				Wd[O * I],
+				bd[O];
+	int			k,
+				r,
+				o;
+
+	fill(X, B * I, -1, 1);
+	fill(W, O * I, -1, 1);
+	fill(b, O, -1, 1);
+	fill(G, B * O, -1, 1);
+	for (k = 0; k < B * I; k++)
+		Xd[k] = X[k];
+	for (k = 0; k < O * I; k++)
+		Wd[k] = W[k];
+	for (k = 0; k < O; k++)
+		bd[k] = b[k];
+	for (k = 0; k < B * O; k++)
+		Y[k] = NAN;
+	for (k = 0; k < O * I; k++)
+		gW[k] = NAN;
+	for (k = 0; k < O; k++)
+		gb[k] = NAN;
+	for (k = 0; k < B * I; k++)
+		dX[k] = NAN;
+
+	if (dlk_dense_forward(Y, X, W, b, B, I, O, use_blas) != DLK_OK)
+		return fail("forward status");
+	for (r = 0; r < B; r++)
+		for (o = 0; o < O; o++)
+		{
+			double		s = bd[o];
+			int			i;
+
+			for (i = 0; i < I; i++)
+				s += Xd[r * I + i] * Wd[o * I + i];
+			if (!(fabs(Y[r * O + o] - s) <= 1e-5 * (1 + fabs(s))))
+				return fail("Y[%d,%d] = %g, want %g", r, o, Y[r * O + o], s);
+		}
+	if (dlk_dense_backward(dX, gW, gb, G, X, W, B, I, O, use_blas) != DLK_OK)
+		return fail("backward status");
+
+#define FD(arr, idx, out, what) \
+	do { \
+		double save = arr[idx], lp, lm, ref; \
+		arr[idx] = save + FD_EPS; \
+		lp = dense_L_d(Xd, Wd, bd, G, B, I, O); \
+		arr[idx] = save - FD_EPS; \
+		lm = dense_L_d(Xd, Wd, bd, G, B, I, O); \
+		arr[idx] = save; \
+		ref = (lp - lm) / (2 * FD_EPS); \
+		if (!grad_close(out[idx], ref)) \
+			return fail("%s[%d] = %.8g, finite difference %.8g", what, idx, \
+						(double) out[idx], ref); \
+	} while (0)
+
+	for (k = 0; k < O * I; k++)
+		FD(Wd, k, gW, "gW");
+	for (k = 0; k < O; k++)
+		FD(bd, k, gb, "gb");
+	for (k = 0; k < B * I; k++)
+		FD(Xd, k, dX, "dX");
+#undef FD
+
+	/* dX = NULL: weight gradients only */
+	for (k = 0; k < O * I; k++)
+		gW[k] = NAN;
+	if (dlk_dense_backward(NULL, gW, gb, G, X, W, B, I, O, use_blas) != DLK_OK)
+		return fail("backward with dX NULL status");
+	for (k = 0; k < O * I; k++)
+		if (!isfinite(gW[k]))
+			return fail("gW not written with dX NULL");
+	if (dlk_dense_forward(Y, X, W, b, 0, I, O, use_blas) != DLK_EINVAL)
+		return fail("B = 0 accepted");
+	return 1;
+}
+
+static int
+test_dense_fd_ref(void)
+{
+	return dense_fd(0);
+}
+
+static int
+test_dense_fd_blas(void)
+{
+	if (!blas_ok)
+		return fail("BLAS library could not be opened"), -1;
+	return dense_fd(1);
+}
+
+static int
+test_dense_blas_vs_ref(void)
+{
+	static const int shapes[][3] = {
+		{7, 13, 5}, {128, 64, 128}, {1, 1, 1}, {33, 17, 65}, {5, 300, 3}
+	};
+	static float X[128 * 300],
+				W[300 * 128],
+				b[128],
+				dY[128 * 128],
+				Y1[128 * 128],
+				Y2[128 * 128],
+				gW1[300 * 128],
+				gW2[300 * 128],
+				gb1[128],
+				gb2[128],
+				dX1[128 * 300],
+				dX2[128 * 300];
+	size_t		s;
+
+	if (!blas_ok)
+		return fail("BLAS library could not be opened"), -1;
+	for (s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++)
+	{
+		int			B = shapes[s][0],
+					I = shapes[s][1],
+					O = shapes[s][2];
+		int			k;
+
+		fill(X, (size_t) B * I, -1, 1);
+		fill(W, (size_t) O * I, -1, 1);
+		fill(b, O, -1, 1);
+		fill(dY, (size_t) B * O, -1, 1);
+		if (dlk_dense_forward(Y1, X, W, b, B, I, O, 0) != DLK_OK ||
+			dlk_dense_forward(Y2, X, W, b, B, I, O, 1) != DLK_OK)
+			return fail("forward status");
+		for (k = 0; k < B * O; k++)
+			if (!(fabsf(Y1[k] - Y2[k]) <= 1e-5f * I))
+				return fail("%dx%dx%d: Y[%d] ref %g blas %g", B, I, O, k, Y1[k], Y2[k]);
+		for (k = 0; k < B * I; k++)
+			dX2[k] = NAN;
+		for (k = 0; k < O * I; k++)
+			gW2[k] = NAN;
+		if (dlk_dense_backward(dX1, gW1, gb1, dY, X, W, B, I, O, 0) != DLK_OK ||
+			dlk_dense_backward(dX2, gW2, gb2, dY, X, W, B, I, O, 1) != DLK_OK)
+			return fail("backward status");
+		for (k = 0; k < O * I; k++)
+			if (!(fabsf(gW1[k] - gW2[k]) <= 1e-5f * B))
+				return fail("%dx%dx%d: gW[%d] ref %g blas %g", B, I, O, k, gW1[k], gW2[k]);
+		for (k = 0; k < O; k++)
+			if (!(fabsf(gb1[k] - gb2[k]) <= 1e-5f * B))
+				return fail("%dx%dx%d: gb[%d]", B, I, O, k);
+		for (k = 0; k < B * I; k++)
+			if (!(fabsf(dX1[k] - dX2[k]) <= 1e-5f * O))
+				return fail("%dx%dx%d: dX[%d] ref %g blas %g", B, I, O, k, dX1[k], dX2[k]);
+	}
+	return 1;
+}
+
+/* ---- activations ---- */
+
+static int
+test_act_fd(void)
+{
+	enum
+	{
+		N = 40
+	};
+	float		x[N],
+				y[N],
+				g[N],
+				dx[N],
+				tmp[N];
+	int			a,
+				k;
+
+	for (a = DLK_ACT_RELU; a <= DLK_ACT_IDENTITY; a++)
+	{
+		fill_away0(x, N);
+		x[0] = 30.0f;			/* saturated regions */
+		x[1] = -30.0f;
+		x[2] = -200.0f;			/* sigmoid: exp overflows, must give 0 */
+		fill(g, N, -1, 1);
+		dlk_act_forward(y, x, N, (dlk_act) a);
+		for (k = 0; k < N; k++)
+		{
+			double		want = act_d(x[k], (dlk_act) a);
+
+			if (!(fabs(y[k] - want) <= 1e-6 * (1 + fabs(want))))
+				return fail("%s forward(%g) = %g, want %g", act_name(a), x[k], y[k], want);
+		}
+		dlk_act_backward(dx, g, y, N, (dlk_act) a);
+		for (k = 0; k < N; k++)
+		{
+			double		ref = g[k] * (act_d((double) x[k] + FD_EPS, (dlk_act) a) -
+									  act_d((double) x[k] - FD_EPS, (dlk_act) a)) / (2 * FD_EPS);
+
+			if (!grad_close(dx[k], ref))
+				return fail("%s backward at x=%g: %.8g, finite difference %.8g",
+							act_name(a), x[k], dx[k], ref);
+		}
+		/* in place: Y == X forward, dX == dY backward */
+		memcpy(tmp, x, sizeof(x));
+		dlk_act_forward(tmp, tmp, N, (dlk_act) a);
+		if (memcmp(tmp, y, sizeof(y)) != 0)
+			return fail("%s in-place forward differs", act_name(a));
+		memcpy(tmp, g, sizeof(g));
+		dlk_act_backward(tmp, tmp, y, N, (dlk_act) a);
+		if (memcmp(tmp, dx, sizeof(dx)) != 0)
+			return fail("%s in-place backward differs", act_name(a));
+	}
+	return 1;
+}
+
+/* ---- losses ---- */
+
+static int
+test_softmax_ce_fd(void)
+{
+	enum
+	{
+		B = 4, C = 5
+	};
+	float		z[B * C],
+				d[B * C];
+	double		zd[B * C],
+				loss,
+				loss2;
+	int32_t		y[B] = {0, 4, 2, 2};
+	int			k;
+
+	fill(z, B * C, -3, 3);
+	for (k = 0; k < B * C; k++)
+		zd[k] = z[k];
+	if (dlk_softmax_ce(&loss, d, z, y, B, C) != DLK_OK)
+		return fail("status");
+	if (!(fabs(loss - ce_d(zd, y, B, C)) <= 1e-6 * (1 + loss)))
+		return fail("loss %.9g, want %.9g", loss, ce_d(zd, y, B, C));
+	for (k = 0; k < B * C; k++)
+	{
+		double		s = zd[k],
+					lp,
+					lm,
+					ref;
+
+		zd[k] = s + FD_EPS;
+		lp = ce_d(zd, y, B, C);
+		zd[k] = s - FD_EPS;
+		lm = ce_d(zd, y, B, C);
+		zd[k] = s;
+		ref = (lp - lm) / (2 * FD_EPS);
+		if (!grad_close(d[k], ref))
+			return fail("dlogits[%d] = %.8g, finite difference %.8g", k, d[k], ref);
+	}
+	if (dlk_softmax_ce(&loss2, NULL, z, y, B, C) != DLK_OK || loss2 != loss)
+		return fail("loss-only call differs");
+
+	/* stability: huge logits */
+	{
+		float		zz[4] = {1000.0f, 0.0f, -1000.0f, 1000.0f};
+		int32_t		yy[2] = {1, 0};
+		float		dd[4];
+
+		/* row 0: logsumexp(1000, 0) - 0 = 1000; row 1: 1000 - (-1000) = 2000 */
+		if (dlk_softmax_ce(&loss, dd, zz, yy, 2, 2) != DLK_OK)
+			return fail("status on large logits");
+		if (!(fabs(loss - 1500.0) < 1e-3))
+			return fail("large-logit loss %g, want 1500", loss);
+		for (k = 0; k < 4; k++)
+			if (!isfinite(dd[k]))
+				return fail("non-finite gradient on large logits");
+	}
+	return 1;
+}
+
+static int
+test_softmax_ce_labels(void)
+{
+	float		z[6] = {0, 1, 2, 3, 4, 5};
+	float		d[6];
+	double		loss;
+	int32_t		neg[2] = {0, -1},
+				high[2] = {3, 1},
+				ok[2] = {2, 0};
+
+	if (dlk_softmax_ce(&loss, d, z, neg, 2, 3) != DLK_EINVAL)
+		return fail("label -1 accepted");
+	if (dlk_softmax_ce(&loss, d, z, high, 2, 3) != DLK_EINVAL)
+		return fail("label C accepted");
+	if (dlk_softmax_ce(&loss, d, z, ok, 2, 3) != DLK_OK)
+		return fail("valid labels rejected");
+	return 1;
+}
+
+static int
+test_mse_fd(void)
+{
+	enum
+	{
+		B = 3, C = 4
+	};
+	float		p[B * C],
+				t[B * C],
+				d[B * C];
+	double		pd[B * C],
+				loss;
+	int			k;
+
+	fill(p, B * C, -2, 2);
+	fill(t, B * C, -2, 2);
+	for (k = 0; k < B * C; k++)
+		pd[k] = p[k];
+	dlk_mse(&loss, d, p, t, B, C);
+	if (!(fabs(loss - mse_d(pd, t, B, C)) <= 1e-6 * (1 + loss)))
+		return fail("loss %.9g, want %.9g", loss, mse_d(pd, t, B, C));
+	for (k = 0; k < B * C; k++)
+	{
+		double		s = pd[k],
+					lp,
+					lm,
+					ref;
+
+		pd[k] = s + FD_EPS;
+		lp = mse_d(pd, t, B, C);
+		pd[k] = s - FD_EPS;
+		lm = mse_d(pd, t, B, C);
+		pd[k] = s;
+		ref = (lp - lm) / (2 * FD_EPS);
+		if (!grad_close(d[k], ref))
+			return fail("dpred[%d] = %.8g, finite difference %.8g", k, d[k], ref);
+	}
+	return 1;
+}
+
+static int
+test_softmax_rows(void)
+{
+	float		z[6] = {1, 2, 3, 1000, 1000, -1000};
+	float		p[6];
+	int			r,
+				c;
+
+	dlk_softmax_rows(p, z, 2, 3);
+	for (r = 0; r < 2; r++)
+	{
+		double		m = -INFINITY,
+					s = 0;
+
+		for (c = 0; c < 3; c++)
+			m = fmax(m, z[r * 3 + c]);
+		for (c = 0; c < 3; c++)
+			s += exp(z[r * 3 + c] - m);
+		for (c = 0; c < 3; c++)
+		{
+			double		want = exp(z[r * 3 + c] - m) / s;
+
+			if (!(fabs(p[r * 3 + c] - want) <= 1e-6))
+				return fail("P[%d,%d] = %g, want %g", r, c, p[r * 3 + c], want);
+		}
+	}
+	dlk_softmax_rows(z, z, 2, 3);	/* in place */
+	if (memcmp(z, p, sizeof(p)) != 0)
+		return fail("in-place result differs");
+	return 1;
+}
+
+/* ---- whole network gradient ---- */
+
+/*
+ * For each activation and loss: dlk_loss_grad's gradient on 60 random
+ * parameters (and every bias of the first and last layer) against central
+ * differences of net_loss_d.  Run on the reference path and, when BLAS is
+ * there, on the BLAS path too (whose gradients must also match the
+ * reference path's).
+ */
+static int
+test_net_grad(void)
+{
+	enum
+	{
+		B = 6, MAXP = 400, MAXWORK = 400
+	};
+	static float params[MAXP],
+				grads[MAXP],
+				grads_ref[MAXP],
+				opt[2 * MAXP],
+				work[MAXWORK];
+	static double pd[MAXP];
+	float		X[B * 5],
+				T[B * 3];
+	int32_t		y[B];
+	int			a,
+				lossk,
+				path;
+
+	for (a = DLK_ACT_RELU; a <= DLK_ACT_IDENTITY; a++)
+		for (lossk = DLK_LOSS_SOFTMAX_CE; lossk <= DLK_LOSS_MSE; lossk++)
+			for (path = 0; path <= blas_ok; path++)
+			{
+				dlk_arch	arch = {3, {5, 7, 6, 3}, (dlk_act) a, (dlk_loss) lossk};
+				dlk_sizes	sz;
+				dlk_net		net;
+				double		loss,
+							want;
+				size_t		k,
+							nchk;
+				int			t;
+
+				dlk_sizes_for(&sz, &arch, B, DLK_OPT_ADAM);
+				if (sz.n_params > MAXP || sz.n_work > MAXWORK)
+					return fail("test buffers too small");
+				if (dlk_net_bind(&net, &arch, B, path, params, grads, opt, work) != DLK_OK)
+					return fail("bind");
+				dlk_init_params(&net, 1000 + a);
+				/* nonzero biases, so their effect is tested too */
+				dlk_rng_seed(&test_rng, 77 + a * 2 + lossk);
+				for (t = 0; t < arch.n_layers; t++)
+					fill(net.b[t], arch.dims[t + 1], -0.3f, 0.3f);
+				fill(X, B * 5, -1, 1);
+				fill(T, B * 3, -1, 1);
+				for (t = 0; t < B; t++)
+					y[t] = (int32_t) dlk_rng_below(&test_rng, 3);
+				for (k = 0; k < sz.n_params; k++)
+					pd[k] = params[k];
+
+				if (dlk_loss_grad(&net, X, y, T, B, &loss) != DLK_OK)
+					return fail("%s/%d: loss_grad status", act_name(a), lossk);
+				want = net_loss_d(&arch, pd, X, y, T, B);
+				if (!(fabs(loss - want) <= 1e-5 * (1 + fabs(want))))
+					return fail("%s/%s/blas=%d: loss %.9g, double forward %.9g",
+								act_name(a), lossk ? "mse" : "ce", path, loss, want);
+
+				nchk = 60 + 7 + 3;
+				for (k = 0; k < nchk; k++)
+				{
+					size_t		j;
+					double		s,
+								lp,
+								lm,
+								ref;
+
+					if (k < 60)
+						j = (size_t) dlk_rng_below(&test_rng, sz.n_params);
+					else if (k < 67)
+						j = (size_t) (net.b[0] - params) + (k - 60);
+					else
+						j = (size_t) (net.b[2] - params) + (k - 67);
+					s = pd[j];
+					pd[j] = s + FD_EPS;
+					lp = net_loss_d(&arch, pd, X, y, T, B);
+					pd[j] = s - FD_EPS;
+					lm = net_loss_d(&arch, pd, X, y, T, B);
+					pd[j] = s;
+					ref = (lp - lm) / (2 * FD_EPS);
+					if (!grad_close(grads[j], ref))
+						return fail("%s/%s/blas=%d: grad[%zu] = %.8g, finite difference %.8g",
+									act_name(a), lossk ? "mse" : "ce", path, j,
+									grads[j], ref);
+				}
+				if (path == 0)
+					memcpy(grads_ref, grads, sz.n_params * sizeof(float));
+				else
+					for (k = 0; k < sz.n_params; k++)
+						if (!(fabsf(grads[k] - grads_ref[k]) <= 1e-5f + 1e-4f * fabsf(grads_ref[k])))
+							return fail("%s: blas grad[%zu] %g vs ref %g",
+										act_name(a), k, grads[k], grads_ref[k]);
+				/* dlk_forward returns the same output as loss_grad's forward */
+				{
+					const float *out;
+					float		saved[B * 3];
+
+					memcpy(saved, net.act[2], sizeof(saved));
+					out = dlk_forward(&net, X, B);
+					if (out != net.act[2] || memcmp(out, saved, sizeof(saved)) != 0)
+						return fail("dlk_forward output differs");
+					if (dlk_forward(&net, X, B + 1) != NULL)
+						return fail("dlk_forward accepted B > max_batch");
+				}
+			}
+	return 1;
+}
+
+/* ---- optimizers ---- */
+
+/*
+ * p = [1, -2, 0.5], g1 = [0.5, 0.25, -1], g2 = [-0.3, 0.1, 0.2].  Expected
+ * values from the update formulas evaluated in double by hand/script, e.g.
+ * SGD momentum 0.9, wd 0.01, lr 0.1, element 0:
+ *   g' = 0.5 + 0.01*1 = 0.51, m = 0.51, p = 1 - 0.051 = 0.949;
+ *   g' = -0.3 + 0.01*0.949 = -0.29051, m = 0.459 - 0.29051 = 0.16849,
+ *   p = 0.949 - 0.016849 = 0.932151.
+ * Adam lr 0.01, b1 0.9, b2 0.999, eps 1e-8, element 0:
+ *   t=1: m = 0.05, v = 2.5e-4, m^ = 0.5, v^ = 0.25, p = 1 - 0.01*0.5/0.5 = 0.99;
+ *   t=2: m = 0.015, v = 3.3975e-4, m^ = 0.015/0.19, v^ = 3.3975e-4/0.001999,
+ *        p = 0.99 - 0.01*0.0789474/0.412259 = 0.988085.
+ */
+static const float opt_p0[3] = {1.0f, -2.0f, 0.5f};
+static const float opt_g[2][3] = {{0.5f, 0.25f, -1.0f}, {-0.3f, 0.1f, 0.2f}};
+
+static int
+check3(const char *what, const float *p, const double *want)
+{
+	int			k;
+
+	for (k = 0; k < 3; k++)
+		if (!(fabs(p[k] - want[k]) <= 2e-6 * (1 + fabs(want[k]))))
+			return fail("%s: p[%d] = %.8f, want %.8f", what, k, p[k], want[k]);
+	return 1;
+}
+
+static int
+test_sgd(void)
+{
+	static const struct
+	{
+		const char *name;
+		float		mom,
+					wd;
+		double		want[3];
+	}			cases[] = {
+		{"plain", 0.0f, 0.0f, {0.98, -2.035, 0.58}},
+		{"momentum", 0.9f, 0.0f, {0.935, -2.0575, 0.67}},
+		{"weight decay", 0.0f, 0.01f, {0.978051, -2.030977, 0.5789005}},
+		{"momentum+wd", 0.9f, 0.01f, {0.932151, -2.051677, 0.6684505}},
+	};
+	size_t		c;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		float		p[3],
+					m[3] = {0, 0, 0};
+		int			t;
+
+		memcpy(p, opt_p0, sizeof(p));
+		for (t = 0; t < 2; t++)
+			dlk_sgd_step(p, opt_g[t], m, 3, 0.1f, cases[c].mom, cases[c].wd);
+		if (!check3(cases[c].name, p, cases[c].want))
+			return 0;
+	}
+	return 1;
+}
+
+static int
+test_adam(void)
+{
+	static const struct
+	{
+		const char *name;
+		float		wd;
+		int			decoupled;
+		double		want[3];
+	}			cases[] = {
+		{"adam", 0.0f, 0, {0.9880850198941775, -2.018985751173687, 0.5151102606009506}},
+		{"adam wd", 0.1f, 0, {0.9860115861622782, -2.006302018016164, 0.5145763204468886}},
+		{"adamw", 0.1f, 1, {0.9860960198939775, -2.014977751174087, 0.5141007606010506}},
+	};
+	size_t		c;
+
+	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++)
+	{
+		float		p[3],
+					m[3] = {0, 0, 0},
+					v[3] = {0, 0, 0};
+		int			t;
+
+		memcpy(p, opt_p0, sizeof(p));
+		for (t = 0; t < 2; t++)
+			dlk_adam_step(p, opt_g[t], m, v, 3, 0.01f, 0.9f, 0.999f, 1e-8f,
+						  cases[c].wd, t + 1, cases[c].decoupled);
+		if (!check3(cases[c].name, p, cases[c].want))
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * dlk_opt_step over a bound network equals the flat step on the whole
+ * buffer (layout), increments step, and Adam's v starts at zero even when
+ * the caller's opt_state buffer had garbage in its second half.
+ */
+static int
+test_opt_step_net(void)
+{
+	dlk_arch	a = {2, {3, 4, 2}, DLK_ACT_TANH, DLK_LOSS_MSE};
+	dlk_sizes	s;
+	dlk_net		net;
+	float		params[64],
+				grads[64],
+				opt[128],
+				work[64],
+				p2[64],
+				m2[64],
+				v2[64];
+	dlk_opt		o = {DLK_OPT_ADAMW, 0.01f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.05f};
+	size_t		k,
+				n;
+	int			t;
+
+	dlk_sizes_for(&s, &a, 2, DLK_OPT_ADAMW);
+	n = s.n_params;
+	for (k = 0; k < 128; k++)
+		opt[k] = 123.0f;
+	if (dlk_net_bind(&net, &a, 2, 0, params, grads, opt, work) != DLK_OK)
+		return fail("bind");
+	dlk_init_params(&net, 3);
+	memcpy(p2, params, n * sizeof(float));
+	memset(m2, 0, sizeof(m2));
+	memset(v2, 0, sizeof(v2));
+	for (t = 1; t <= 3; t++)
+	{
+		fill(grads, n, -1, 1);
+		dlk_opt_step(&net, &o);
+		dlk_adam_step(p2, grads, m2, v2, n, o.lr, o.beta1, o.beta2, o.eps,
+					  o.weight_decay, t, 1);
+		if (net.step != t)
+			return fail("step = %ld after %d steps", net.step, t);
+		if (memcmp(p2, params, n * sizeof(float)) != 0)
+			return fail("opt_step differs from flat adam at step %d", t);
+	}
+	return 1;
+}
+
+/* ---- training ---- */
+
+static const float xor_X[4 * 2] = {0, 0, 0, 1, 1, 0, 1, 1};
+static const int32_t xor_y[4] = {0, 1, 1, 0};
+
+/* 50 Adam steps on XOR; parameters to out; first and last losses */
+static int
+train_xor(float *out, size_t *np, uint64_t seed, int use_blas,
+		  double *first, double *last)
+{
+	dlk_arch	a = {2, {2, 8, 2}, DLK_ACT_TANH, DLK_LOSS_SOFTMAX_CE};
+	dlk_opt		o = {DLK_OPT_ADAM, 0.05f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f};
+	dlk_sizes	s;
+	dlk_net		net;
+	static float grads[64],
+				opt[128],
+				work[256];
+	int			t;
+
+	dlk_sizes_for(&s, &a, 4, DLK_OPT_ADAM);
+	if (s.n_params > 64 || s.n_work > 256)
+		return 0;
+	if (dlk_net_bind(&net, &a, 4, use_blas, out, grads, opt, work) != DLK_OK)
+		return 0;
+	dlk_init_params(&net, seed);
+	for (t = 0; t < 50; t++)
+	{
+		double		loss;
+
+		if (dlk_train_step(&net, xor_X, xor_y, NULL, 4, &o, &loss) != DLK_OK)
+			return 0;
+		if (t == 0)
+			*first = loss;
+		*last = loss;
+	}
+	*np = s.n_params;
+	return 1;
+}
+
+static int
+test_train_determinism(void)
+{
+	float		p1[64],
+				p2[64],
+				p3[64];
+	size_t		n;
+	double		f1,
+				l1,
+				f2,
+				l2;
+	int			path;
+
+	for (path = 0; path <= blas_ok; path++)
+	{
+		if (path)
+			dlk_blas_set_threads(1);
+		if (!train_xor(p1, &n, 42, path, &f1, &l1) ||
+			!train_xor(p2, &n, 42, path, &f2, &l2) ||
+			!train_xor(p3, &n, 43, path, &f2, &l2))
+			return fail("training failed (blas=%d)", path);
+		if (memcmp(p1, p2, n * sizeof(float)) != 0)
+			return fail("same seed, different parameters (blas=%d)", path);
+		if (memcmp(p1, p3, n * sizeof(float)) == 0)
+			return fail("different seeds, same parameters (blas=%d)", path);
+		if (!(l1 < 0.5 * f1))
+			return fail("XOR loss did not decrease: %g -> %g (blas=%d)", f1, l1, path);
+		printf("      xor blas=%d: loss %.4f -> %.4f\n", path, f1, l1);
+	}
+	return 1;
+}
+
+/* MSE regression on y = 2x - 1 with SGD momentum: the loss must drop */
+static int
+test_train_regression(void)
+{
+	dlk_arch	a = {2, {1, 8, 1}, DLK_ACT_RELU, DLK_LOSS_MSE};
+	dlk_opt		o = {DLK_OPT_SGD, 0.05f, 0.9f, 0.9f, 0.999f, 1e-8f, 1e-4f};
+	dlk_sizes	s;
+	dlk_net		net;
+	float		params[64],
+				grads[64],
+				opt[64],
+				work[512],
+				X[16],
+				T[16];
+	double		first = 0,
+				loss = 0;
+	int			t;
+
+	for (t = 0; t < 16; t++)
+	{
+		X[t] = -1.0f + 2.0f * t / 15.0f;
+		T[t] = 2.0f * X[t] - 1.0f;
+	}
+	dlk_sizes_for(&s, &a, 16, DLK_OPT_SGD);
+	if (s.n_params > 64 || s.n_work > 512)
+		return fail("buffers too small");
+	if (dlk_net_bind(&net, &a, 16, 0, params, grads, opt, work) != DLK_OK)
+		return fail("bind");
+	dlk_init_params(&net, 11);
+	for (t = 0; t < 200; t++)
+	{
+		if (dlk_train_step(&net, X, NULL, T, 16, &o, &loss) != DLK_OK)
+			return fail("step %d status", t);
+		if (t == 0)
+			first = loss;
+	}
+	if (!(loss < 0.05 * first))
+		return fail("MSE did not drop: %g -> %g", first, loss);
+	if (dlk_train_step(&net, X, NULL, NULL, 16, &o, &loss) != DLK_EINVAL)
+		return fail("regression step without targets accepted");
+	return 1;
+}
+
+static int
+test_nonfinite(void)
+{
+	dlk_arch	a = {2, {2, 8, 2}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE};
+	dlk_opt		o = {DLK_OPT_SGD, 0.1f, 0.9f, 0, 0, 0, 0};
+	dlk_sizes	s;
+	dlk_net		net;
+	float		params[64],
+				saved[64],
+				grads[64],
+				opt[64],
+				work[256];
+	float		X[8];
+	int32_t		bad_y[4] = {0, 1, 2, 0};
+	double		loss;
+
+	memcpy(X, xor_X, sizeof(X));
+	X[3] = NAN;
+	if (dlk_sizes_for(&s, &a, 4, DLK_OPT_SGD) != DLK_OK ||
+		s.n_params > 64 || s.n_work > 256)
+		return fail("buffers too small");
+	if (dlk_net_bind(&net, &a, 4, 0, params, grads, opt, work) != DLK_OK)
+		return fail("bind");
+	dlk_init_params(&net, 1);
+	memcpy(saved, params, sizeof(saved));
+	if (dlk_train_step(&net, X, xor_y, NULL, 4, &o, &loss) != DLK_ENONFINITE)
+		return fail("NaN input did not give DLK_ENONFINITE");
+	if (memcmp(saved, params, s.n_params * sizeof(float)) != 0 || net.step != 0)
+		return fail("parameters updated despite non-finite loss");
+	X[3] = INFINITY;
+	if (dlk_train_step(&net, X, xor_y, NULL, 4, &o, &loss) != DLK_ENONFINITE)
+		return fail("infinite input did not give DLK_ENONFINITE");
+	if (memcmp(saved, params, s.n_params * sizeof(float)) != 0)
+		return fail("parameters updated after infinite input");
+	if (dlk_train_step(&net, xor_X, bad_y, NULL, 4, &o, &loss) != DLK_EINVAL)
+		return fail("label out of range accepted by train_step");
+	if (dlk_train_step(&net, xor_X, xor_y, NULL, 5, &o, &loss) != DLK_EINVAL)
+		return fail("B > max_batch accepted");
+	if (dlk_train_step(&net, xor_X, xor_y, NULL, 4, &o, &loss) != DLK_OK)
+		return fail("a good step failed after bad ones");
+	return 1;
+}
+
+/* ---- BLAS binding ---- */
+
+static int
+test_blas_missing(void)
+{
+	/* runs before dlk_blas_open */
+	dlk_arch	a = {1, {2, 2}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE};
+	float		X[2] = {1, 2},
+				W[4] = {1, 0, 0, 1},
+				b[2] = {0, 0},
+				Y[2],
+				work[16];
+	dlk_net		net;
+	char		err[256];
+
+	if (dlk_blas_available())
+		return fail("BLAS available before dlk_blas_open");
+	if (dlk_dense_forward(Y, X, W, b, 1, 2, 2, 1) != DLK_ENOBLAS)
+		return fail("BLAS forward without BLAS did not give DLK_ENOBLAS");
+	if (dlk_net_bind(&net, &a, 1, 1, W, NULL, NULL, work) != DLK_ENOBLAS)
+		return fail("bind with use_blas and no BLAS did not give DLK_ENOBLAS");
+	err[0] = '\0';
+	if (dlk_blas_open("/nonexistent/libnothing.so", err, sizeof(err)) != DLK_EBLASLOAD)
+		return fail("bad path did not give DLK_EBLASLOAD");
+	if (err[0] == '\0')
+		return fail("no error message for bad path");
+	if (dlk_blas_available())
+		return fail("BLAS available after failed open");
+	dlk_blas_set_threads(2);	/* no-op, must not crash */
+	return 1;
+}
+
+static int
+test_status_string(void)
+{
+	int			s,
+				t;
+
+	for (s = DLK_OK; s <= DLK_ENONFINITE; s++)
+	{
+		if (dlk_status_string((dlk_status) s) == NULL)
+			return fail("NULL string");
+		for (t = 0; t < s; t++)
+			if (strcmp(dlk_status_string((dlk_status) s),
+					   dlk_status_string((dlk_status) t)) == 0)
+				return fail("duplicate strings");
+	}
+	return 1;
+}
+
+int
+main(void)
+{
+	char		err[256];
+	const char *blas_path;
+
+	dlk_rng_seed(&test_rng, 20240601);
+
+	/* DLK_TEST_BLAS overrides the library path (another BLAS, or a bad path) */
+	blas_path = getenv("DLK_TEST_BLAS");
+
+	run_test("blas_missing", test_blas_missing);
+	blas_ok = dlk_blas_open(blas_path, err, sizeof(err)) == DLK_OK;
+	if (!blas_ok)
+		printf("note  BLAS library not available (%s): BLAS tests skipped\n", err);
+	else if (dlk_blas_open(blas_path, err, sizeof(err)) != DLK_OK)	/* idempotent */
+		blas_ok = 0;
+
+	run_test("arch_check", test_arch_check);
+	run_test("sizes_bind", test_sizes_bind);
+	run_test("status_string", test_status_string);
+	run_test("rng_known_answer", test_rng_known);
+	run_test("rng_repeat", test_rng_repeat);
+	run_test("rng_below", test_rng_below);
+	run_test("shuffle", test_shuffle);
+	run_test("init_params", test_init);
+	run_test("dense_fd_ref", test_dense_fd_ref);
+	run_test("dense_fd_blas", test_dense_fd_blas);
+	run_test("dense_blas_vs_ref", test_dense_blas_vs_ref);
+	run_test("act_fd", test_act_fd);
+	run_test("softmax_ce_fd", test_softmax_ce_fd);
+	run_test("softmax_ce_labels", test_softmax_ce_labels);
+	run_test("mse_fd", test_mse_fd);
+	run_test("softmax_rows", test_softmax_rows);
+	run_test("net_grad_fd", test_net_grad);
+	run_test("sgd_two_steps", test_sgd);
+	run_test("adam_two_steps", test_adam);
+	run_test("opt_step_net", test_opt_step_net);
+	run_test("train_determinism_xor", test_train_determinism);
+	run_test("train_regression_mse", test_train_regression);
+	run_test("nonfinite", test_nonfinite);
+
+	if (n_skipped > 0)
+		printf("kernels: %d passed, %d failed, %d skipped\n",
+			   n_passed, n_failed, n_skipped);
+	else
+		printf("kernels: %d passed, %d failed\n", n_passed, n_failed);
+	return n_failed > 0 ? 1 : 0;
+}

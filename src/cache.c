@@ -3,7 +3,7 @@
  *
  * The training aggregate's transition function does no training: it checks
  * each row once, converts its features to float32 straight into the cache and
- * stores its label in a 64-bit slot.  Rows live in chunks of about 1 MB, so
+ * stores its label in a 64-bit slot.  Rows live in chunks of about 256 kB, so
  * appending a row never pallocs; a new chunk is allocated only when the last
  * one is full, and only if the cache stays within its budget
  * (dltrain.cache_mem).  The final function then reads rows by index.
@@ -22,7 +22,7 @@
 
 #include "dltrain.h"
 
-#define CHUNK_BYTES (1024 * 1024)
+#define CHUNK_BYTES (256 * 1024)
 
 /* "row 12" in training, "the feature array" in prediction */
 static const char *
@@ -61,8 +61,9 @@ CheckFeatureArray(ArrayType *arr, int expected_dim, int64 row)
 	if (expected_dim > 0 && n != expected_dim)
 		ereport(ERROR,
 				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
-				 errmsg("%s has %d elements, expected %d",
-						RowName(row), n, expected_dim),
+				 errmsg_plural("%s has %d element, expected %d",
+							   "%s has %d elements, expected %d",
+							   n, RowName(row), n, expected_dim),
 				 row > 0 ?
 				 errdetail("Every row must have as many features as the first one.") :
 				 errdetail("The model was trained on %d features.", expected_dim)));

@@ -25,6 +25,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -410,11 +411,20 @@ PG_FUNCTION_INFO_V1(model_in);
 Datum
 model_in(PG_FUNCTION_ARGS)
 {
-	char	   *str = PG_GETARG_CSTRING(0);
-	int			len = (int) strlen(str);
-	int			maxlen = pg_b64_dec_len(len);
-	bytea	   *result = palloc(VARHDRSZ + maxlen + 1);
+	char	   *in = PG_GETARG_CSTRING(0);
+	char	   *str = palloc(strlen(in) + 1);
+	int			len = 0;
+	int			maxlen;
+	bytea	   *result;
 	int			n;
+
+	/* base64 may come wrapped in lines (encode(..., 'base64') does that) */
+	for (const char *p = in; *p; p++)
+		if (!isspace((unsigned char) *p))
+			str[len++] = *p;
+	str[len] = '\0';
+	maxlen = pg_b64_dec_len(len);
+	result = palloc(VARHDRSZ + maxlen + 1);
 
 	n = pg_b64_decode(str, len, VARDATA(result), maxlen + 1);
 	if (n < 0)

@@ -9,8 +9,8 @@
  *  - a model stored out of line (TOAST on disk) is recognized by its TOAST
  *    pointer (toast relation, value id) before anything is fetched, so a model
  *    coming from a table row is neither detoasted nor decoded again per row;
- *  - any other model value is recognized by its header (length and CRC-32C),
- *    read without copying the value (or by decompressing only its first bytes).
+ *  - any other model value (small, or already in memory) is recognized by
+ *    its address and header, or else by its bytes (SameModel).
  *
  * The forward pass uses the kernel library's reference kernels on one row:
  * no BLAS, so scoring opens no library and starts no thread.
@@ -33,32 +33,47 @@ typedef struct PredictCache
 	bool		ondisk;			/* key kind */
 	Oid			toastrelid;
 	Oid			valueid;
-	uint32		total;
-	uint32		crc;
+	Size		rawlen;			/* in-line key: the model's bytes */
+	char	   *raw;
+	const void *lastptr;		/* address the bytes were last seen at */
 	DltModel   *m;
 	dlk_net		net;
 	float	   *x;				/* [D] normalized input */
 	float	   *out;			/* [C] output / probabilities */
 } PredictCache;
 
-/* Reads the (total length, crc) key of an in-line model value. */
-static void
-HeaderKey(struct varlena *raw, uint32 *total, uint32 *crc)
+/*
+ * Is the model argument the one already decoded?  A model stored out of line
+ * is known by its TOAST pointer, so nothing is fetched.  Any other value is
+ * detoasted (it is small, or already in memory) and known by the same address
+ * and header (length and CRC-32C of the contents) or, failing that, by
+ * comparing its bytes with a copy of the decoded one.
+ */
+static bool
+SameModel(PredictCache *pc, struct varlena *raw, struct varlena **detoasted)
 {
-	struct varlena *v = raw;
-	const char *p;
+	struct varlena *v;
 
-	if (VARATT_IS_EXTENDED(raw) && !VARATT_IS_SHORT(raw))
-		v = detoast_attr_slice(raw, 0, 16);
-	if (VARSIZE_ANY_EXHDR(v) < 16)
+	*detoasted = NULL;
+	if (VARATT_IS_EXTERNAL_ONDISK(raw))
 	{
-		*total = 0;
-		*crc = 0;
-		return;
+		struct varatt_external ext;
+
+		VARATT_EXTERNAL_GET_POINTER(ext, raw);
+		return pc->valid && pc->ondisk &&
+			pc->toastrelid == ext.va_toastrelid && pc->valueid == ext.va_valueid;
 	}
-	p = VARDATA_ANY(v);
-	memcpy(total, p + 8, 4);
-	memcpy(crc, p + 12, 4);
+	v = pg_detoast_datum_packed(raw);
+	*detoasted = v;
+	if (!pc->valid || pc->ondisk || VARSIZE_ANY_EXHDR(v) != pc->rawlen)
+		return false;
+	if (v == pc->lastptr && VARSIZE_ANY_EXHDR(v) >= 16 &&
+		memcmp(VARDATA_ANY(v), pc->raw, 16) == 0)
+		return true;
+	if (memcmp(VARDATA_ANY(v), pc->raw, pc->rawlen) != 0)
+		return false;
+	pc->lastptr = v;
+	return true;
 }
 
 static PredictCache *
@@ -66,11 +81,7 @@ GetModel(FunctionCallInfo fcinfo)
 {
 	PredictCache *pc = (PredictCache *) fcinfo->flinfo->fn_extra;
 	struct varlena *raw = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(0));
-	bool		ondisk = VARATT_IS_EXTERNAL_ONDISK(raw);
-	Oid			relid = InvalidOid,
-				valueid = InvalidOid;
-	uint32		total = 0,
-				crc = 0;
+	struct varlena *v;
 	MemoryContext old;
 	dlk_sizes	sz;
 	dlk_status	s;
@@ -83,29 +94,16 @@ GetModel(FunctionCallInfo fcinfo)
 										 ALLOCSET_SMALL_SIZES);
 		fcinfo->flinfo->fn_extra = pc;
 	}
-
-	if (ondisk)
-	{
-		struct varatt_external ext;
-
-		VARATT_EXTERNAL_GET_POINTER(ext, raw);
-		relid = ext.va_toastrelid;
-		valueid = ext.va_valueid;
-		if (pc->valid && pc->ondisk && pc->toastrelid == relid && pc->valueid == valueid)
-			return pc;
-	}
-	else
-	{
-		HeaderKey(raw, &total, &crc);
-		if (pc->valid && !pc->ondisk && total != 0 && pc->total == total && pc->crc == crc)
-			return pc;
-	}
+	if (SameModel(pc, raw, &v))
+		return pc;
 
 	/* a different model: decode it into the cache's context */
 	pc->valid = false;
 	MemoryContextReset(pc->mcxt);
 	old = MemoryContextSwitchTo(pc->mcxt);
-	pc->m = ModelDecode((struct varlena *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0)));
+	if (v == NULL)
+		v = (struct varlena *) PG_DETOAST_DATUM(PG_GETARG_DATUM(0));
+	pc->m = ModelDecode(v);
 	if (dlk_sizes_for(&sz, &pc->m->arch, 1, DLK_OPT_SGD) != DLK_OK)
 		elog(ERROR, "invalid model architecture");
 	work = palloc(sizeof(float) * sz.n_work);
@@ -114,13 +112,24 @@ GetModel(FunctionCallInfo fcinfo)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
 	pc->x = palloc(sizeof(float) * pc->m->arch.dims[0]);
 	pc->out = palloc(sizeof(float) * pc->m->arch.dims[pc->m->arch.n_layers]);
-	MemoryContextSwitchTo(old);
 
-	pc->ondisk = ondisk;
-	pc->toastrelid = relid;
-	pc->valueid = valueid;
-	pc->total = total;
-	pc->crc = pc->m->crc;
+	pc->ondisk = VARATT_IS_EXTERNAL_ONDISK(raw);
+	if (pc->ondisk)
+	{
+		struct varatt_external ext;
+
+		VARATT_EXTERNAL_GET_POINTER(ext, raw);
+		pc->toastrelid = ext.va_toastrelid;
+		pc->valueid = ext.va_valueid;
+	}
+	else
+	{
+		pc->rawlen = VARSIZE_ANY_EXHDR(v);
+		pc->raw = palloc(pc->rawlen);
+		memcpy(pc->raw, VARDATA_ANY(v), pc->rawlen);
+		pc->lastptr = v;
+	}
+	MemoryContextSwitchTo(old);
 	pc->valid = true;
 	return pc;
 }

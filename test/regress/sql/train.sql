@@ -114,13 +114,13 @@ FROM (SELECT dltrain.describe(dltrain.train_mlp(ARRAY[1.5, i % 2]::real[], i % 2
 SELECT dltrain.describe(dltrain.train_mlp(x, y, '{"normalize": false, "epochs": 1}')) ? 'feature_mean' FROM circles;
 
 -- each optimizer and activation trains
+CREATE TABLE opt_models AS
+SELECT o, a, (SELECT dltrain.train_mlp(x, y, jsonb_build_object('optimizer', o, 'activation', a,
+                  'hidden', '[16]'::jsonb, 'epochs', 40, 'lr', CASE o WHEN 'sgd' THEN 0.2 ELSE 0.01 END))
+              FROM circles) AS m
+FROM unnest(ARRAY['sgd', 'adam', 'adamw']) o, unnest(ARRAY['relu', 'tanh', 'sigmoid']) a;
 SELECT o, a, avg((dltrain.predict(m, x) = y)::int) > 0.9 AS learned
-FROM (SELECT o, a, (SELECT dltrain.train_mlp(x, y, jsonb_build_object('optimizer', o, 'activation', a,
-                        'hidden', '[16]'::jsonb, 'epochs', 40, 'lr', CASE o WHEN 'sgd' THEN 0.05 ELSE 0.01 END))
-                    FROM circles) AS m
-      FROM unnest(ARRAY['sgd', 'adam', 'adamw']) o, unnest(ARRAY['relu', 'tanh', 'sigmoid']) a) s,
-     circles
-GROUP BY o, a ORDER BY o, a;
+FROM opt_models, circles GROUP BY o, a ORDER BY o, a;
 
 -- many models in one query (GROUP BY), each on its own rows
 SELECT g, dltrain.describe(dltrain.train_mlp(x, y, '{"epochs": 1}'))->'rows_used' AS rows

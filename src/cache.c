@@ -151,11 +151,11 @@ CacheAddChunk(DltCache *cache)
 	if (need > cache->budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("row cache of %zu bytes would exceed dltrain.cache_mem of %zu bytes",
+				 errmsg("row cache of %zu bytes would exceed the memory budget of %zu bytes",
 						need, cache->budget),
-				 errdetail("%lld rows of %d features are cached so far.",
+				 errdetail("%lld rows of %d features are cached so far. The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem.",
 						   (long long) cache->n_rows, cache->dim),
-				 errhint("Raise dltrain.cache_mem (capped by dltrain.max_cache_mem), or train on fewer rows.")));
+				 errhint("Raise dltrain.cache_mem, or train on fewer rows.")));
 
 	if (cache->n_chunks == cache->max_chunks)
 	{

@@ -635,8 +635,9 @@ CheckModelBudget(Size need, Size budget)
 	if (need > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training needs %zu bytes for parameters, gradients, optimizer state and batch buffers, more than dltrain.cache_mem of %zu bytes",
+				 errmsg("training needs %zu bytes for parameters, gradients, optimizer state and batch buffers, more than the memory budget of %zu bytes",
 						need, budget),
+				 errdetail("The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem."),
 				 errhint("Use a smaller model or batch_size, or raise dltrain.cache_mem.")));
 }
 

@@ -1,0 +1,50 @@
+-- dltrain demo: handwritten digits, trained and scored inside PostgreSQL.
+-- Data: the UCI "Optical Recognition of Handwritten Digits" test set as
+-- shipped by scikit-learn (1797 images of 8x8 pixels, values 0-16, 10 classes;
+-- C. Kaynak and E. Alpaydin, UCI Machine Learning Repository, CC BY 4.0).
+\set ON_ERROR_STOP on
+\pset footer off
+SET client_min_messages = warning;
+DROP TABLE IF EXISTS digits_raw, digits, digits_model;
+RESET client_min_messages;
+
+CREATE TABLE digits_raw (line text);
+\copy digits_raw FROM PROGRAM 'zcat /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz'
+CREATE TABLE digits AS
+SELECT row_number() OVER () AS id, v[1:64] AS pixels, v[65]::int AS digit
+FROM (SELECT string_to_array(line, ',')::real[] AS v FROM digits_raw) s;
+DROP TABLE digits_raw;
+
+\echo
+\echo '== data: 80% of the rows train, every fifth row is held out'
+SELECT count(*) FILTER (WHERE id % 5 <> 0) AS train_rows,
+       count(*) FILTER (WHERE id % 5 = 0) AS heldout_rows,
+       count(DISTINCT digit) AS classes
+FROM digits;
+
+\echo '== training: one query, one NOTICE per epoch'
+SET dltrain.log_epochs = on;
+\timing on
+CREATE TABLE digits_model AS
+SELECT dltrain.train_mlp(pixels, digit, '{"hidden": [64], "epochs": 20, "lr": 0.003, "seed": 1}') AS model
+FROM digits WHERE id % 5 <> 0;
+\timing off
+RESET dltrain.log_epochs;
+
+\echo '== the model'
+SELECT d->'layers' AS layers, d->>'activation' AS activation, d->'rows_used' AS rows,
+       d->'epochs' AS epochs, round((d->'loss'->>0)::numeric, 4) AS first_loss,
+       round((d->'loss'->>-1)::numeric, 4) AS final_loss
+FROM (SELECT dltrain.describe(model) AS d FROM digits_model) s;
+
+\echo '== held-out accuracy'
+SELECT count(*) AS heldout_rows,
+       round(100 * avg((dltrain.predict(model, pixels) = digit)::int), 1) AS accuracy_pct
+FROM digits, digits_model WHERE id % 5 = 0;
+
+\echo '== a few held-out predictions'
+SELECT id, digit, dltrain.predict(model, pixels)::int AS predicted,
+       round((SELECT max(p) FROM unnest(dltrain.predict_proba(model, pixels)) p)::numeric, 3) AS confidence
+FROM digits, digits_model
+WHERE id % 5 = 0 AND id <= 50
+ORDER BY id;

@@ -21,7 +21,9 @@ BASE=${DLTRAIN_CLUSTER_DIR:-/tmp/dltrain-$ID}
 PGDATA_DIR=$BASE/data
 SOCK=$BASE/sock
 PORT=${DLTRAIN_PGPORT:-5432}
-PGBIN=$(pg_config --bindir)
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+[ -x "$PG_CONFIG" ] || PG_CONFIG=pg_config
+PGBIN=$("$PG_CONFIG" --bindir)
 
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then

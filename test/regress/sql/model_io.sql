@@ -12,6 +12,8 @@ SELECT '/tmp/dltrain_regress_' || pg_backend_pid() || '.bin' AS binfile \gset
 COPY io_models TO :'binfile' WITH (FORMAT binary);
 CREATE TABLE io_copy (id int, m dltrain.model);
 COPY io_copy FROM :'binfile' WITH (FORMAT binary);
+\setenv BINFILE :binfile
+\! rm -f "$BINFILE"
 SELECT a.m::text = b.m::text AS binary_round_trip FROM io_models a JOIN io_copy b USING (id);
 SELECT dltrain.predict(m, ARRAY[1, 2, 0]::real[]) = (SELECT dltrain.predict(m, ARRAY[1, 2, 0]::real[]) FROM io_models)
   AS same_prediction FROM io_copy;

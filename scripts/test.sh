@@ -14,22 +14,34 @@ eval "$(scripts/cluster.sh env)"
 
 passed=0
 failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 count() {
-	# count NAME STATUS
-	if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "ok: $1"; else failed=$((failed + 1)); echo "FAILED: $1"; fi
+	# count NAME STATUS [PASSED FAILED]: adds a suite's own counts when it has them
+	local p=${3:-} f=${4:-}
+	if [ -z "$p" ]; then
+		if [ "$2" = 0 ]; then p=1 f=0; else p=0 f=1; fi
+	fi
+	[ "$2" != 0 ] && [ "$f" = 0 ] && f=1
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$2" = 0 ]; then echo "ok: $1"; else echo "FAILED: $1"; fi
 }
 
 echo "== kernel tests"
-make -s -C test/kernels check
-count "kernel tests" $?
+make -s -C test/kernels check 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^kernels: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+count "kernel tests" $rc "$(echo "$line" | sed -E 's/^kernels: ([0-9]+) passed.*/\1/')" \
+	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
 
 echo "== pg_regress"
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck
-rc=$?
+make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
 if [ $rc != 0 ] && [ -f test/regress/out/regression.diffs ]; then
 	head -n 200 test/regress/out/regression.diffs
 fi
-count "pg_regress" $rc
+count "pg_regress" $rc "$(grep -cE '^(ok|test) .* ok ' "$log")" "$(grep -cE '^(not ok|test) .* FAILED' "$log")"
 
 for t in test/sh/*.sh; do
 	[ -e "$t" ] || continue

@@ -39,6 +39,8 @@ typedef struct PredictCache
 	DltModel   *m;
 	dlk_net		net;
 	float	   *x;				/* [D] normalized input */
+	float	   *fmean;			/* [D] float32 statistics, as training used them */
+	float	   *fscale;
 	float	   *out;			/* [C] output / probabilities */
 } PredictCache;
 
@@ -111,6 +113,18 @@ GetModel(FunctionCallInfo fcinfo)
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
 	pc->x = palloc(sizeof(float) * pc->m->arch.dims[0]);
+	if (pc->m->normalized)
+	{
+		int			D = pc->m->arch.dims[0];
+
+		pc->fmean = palloc(sizeof(float) * D);
+		pc->fscale = palloc(sizeof(float) * D);
+		for (int d = 0; d < D; d++)
+		{
+			pc->fmean[d] = (float) pc->m->mean[d];
+			pc->fscale[d] = (float) pc->m->scale[d];
+		}
+	}
 	pc->out = palloc(sizeof(float) * pc->m->arch.dims[pc->m->arch.n_layers]);
 
 	pc->ondisk = VARATT_IS_EXTERNAL_ONDISK(raw);
@@ -148,10 +162,7 @@ Forward(FunctionCallInfo fcinfo)
 	CheckFeatureArray(arr, D, 0);
 	FeatureArrayToFloat(pc->x, arr, ARR_ELEMTYPE(arr), 0);
 	if (m->normalized)
-	{
-		for (int d = 0; d < D; d++)
-			pc->x[d] = (pc->x[d] - (float) m->mean[d]) * (float) m->scale[d];
-	}
+		dlk_standardize(pc->x, pc->fmean, pc->fscale, D);
 	y = dlk_forward(&pc->net, pc->x, 1);
 	if (m->task == DLT_TASK_CLASSIFICATION)
 		dlk_softmax_rows(pc->out, y, 1, C);

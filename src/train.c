@@ -521,6 +521,19 @@ BuildClasses(const TrainState *st, DltModel *m, int32 *cls)
 
 /* ---- normalization ---- */
 
+/* Starts loading a cached row that will be read soon (rows are scattered). */
+static inline void
+PrefetchRow(const DltCache *c, int64 r)
+{
+#ifdef __GNUC__
+	const char *p = (const char *) DltCacheRow(c, r);
+	Size		bytes = sizeof(float) * c->dim;
+
+	for (Size off = 0; off < bytes; off += 64)
+		__builtin_prefetch(p + off);
+#endif
+}
+
 /*
  * Standardizes the cached features in place: x = (x - mean) * scale with
  * scale = 1/std (population std), or 1 for a (near) constant feature, so a
@@ -534,13 +547,14 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 	int			D = c->dim;
 	int64		n = c->n_rows;
 	double	   *sum = palloc0(sizeof(double) * D);
+	float	   *fm = palloc(sizeof(float) * D);
+	float	   *fs = palloc(sizeof(float) * D);
 
 	for (int64 i = 0; i < n; i++)
 	{
-		const float *x = DltCacheRow(c, order[i]);
-
-		for (int d = 0; d < D; d++)
-			sum[d] += x[d];
+		if (i + 8 < n)
+			PrefetchRow(c, order[i + 8]);
+		dlk_sum_accumulate(sum, DltCacheRow(c, order[i]), D);
 	}
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);
@@ -549,42 +563,24 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 	memset(sum, 0, sizeof(double) * D);
 	for (int64 i = 0; i < n; i++)
 	{
-		const float *x = DltCacheRow(c, order[i]);
-
-		for (int d = 0; d < D; d++)
-		{
-			double		dv = x[d] - m->mean[d];
-
-			sum[d] += dv * dv;
-		}
+		if (i + 8 < n)
+			PrefetchRow(c, order[i + 8]);
+		dlk_sqdev_accumulate(sum, DltCacheRow(c, order[i]), m->mean, D);
 	}
 	for (int d = 0; d < D; d++)
 	{
 		double		sd = sqrt(sum[d] / n);
 
 		m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
+		fm[d] = (float) m->mean[d];
+		fs[d] = (float) m->scale[d];
 	}
+	/* in place, in physical order: the result does not depend on the order */
+	for (int64 r = 0; r < n; r++)
+		dlk_standardize(DltCacheRow(c, r), fm, fs, D);
 	pfree(sum);
-
-	{
-		float	   *fm = palloc(sizeof(float) * D);
-		float	   *fs = palloc(sizeof(float) * D);
-
-		for (int d = 0; d < D; d++)
-		{
-			fm[d] = (float) m->mean[d];
-			fs[d] = (float) m->scale[d];
-		}
-		for (int64 r = 0; r < n; r++)
-		{
-			float	   *x = DltCacheRow(c, r);
-
-			for (int d = 0; d < D; d++)
-				x[d] = (x[d] - fm[d]) * fs[d];
-		}
-		pfree(fm);
-		pfree(fs);
-	}
+	pfree(fm);
+	pfree(fs);
 	m->normalized = true;
 }
 
@@ -776,6 +772,9 @@ Train(TrainState *st, MemoryContext resultcxt)
 			for (int i = 0; i < bs; i++)
 			{
 				uint32		r = order[start + i];
+
+				if (start + i + 8 < n)
+					PrefetchRow(c, order[start + i + 8]);
 
 				memcpy(xb + (Size) i * D, DltCacheRow(c, r), sizeof(float) * D);
 				if (yb)

@@ -155,6 +155,15 @@ uint64_t	dlk_rng_below(dlk_rng *rng, uint64_t n);	/* unbiased, [0, n) */
 /* Fisher-Yates shuffle of idx[0..n). */
 void		dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n);
 
+/* ---- feature statistics (the glue standardizes with these) ---- */
+
+/* sum[d] += x[d] for d < D, in double. */
+void		dlk_sum_accumulate(double *sum, const float *x, int D);
+/* sq[d] += (x[d] - mean[d])^2 for d < D, in double. */
+void		dlk_sqdev_accumulate(double *sq, const float *x, const double *mean, int D);
+/* x[d] = (x[d] - mean[d]) * scale[d] in float32 (training and predict alike). */
+void		dlk_standardize(float *x, const float *mean, const float *scale, int D);
+
 /*
  * Initializes every parameter from seed: He-uniform for ReLU layers,
  * Xavier (Glorot) uniform for tanh, sigmoid and the output layer; biases 0.

@@ -6,16 +6,17 @@
  *
  * For a network d0-d1-...-dL at batch B, one training step runs, per layer
  * l (in = d[l], out = d[l+1]), the same row-major products as dltrain's
- * kernels (src/kernels/dlk.c):
+ * kernels (src/kernels/dlk.c), forward over the layers and then backward:
  *
  *   forward       Y[B x out]  = X[B x in] . W^T       (NoTrans, Trans)
  *   weight grad   dW[out x in] = dY^T . X             (Trans, NoTrans)
  *   input grad    dX[B x in]  = dY[B x out] . W       (NoTrans, NoTrans), every layer but the first
  *
  * FLOPs per step = B * (2*sum(in*out) + 2*sum(in*out) + 2*sum_{l>0}(in*out)).
- * The program runs whole steps (all those GEMMs in order, on distinct
- * buffers) for about S seconds per trial, 5 trials, and prints the median
- * step rate as one JSON object, with each shape's own rate.
+ * The program runs whole steps (all those GEMMs in training order, with the
+ * activation and gradient buffers chained as in training) for about S seconds
+ * per trial, 5 trials, and prints the median step rate as one JSON object,
+ * with each product's own rate (run alone, in a loop) for reference.
  *
  * OpenBLAS is opened with dlopen, the way dltrain opens it, so the same
  * library (and the same OPENBLAS_* environment) is measured.
@@ -185,25 +186,44 @@ main(int argc, char **argv)
 	if (set_threads)
 		set_threads(threads);
 
-	for (int l = 0; l < nd - 1; l++)
+	/*
+	 * The buffers flow as in training: A[l] is the input of layer l (A[0] the
+	 * batch, A[l+1] its output), G[l] the gradient with respect to A[l].
+	 * Forward runs layers 0..L-1, backward L-1..0 (weight grad, then input
+	 * grad), so each product finds its operands where a training step would.
+	 */
 	{
-		int			in = d[l],
-					out = d[l + 1];
-		float	   *X = buffer((size_t) B * in),
-				   *W = buffer((size_t) out * in),
-				   *Y = buffer((size_t) B * out),
-				   *dY = buffer((size_t) B * out),
-				   *dW = buffer((size_t) out * in),
-				   *dX = buffer((size_t) B * in);
+		int			L = nd - 1;
+		float	   *A[MAX_LAYERS + 1],
+				   *G[MAX_LAYERS + 1],
+				   *W[MAX_LAYERS],
+				   *dW[MAX_LAYERS];
 
-		/* forward: Y[B x out] = X[B x in] . W[out x in]^T */
-		g[ng++] = (gemm) {NoTrans, Trans, B, out, in, in, in, out, X, W, Y, "forward", l};
-		/* weight grad: dW[out x in] = dY[B x out]^T . X[B x in] */
-		g[ng++] = (gemm) {Trans, NoTrans, out, in, B, out, in, in, dY, X, dW, "weight_grad", l};
-		/* input grad: dX[B x in] = dY[B x out] . W[out x in] */
-		if (l > 0)
-			g[ng++] = (gemm) {NoTrans, NoTrans, B, in, out, out, in, in, dY, W, dX, "input_grad", l};
-		step_flops += 2.0 * B * in * out * (l > 0 ? 3 : 2);
+		for (int l = 0; l <= L; l++)
+		{
+			A[l] = buffer((size_t) B * d[l]);
+			G[l] = buffer((size_t) B * d[l]);
+		}
+		for (int l = 0; l < L; l++)
+		{
+			W[l] = buffer((size_t) d[l + 1] * d[l]);
+			dW[l] = buffer((size_t) d[l + 1] * d[l]);
+			step_flops += 2.0 * B * d[l] * d[l + 1] * (l > 0 ? 3 : 2);
+		}
+		/* forward: A[l+1][B x out] = A[l][B x in] . W[l][out x in]^T */
+		for (int l = 0; l < L; l++)
+			g[ng++] = (gemm) {NoTrans, Trans, B, d[l + 1], d[l], d[l], d[l], d[l + 1],
+				A[l], W[l], A[l + 1], "forward", l};
+		for (int l = L - 1; l >= 0; l--)
+		{
+			/* weight grad: dW[l][out x in] = G[l+1][B x out]^T . A[l][B x in] */
+			g[ng++] = (gemm) {Trans, NoTrans, d[l + 1], d[l], B, d[l + 1], d[l], d[l],
+				G[l + 1], A[l], dW[l], "weight_grad", l};
+			/* input grad: G[l][B x in] = G[l+1][B x out] . W[l][out x in] */
+			if (l > 0)
+				g[ng++] = (gemm) {NoTrans, NoTrans, B, d[l], d[l + 1], d[l + 1], d[l], d[l],
+					G[l + 1], W[l], G[l], "input_grad", l};
+		}
 	}
 
 	step_s = time_seq(g, ng, seconds);

@@ -1439,6 +1439,68 @@ test_status_string(void)
 	return 1;
 }
 
+/*
+ * Feature statistics: sums and squared deviations in double against a plain
+ * double loop, and standardization against the float32 formula that predict
+ * relies on (exact equality: both sides must round the same way).
+ */
+static int
+test_feature_stats(void)
+{
+	enum {N = 37, D = 13};
+	float		x[N][D];
+	double		sum[D] = {0},
+				sq[D] = {0},
+				mean[D];
+	float		fm[D],
+				fs[D];
+
+	for (int r = 0; r < N; r++)
+		for (int d = 0; d < D; d++)
+			x[r][d] = (float) ((dlk_rng_uniform(&test_rng) - 0.3) * (d + 1) * 10.0);
+	for (int r = 0; r < N; r++)
+		dlk_sum_accumulate(sum, x[r], D);
+	for (int d = 0; d < D; d++)
+	{
+		double		ref = 0;
+
+		for (int r = 0; r < N; r++)
+			ref += (double) x[r][d];
+		if (sum[d] != ref)
+			return fail("sum[%d] = %.17g, expected %.17g", d, sum[d], ref);
+		mean[d] = sum[d] / N;
+	}
+	for (int r = 0; r < N; r++)
+		dlk_sqdev_accumulate(sq, x[r], mean, D);
+	for (int d = 0; d < D; d++)
+	{
+		double		ref = 0;
+
+		for (int r = 0; r < N; r++)
+			ref += ((double) x[r][d] - mean[d]) * ((double) x[r][d] - mean[d]);
+		if (sq[d] != ref)
+			return fail("sq[%d] = %.17g, expected %.17g", d, sq[d], ref);
+		fm[d] = (float) mean[d];
+		fs[d] = (float) (1.0 / sqrt(sq[d] / N));
+	}
+	for (int r = 0; r < N; r++)
+	{
+		float		before[D];
+
+		memcpy(before, x[r], sizeof(before));
+		dlk_standardize(x[r], fm, fs, D);
+		for (int d = 0; d < D; d++)
+		{
+			float		want = (before[d] - fm[d]) * fs[d];
+
+			if (x[r][d] != want)
+				return fail("standardize row %d feature %d: %g, expected %g",
+							r, d, x[r][d], want);
+		}
+	}
+	return 1;
+}
+
 int
 main(void)
 {
@@ -1480,6 +1542,7 @@ main(void)
 	run_test("train_determinism_xor", test_train_determinism);
 	run_test("train_regression_mse", test_train_regression);
 	run_test("nonfinite", test_nonfinite);
+	run_test("feature_stats", test_feature_stats);
 
 	if (n_skipped > 0)
 		printf("kernels: %d passed, %d failed, %d skipped\n",

@@ -55,3 +55,6 @@ kernel-check:
 
 # the kernels are hot loops: let the compiler vectorize them (no float result changes)
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
+
+# every object depends on the headers (PGXS tracks no header dependencies)
+$(OBJS): src/dltrain.h src/kernels/dlk.h src/kernels/dlk_internal.h

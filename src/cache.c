@@ -6,7 +6,7 @@
  * stores its label in a 64-bit slot.  Rows live in chunks of about 256 kB, so
  * appending a row never pallocs; a new chunk is allocated only when the last
  * one is full, and only if the cache stays within its budget
- * (dltrain.cache_mem).  The final function then reads rows by index.
+ * (dltrain.cache_mem).  Chunks come from slabs (CacheNewSlab).  The final function then reads rows by index.
  *
  * Feature checks are shared with the predict functions: the same shape,
  * NULL and finiteness rules apply when training and when scoring.
@@ -15,6 +15,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <sys/mman.h>
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
@@ -23,6 +24,7 @@
 #include "dltrain.h"
 
 #define CHUNK_BYTES (256 * 1024)
+#define SLAB_MAX (8 * 1024 * 1024)
 
 /* "row 12" in training, "the feature array" in prediction */
 static const char *
@@ -88,15 +90,9 @@ FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row)
 	if (elemtype == FLOAT4OID)
 	{
 		const float *src = (const float *) ARR_DATA_PTR(arr);
-		bool		bad = false;
 
-		/* copy and test in one vectorizable pass; find the culprit afterwards */
-		for (int i = 0; i < n; i++)
-		{
-			out[i] = src[i];
-			bad |= !isfinite(src[i]);
-		}
-		if (unlikely(bad))
+		/* copy and test in one vectorized pass; find the culprit afterwards */
+		if (unlikely(!dlk_copy_finite_f32(out, src, n)))
 		{
 			for (int i = 0; i < n; i++)
 				if (!isfinite(src[i]))
@@ -106,20 +102,14 @@ FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row)
 	else if (elemtype == FLOAT8OID)
 	{
 		const double *src = (const double *) ARR_DATA_PTR(arr);
-		bool		bad = false;
 
-		for (int i = 0; i < n; i++)
-		{
-			out[i] = (float) src[i];
-			bad |= !(fabs(src[i]) <= FLT_MAX);
-		}
-		if (unlikely(bad))
+		if (unlikely(!dlk_convert_finite_f64(out, src, n)))
 		{
 			for (int i = 0; i < n; i++)
 			{
 				if (!isfinite(src[i]))
 					NonFiniteError(row, i, src[i]);
-				if (fabs(src[i]) > FLT_MAX)
+				if (!isfinite((float) src[i]))
 					ereport(ERROR,
 							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 							 errmsg("%s has a value out of range for real at element %d",
@@ -141,21 +131,58 @@ DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget)
 	cache->budget = budget;
 }
 
+/*
+ * Chunks are carved out of slabs that double in size up to SLAB_MAX, so a
+ * small input allocates little while a large one makes few, large
+ * allocations.  Large slabs are marked for transparent huge pages: filling a
+ * cache touches every page once, and with 4 kB pages the page faults cost
+ * more than the conversion.
+ */
+static void
+CacheNewSlab(DltCache *cache, Size chunk_bytes)
+{
+	Size		slab = Max(chunk_bytes, Min(cache->last_slab * 2, (Size) SLAB_MAX));
+	Size		need;
+
+	slab = slab / chunk_bytes * chunk_bytes;
+	need = add_size(cache->bytes, slab);
+	if (need > cache->budget)
+	{
+		/* the last slab may be cut down to what the budget still allows */
+		slab = (cache->budget - Min(cache->budget, cache->bytes)) / chunk_bytes * chunk_bytes;
+		if (slab == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("row cache of %zu bytes would exceed the memory budget of %zu bytes",
+							add_size(cache->bytes, chunk_bytes), cache->budget),
+					 errdetail("%lld rows of %d features are cached so far. The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem.",
+							   (long long) cache->n_rows, cache->dim),
+					 errhint("Raise dltrain.cache_mem, or train on fewer rows.")));
+	}
+	cache->slab_next = MemoryContextAllocHuge(cache->mcxt, slab);
+	cache->slab_left = slab;
+	cache->last_slab = slab;
+	cache->bytes = add_size(cache->bytes, slab);
+#if defined(MADV_HUGEPAGE)
+	if (slab >= SLAB_MAX)
+	{
+		uintptr_t	start = TYPEALIGN(4096, (uintptr_t) cache->slab_next);
+		uintptr_t	end = TYPEALIGN_DOWN(4096, (uintptr_t) cache->slab_next + slab);
+
+		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+	}
+#endif
+}
+
 static void
 CacheAddChunk(DltCache *cache)
 {
 	Size		xbytes = mul_size(mul_size(cache->rows_per_chunk, cache->dim), sizeof(float));
 	Size		ybytes = mul_size(cache->rows_per_chunk, sizeof(int64));
-	Size		need = add_size(cache->bytes, add_size(xbytes, ybytes));
+	Size		chunk_bytes = add_size(xbytes, ybytes);
 
-	if (need > cache->budget)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("row cache of %zu bytes would exceed the memory budget of %zu bytes",
-						need, cache->budget),
-				 errdetail("%lld rows of %d features are cached so far. The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem.",
-						   (long long) cache->n_rows, cache->dim),
-				 errhint("Raise dltrain.cache_mem, or train on fewer rows.")));
+	if (cache->slab_left < chunk_bytes)
+		CacheNewSlab(cache, chunk_bytes);
 
 	if (cache->n_chunks == cache->max_chunks)
 	{
@@ -173,10 +200,12 @@ CacheAddChunk(DltCache *cache)
 		}
 		cache->max_chunks = newmax;
 	}
-	cache->chunk_x[cache->n_chunks] = MemoryContextAllocHuge(cache->mcxt, xbytes);
-	cache->chunk_y[cache->n_chunks] = MemoryContextAllocHuge(cache->mcxt, ybytes);
+	/* features first, then the labels (8-byte aligned: rows_per_chunk is even) */
+	cache->chunk_x[cache->n_chunks] = (float *) cache->slab_next;
+	cache->chunk_y[cache->n_chunks] = (int64 *) (cache->slab_next + xbytes);
+	cache->slab_next += chunk_bytes;
+	cache->slab_left -= chunk_bytes;
 	cache->n_chunks++;
-	cache->bytes = need;
 }
 
 float *
@@ -186,7 +215,7 @@ DltCacheAppend(DltCache *cache, int64 **label)
 
 	Assert(cache->dim > 0);
 	if (cache->rows_per_chunk == 0)
-		cache->rows_per_chunk = Max(1, CHUNK_BYTES / (cache->dim * (int) sizeof(float)));
+		cache->rows_per_chunk = Max(2, CHUNK_BYTES / (cache->dim * (int) sizeof(float))) & ~1;
 	if (r == (int64) cache->n_chunks * cache->rows_per_chunk)
 	{
 		if (r >= (int64) PG_UINT32_MAX)

@@ -106,7 +106,10 @@ typedef struct DltCache
 	float	  **chunk_x;		/* [n_chunks][rows_per_chunk * dim] */
 	int64	  **chunk_y;		/* [n_chunks][rows_per_chunk] */
 	int64		n_rows;
-	Size		bytes;			/* bytes of chunk memory allocated */
+	char	   *slab_next;		/* free space in the current slab */
+	Size		slab_left;
+	Size		last_slab;		/* size of the last slab */
+	Size		bytes;			/* bytes of slab memory allocated */
 	Size		budget;			/* dltrain.cache_mem at the start */
 } DltCache;
 

@@ -43,17 +43,26 @@
 
 #define MAX_CLASSES DLK_MAX_WIDTH
 
-/* ---- text labels: an open-addressing table of distinct strings ---- */
-
-typedef struct TextLabels
+/*
+ * ---- class labels ----
+ * A classification label is stored in the cache as the id of its value in
+ * this open-addressing table of distinct values (integers, the bits of a
+ * float, or strings), filled in arrival order.  The final function sorts the
+ * few distinct values once and maps ids to class indices (rank), so the
+ * per-row work at the end is one array lookup.
+ */
+typedef struct ClassTable
 {
-	int			n;				/* distinct labels */
+	int			n;				/* distinct values */
 	int			cap;			/* slots, a power of two */
-	int32	   *slot;			/* label id + 1, or 0 for empty */
-	uint32	   *hash;			/* hash per id */
-	char	  **str;			/* string per id */
-	int		   *len;			/* length per id */
-} TextLabels;
+	int32	   *slot;			/* id + 1, or 0 for empty */
+	uint32	   *hash;			/* per id */
+	int64	   *val;			/* per id: the integer, or the double's bits */
+	char	  **str;			/* per id, text labels */
+	int		   *len;
+	int32	   *rank;			/* per id: class index, set by BuildClasses */
+	uint64	   *chash;			/* per id: content hash, set by BuildClasses */
+} ClassTable;
 
 typedef struct TrainState
 {
@@ -68,71 +77,84 @@ typedef struct TrainState
 	DltOptions	opts;
 	int64		rows_seen;
 	int64		rows_skipped;
-	TextLabels	texts;
+	ClassTable	classes;
 } TrainState;
 
-static int32
-TextLabelId(TrainState *st, const char *s, int len)
+static void
+ClassTableGrow(TrainState *st)
 {
-	TextLabels *t = &st->texts;
-	uint32		h = hash_bytes((const unsigned char *) s, len);
+	ClassTable *t = &st->classes;
+	int			newcap = t->cap ? t->cap * 2 : 64;
+	int32	   *newslot = MemoryContextAllocZero(st->mcxt, sizeof(int32) * newcap);
+	Size		per = newcap / 2;
+
+	for (int k = 0; k < t->cap; k++)
+	{
+		if (t->slot[k])
+		{
+			uint32		j = t->hash[t->slot[k] - 1] & (newcap - 1);
+
+			while (newslot[j])
+				j = (j + 1) & (newcap - 1);
+			newslot[j] = t->slot[k];
+		}
+	}
+	if (t->slot)
+	{
+		pfree(t->slot);
+		t->hash = repalloc(t->hash, sizeof(uint32) * per);
+		t->val = repalloc(t->val, sizeof(int64) * per);
+		t->str = repalloc(t->str, sizeof(char *) * per);
+		t->len = repalloc(t->len, sizeof(int) * per);
+	}
+	else
+	{
+		t->hash = MemoryContextAlloc(st->mcxt, sizeof(uint32) * per);
+		t->val = MemoryContextAlloc(st->mcxt, sizeof(int64) * per);
+		t->str = MemoryContextAlloc(st->mcxt, sizeof(char *) * per);
+		t->len = MemoryContextAlloc(st->mcxt, sizeof(int) * per);
+	}
+	t->slot = newslot;
+	t->cap = newcap;
+}
+
+/* The id of a label value (s == NULL) or text label (s, len), added if new. */
+static int32
+ClassId(TrainState *st, int64 v, const char *s, int len)
+{
+	ClassTable *t = &st->classes;
+	uint32		h = s ? hash_bytes((const unsigned char *) s, len) :
+		hash_bytes((const unsigned char *) &v, sizeof(v));
 	uint32		mask;
 	uint32		i;
 
 	if (t->cap == 0 || t->n * 2 >= t->cap)
-	{
-		/* grow and rehash */
-		int			newcap = t->cap ? t->cap * 2 : 64;
-		int32	   *newslot = MemoryContextAllocZero(st->mcxt, sizeof(int32) * newcap);
-
-		for (int k = 0; k < t->cap; k++)
-		{
-			if (t->slot[k])
-			{
-				uint32		j = t->hash[t->slot[k] - 1] & (newcap - 1);
-
-				while (newslot[j])
-					j = (j + 1) & (newcap - 1);
-				newslot[j] = t->slot[k];
-			}
-		}
-		if (t->slot)
-			pfree(t->slot);
-		t->slot = newslot;
-		t->cap = newcap;
-		if (t->hash == NULL)
-		{
-			t->hash = MemoryContextAlloc(st->mcxt, sizeof(uint32) * newcap / 2);
-			t->str = MemoryContextAlloc(st->mcxt, sizeof(char *) * newcap / 2);
-			t->len = MemoryContextAlloc(st->mcxt, sizeof(int) * newcap / 2);
-		}
-		else
-		{
-			t->hash = repalloc(t->hash, sizeof(uint32) * newcap / 2);
-			t->str = repalloc(t->str, sizeof(char *) * newcap / 2);
-			t->len = repalloc(t->len, sizeof(int) * newcap / 2);
-		}
-	}
-
+		ClassTableGrow(st);
 	mask = t->cap - 1;
 	for (i = h & mask; t->slot[i]; i = (i + 1) & mask)
 	{
 		int32		id = t->slot[i] - 1;
 
-		if (t->hash[id] == h && t->len[id] == len && memcmp(t->str[id], s, len) == 0)
+		if (t->hash[id] != h)
+			continue;
+		if (s ? (t->len[id] == len && memcmp(t->str[id], s, len) == 0) : t->val[id] == v)
 			return id;
 	}
 	if (t->n >= MAX_CLASSES)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("text labels have more than %d distinct values", MAX_CLASSES)));
-	if (len > 1024)
+				 errmsg("label has more than %d distinct values, the most classes a model supports",
+						MAX_CLASSES),
+				 st->label_kind != DLT_LABEL_TEXT ?
+				 errhint("For a numeric target, use \"task\": \"regression\".") : 0));
+	if (s && len > 1024)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("text label of %d bytes is longer than the maximum of 1024 bytes", len)));
 	t->hash[t->n] = h;
-	t->str[t->n] = MemoryContextStrdup(st->mcxt, pnstrdup(s, len));
-	t->len[t->n] = len;
+	t->val[t->n] = v;
+	t->str[t->n] = s ? MemoryContextStrdup(st->mcxt, pnstrdup(s, len)) : NULL;
+	t->len[t->n] = s ? len : 0;
 	t->slot[i] = t->n + 1;
 	return t->n++;
 }
@@ -241,11 +263,14 @@ LabelSlot(TrainState *st, FunctionCallInfo fcinfo)
 	switch (st->label_type)
 	{
 		case INT2OID:
-			return DatumGetInt16(d);
+			slot = DatumGetInt16(d);
+			break;
 		case INT4OID:
-			return DatumGetInt32(d);
+			slot = DatumGetInt32(d);
+			break;
 		case INT8OID:
-			return DatumGetInt64(d);
+			slot = DatumGetInt64(d);
+			break;
 		case FLOAT4OID:
 		case FLOAT8OID:
 			f = st->label_type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
@@ -264,16 +289,20 @@ LabelSlot(TrainState *st, FunctionCallInfo fcinfo)
 			if (f == 0)
 				f = 0;			/* one zero: -0 and 0 are the same class */
 			memcpy(&slot, &f, sizeof(double));
-			return slot;
+			break;
 		case TEXTOID:
 			{
 				text	   *t = DatumGetTextPP(d);
 
-				return TextLabelId(st, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				return ClassId(st, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 			}
+		default:
+			elog(ERROR, "unexpected label type %u", st->label_type);
 	}
-	elog(ERROR, "unexpected label type %u", st->label_type);
-	return 0;
+	/* regression keeps the value; classification stores its class id */
+	if (st->task == DLT_TASK_REGRESSION)
+		return slot;
+	return ClassId(st, slot, NULL, 0);
 }
 
 /* Appends one row (features, label) to the training's row cache. */
@@ -337,19 +366,19 @@ typedef struct RowKey
 
 static const TrainState *sort_state;	/* for the tie-break comparator */
 
+/*
+ * Labels compared by content: class indices (ranks of the sorted values)
+ * for classification, the value's bits for regression.
+ */
 static int
 CompareLabelSlots(const TrainState *st, int64 a, int64 b)
 {
-	if (st->label_kind == DLT_LABEL_TEXT)
+	if (st->task == DLT_TASK_CLASSIFICATION)
 	{
-		const TextLabels *t = &st->texts;
-		int			la = t->len[a],
-					lb = t->len[b];
-		int			c = memcmp(t->str[a], t->str[b], Min(la, lb));
-
-		return c ? c : (la > lb) - (la < lb);
+		a = st->classes.rank[a];
+		b = st->classes.rank[b];
 	}
-	return (a > b) - (a < b);	/* bitwise order is fine for a tie-break */
+	return (a > b) - (a < b);
 }
 
 static int
@@ -368,6 +397,49 @@ CompareRowKeys(const void *pa, const void *pb)
 	return CompareLabelSlots(sort_state, *DltCacheLabel(c, a->row), *DltCacheLabel(c, b->row));
 }
 
+/*
+ * LSD radix sort of keys by hash, 16 bits a pass (4 passes).  Unlike qsort it
+ * costs a few sequential passes whatever n, and its result does not depend on
+ * the input order except among equal hashes, which the caller then orders by
+ * content.
+ */
+static void
+RadixSortKeys(RowKey *keys, int64 n)
+{
+	RowKey	   *tmp = palloc_extended(sizeof(RowKey) * Max(n, 1), MCXT_ALLOC_HUGE);
+	int64	   *count = palloc(sizeof(int64) * 65536);
+	RowKey	   *src = keys,
+			   *dst = tmp;
+
+	for (int shift = 0; shift < 64; shift += 16)
+	{
+		int64		pos = 0;
+
+		memset(count, 0, sizeof(int64) * 65536);
+		for (int64 i = 0; i < n; i++)
+			count[(src[i].hash >> shift) & 0xFFFF]++;
+		for (int b = 0; b < 65536; b++)
+		{
+			int64		c = count[b];
+
+			count[b] = pos;
+			pos += c;
+		}
+		for (int64 i = 0; i < n; i++)
+			dst[count[(src[i].hash >> shift) & 0xFFFF]++] = src[i];
+		{
+			RowKey	   *t = src;
+
+			src = dst;
+			dst = t;
+		}
+	}
+	/* four passes: the result is back in keys */
+	Assert(src == keys);
+	pfree(tmp);
+	pfree(count);
+}
+
 /* Fills order[] with the cache's rows in canonical (content hash) order. */
 static void
 CanonicalOrder(const TrainState *st, uint32 *order)
@@ -383,16 +455,26 @@ CanonicalOrder(const TrainState *st, uint32 *order)
 										   sizeof(float) * c->dim, 0);
 		uint64		hy;
 
-		if (st->label_kind == DLT_LABEL_TEXT)
-			hy = hash_bytes_extended((const unsigned char *) st->texts.str[y],
-									 st->texts.len[y], 1);
+		if (st->task == DLT_TASK_CLASSIFICATION)
+			hy = st->classes.chash[y];
 		else
-			hy = hash_bytes_uint32_extended((uint32) y, (uint64) (y >> 32));
+			hy = hash_bytes_extended((const unsigned char *) &y, sizeof(y), 1);
 		keys[r].hash = hash_combine64(h, hy);
 		keys[r].row = (uint32) r;
 	}
+	RadixSortKeys(keys, n);
+	/* equal hashes (duplicate rows, or a collision): order by content */
 	sort_state = st;
-	qsort(keys, n, sizeof(RowKey), CompareRowKeys);
+	for (int64 i = 0; i < n;)
+	{
+		int64		j = i + 1;
+
+		while (j < n && keys[j].hash == keys[i].hash)
+			j++;
+		if (j - i > 1)
+			qsort(keys + i, j - i, sizeof(RowKey), CompareRowKeys);
+		i = j;
+	}
 	for (int64 i = 0; i < n; i++)
 		order[i] = keys[i].row;
 	pfree(keys);
@@ -400,123 +482,97 @@ CanonicalOrder(const TrainState *st, uint32 *order)
 
 /* ---- classes ---- */
 
+static const ClassTable *sort_classes;
+static DltLabelKind sort_kind;
+
+/* Orders class ids by value: numbers ascending, text bytewise. */
 static int
-CmpInt64(const void *a, const void *b)
+CmpClassIds(const void *pa, const void *pb)
 {
-	int64		x = *(const int64 *) a,
-				y = *(const int64 *) b;
+	int32		x = *(const int32 *) pa,
+				y = *(const int32 *) pb;
+	const ClassTable *t = sort_classes;
 
-	return (x > y) - (x < y);
-}
+	switch (sort_kind)
+	{
+		case DLT_LABEL_INT:
+			return (t->val[x] > t->val[y]) - (t->val[x] < t->val[y]);
+		case DLT_LABEL_FLOAT:
+			{
+				double		a,
+							b;
 
-static int
-CmpDouble(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
+				memcpy(&a, &t->val[x], sizeof(double));
+				memcpy(&b, &t->val[y], sizeof(double));
+				return (a > b) - (a < b);
+			}
+		case DLT_LABEL_TEXT:
+			{
+				int			c = memcmp(t->str[x], t->str[y], Min(t->len[x], t->len[y]));
 
-	return (x > y) - (x < y);
-}
-
-static const TextLabels *sort_texts;
-
-static int
-CmpTextId(const void *a, const void *b)
-{
-	int32		x = *(const int32 *) a,
-				y = *(const int32 *) b;
-	int			lx = sort_texts->len[x],
-				ly = sort_texts->len[y];
-	int			c = memcmp(sort_texts->str[x], sort_texts->str[y], Min(lx, ly));
-
-	return c ? c : (lx > ly) - (lx < ly);
-}
-
-static void
-TooFewClasses(DltModel *m)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_EXCEPTION),
-			 errmsg("classification needs at least two distinct labels"),
-			 errdetail("Every one of the %lld rows has the same label.",
-					   (long long) m->rows_used)));
-}
-
-static void
-TooManyClasses(int64 n)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("label has %lld distinct values, more than the %d classes a model supports",
-					(long long) n, MAX_CLASSES),
-			 errhint("For a numeric target, use \"task\": \"regression\".")));
+				return c ? c : (t->len[x] > t->len[y]) - (t->len[x] < t->len[y]);
+			}
+	}
+	return 0;
 }
 
 /*
- * Finds the sorted distinct class values into m and writes each row's class
- * index to cls[row].
+ * Sorts the distinct label values into the model's classes, sets each id's
+ * class index (rank) and content hash, and writes every row's class index
+ * to cls[row].
  */
 static void
-BuildClasses(const TrainState *st, DltModel *m, int32 *cls)
+BuildClasses(TrainState *st, DltModel *m, int32 *cls)
 {
 	const DltCache *c = &st->cache;
-	int64		n = c->n_rows;
+	ClassTable *t = &st->classes;
+	int32	   *ids = palloc(sizeof(int32) * Max(t->n, 1));
 
+	m->n_classes = t->n;
+	if (t->n < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("classification needs at least two distinct labels"),
+				 errdetail("Every one of the %lld rows has the same label.",
+						   (long long) c->n_rows)));
+	for (int i = 0; i < t->n; i++)
+		ids[i] = i;
+	sort_classes = t;
+	sort_kind = st->label_kind;
+	qsort(ids, t->n, sizeof(int32), CmpClassIds);
+
+	t->rank = palloc(sizeof(int32) * t->n);
+	t->chash = palloc(sizeof(uint64) * t->n);
 	if (st->label_kind == DLT_LABEL_TEXT)
-	{
-		const TextLabels *t = &st->texts;
-		int32	   *ids = palloc(sizeof(int32) * t->n);
-		int32	   *rank = palloc(sizeof(int32) * t->n);
-
-		for (int i = 0; i < t->n; i++)
-			ids[i] = i;
-		sort_texts = t;
-		qsort(ids, t->n, sizeof(int32), CmpTextId);
-		m->n_classes = t->n;
 		m->class_text = palloc(sizeof(char *) * t->n);
-		for (int i = 0; i < t->n; i++)
-		{
-			m->class_text[i] = t->str[ids[i]];
-			rank[ids[i]] = i;
-		}
-		if (m->n_classes < 2)
-			TooFewClasses(m);
-		for (int64 r = 0; r < n; r++)
-			cls[r] = rank[*DltCacheLabel(c, r)];
-		return;
-	}
-
-	/* integer and float labels: sort a copy of the slots, then unique */
+	else if (st->label_kind == DLT_LABEL_INT)
+		m->class_int = palloc(sizeof(int64) * t->n);
+	else
+		m->class_float = palloc(sizeof(double) * t->n);
+	for (int k = 0; k < t->n; k++)
 	{
-		int64	   *v = palloc_extended(sizeof(int64) * n, MCXT_ALLOC_HUGE);
-		int64		k = 0;
-		bool		isint = st->label_kind == DLT_LABEL_INT;
-		int			(*cmp) (const void *, const void *) = isint ? CmpInt64 : CmpDouble;
+		int32		id = ids[k];
 
-		for (int64 r = 0; r < n; r++)
-			v[r] = *DltCacheLabel(c, r);
-		qsort(v, n, sizeof(int64), cmp);
-		for (int64 r = 0; r < n; r++)
-			if (k == 0 || cmp(&v[k - 1], &v[r]) != 0)
-				v[k++] = v[r];
-		if (k > MAX_CLASSES)
-			TooManyClasses(k);
-		m->n_classes = (int) k;
-		if (k < 2)
-			TooFewClasses(m);
-		if (isint)
-			m->class_int = (int64 *) v;
-		else
-			m->class_float = (double *) v;
-		for (int64 r = 0; r < n; r++)
+		t->rank[id] = k;
+		if (st->label_kind == DLT_LABEL_TEXT)
 		{
-			int64		y = *DltCacheLabel(c, r);
-			int64	   *hit = bsearch(&y, v, k, sizeof(int64), cmp);
-
-			Assert(hit != NULL);
-			cls[r] = (int32) (hit - v);
+			m->class_text[k] = t->str[id];
+			t->chash[id] = hash_bytes_extended((const unsigned char *) t->str[id],
+											   t->len[id], 1);
+		}
+		else
+		{
+			if (st->label_kind == DLT_LABEL_INT)
+				m->class_int[k] = t->val[id];
+			else
+				memcpy(&m->class_float[k], &t->val[id], sizeof(double));
+			t->chash[id] = hash_bytes_extended((const unsigned char *) &t->val[id],
+											   sizeof(int64), 1);
 		}
 	}
+	for (int64 r = 0; r < c->n_rows; r++)
+		cls[r] = t->rank[*DltCacheLabel(c, r)];
+	pfree(ids);
 }
 
 /* ---- normalization ---- */
@@ -537,9 +593,11 @@ PrefetchRow(const DltCache *c, int64 r)
 /*
  * Standardizes the cached features in place: x = (x - mean) * scale with
  * scale = 1/std (population std), or 1 for a (near) constant feature, so a
- * zero-variance feature becomes 0 instead of dividing by zero.  Sums run in
- * the given row order (canonical when shuffling), so the statistics are
- * reproducible.  predict applies the same float32 arithmetic.
+ * zero-variance feature becomes 0 instead of dividing by zero.  The moments
+ * are summed in one pass in the given row order (canonical when shuffling),
+ * so the statistics are reproducible; the rows are scattered in memory in
+ * that order, hence the prefetch.  predict applies the same float32
+ * arithmetic (dlk_standardize).
  */
 static void
 Standardize(DltCache *c, const uint32 *order, DltModel *m)
@@ -547,30 +605,27 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 	int			D = c->dim;
 	int64		n = c->n_rows;
 	double	   *sum = palloc0(sizeof(double) * D);
+	double	   *sq = palloc0(sizeof(double) * D);
 	float	   *fm = palloc(sizeof(float) * D);
 	float	   *fs = palloc(sizeof(float) * D);
+	float	   *shift = palloc(sizeof(float) * D);
 
+	/* one pass of moments shifted by the first row (no cancellation) */
+	memcpy(shift, DltCacheRow(c, order[0]), sizeof(float) * D);
 	for (int64 i = 0; i < n; i++)
 	{
-		if (i + 8 < n)
-			PrefetchRow(c, order[i + 8]);
-		dlk_sum_accumulate(sum, DltCacheRow(c, order[i]), D);
+		if (i + 16 < n)
+			PrefetchRow(c, order[i + 16]);
+		dlk_moments_accumulate(sum, sq, DltCacheRow(c, order[i]), shift, D);
 	}
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);
 	for (int d = 0; d < D; d++)
-		m->mean[d] = sum[d] / n;
-	memset(sum, 0, sizeof(double) * D);
-	for (int64 i = 0; i < n; i++)
 	{
-		if (i + 8 < n)
-			PrefetchRow(c, order[i + 8]);
-		dlk_sqdev_accumulate(sum, DltCacheRow(c, order[i]), m->mean, D);
-	}
-	for (int d = 0; d < D; d++)
-	{
-		double		sd = sqrt(sum[d] / n);
+		double		mu = sum[d] / n;
+		double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
 
+		m->mean[d] = shift[d] + mu;
 		m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
 		fm[d] = (float) m->mean[d];
 		fs[d] = (float) m->scale[d];
@@ -579,8 +634,10 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 	for (int64 r = 0; r < n; r++)
 		dlk_standardize(DltCacheRow(c, r), fm, fs, D);
 	pfree(sum);
+	pfree(sq);
 	pfree(fm);
 	pfree(fs);
+	pfree(shift);
 	m->normalized = true;
 }
 

@@ -1007,20 +1007,14 @@ dlk_status_string(dlk_status st)
  * ------------------------------------------------------------------------ */
 
 void
-dlk_sum_accumulate(double *restrict sum, const float *restrict x, int D)
-{
-	for (int d = 0; d < D; d++)
-		sum[d] += (double) x[d];
-}
-
-void
-dlk_sqdev_accumulate(double *restrict sq, const float *restrict x,
-					 const double *restrict mean, int D)
+dlk_moments_accumulate(double *restrict sum, double *restrict sq,
+					   const float *restrict x, const float *restrict shift, int D)
 {
 	for (int d = 0; d < D; d++)
 	{
-		double		v = (double) x[d] - mean[d];
+		double		v = (double) x[d] - (double) shift[d];
 
+		sum[d] += v;
 		sq[d] += v * v;
 	}
 }
@@ -1031,4 +1025,44 @@ dlk_standardize(float *restrict x, const float *restrict mean,
 {
 	for (int d = 0; d < D; d++)
 		x[d] = (x[d] - mean[d]) * scale[d];
+}
+
+/* ------------------------------------------------------------------------
+ * Conversion into the row cache: copy and check in one pass, with an integer
+ * test on the exponent bits so that the loop vectorizes (isfinite() may not).
+ * ------------------------------------------------------------------------ */
+
+int
+dlk_copy_finite_f32(float *restrict dst, const float *restrict src, int n)
+{
+	uint32_t	bad = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		uint32_t	u;
+
+		memcpy(&u, &src[i], sizeof(u));
+		bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
+		dst[i] = src[i];
+	}
+	return bad == 0;
+}
+
+int
+dlk_convert_finite_f64(float *restrict dst, const double *restrict src, int n)
+{
+	uint32_t	bad = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		v = src[i];
+		float		f = (float) v;
+		uint32_t	u;
+
+		/* a double too large for a float converts to an infinity */
+		memcpy(&u, &f, sizeof(u));
+		bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
+		dst[i] = f;
+	}
+	return bad == 0;
 }

@@ -155,12 +155,22 @@ uint64_t	dlk_rng_below(dlk_rng *rng, uint64_t n);	/* unbiased, [0, n) */
 /* Fisher-Yates shuffle of idx[0..n). */
 void		dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n);
 
+/* ---- conversion into the row cache ---- */
+
+/* dst = src; returns 1 if every value is finite, else 0 (dst is then garbage). */
+int			dlk_copy_finite_f32(float *dst, const float *src, int n);
+/* dst = (float) src; returns 1 if every value is finite and fits a float. */
+int			dlk_convert_finite_f64(float *dst, const double *src, int n);
+
 /* ---- feature statistics (the glue standardizes with these) ---- */
 
-/* sum[d] += x[d] for d < D, in double. */
-void		dlk_sum_accumulate(double *sum, const float *x, int D);
-/* sq[d] += (x[d] - mean[d])^2 for d < D, in double. */
-void		dlk_sqdev_accumulate(double *sq, const float *x, const double *mean, int D);
+/*
+ * One pass of shifted moments, in double: v = x[d] - shift[d];
+ * sum[d] += v; sq[d] += v * v.  With the shift a sample of the data, the
+ * variance sq/n - (sum/n)^2 does not suffer from cancellation.
+ */
+void		dlk_moments_accumulate(double *sum, double *sq, const float *x,
+								   const float *shift, int D);
 /* x[d] = (x[d] - mean[d]) * scale[d] in float32 (training and predict alike). */
 void		dlk_standardize(float *x, const float *mean, const float *scale, int D);
 

@@ -1450,38 +1450,44 @@ test_feature_stats(void)
 	enum {N = 37, D = 13};
 	float		x[N][D];
 	double		sum[D] = {0},
-				sq[D] = {0},
-				mean[D];
+				sq[D] = {0};
 	float		fm[D],
 				fs[D];
 
 	for (int r = 0; r < N; r++)
 		for (int d = 0; d < D; d++)
-			x[r][d] = (float) ((dlk_rng_uniform(&test_rng) - 0.3) * (d + 1) * 10.0);
+			x[r][d] = (float) (1000.0 + (dlk_rng_uniform(&test_rng) - 0.3) * (d + 1));
+	/* shifted by the first row, as the glue does */
 	for (int r = 0; r < N; r++)
-		dlk_sum_accumulate(sum, x[r], D);
+		dlk_moments_accumulate(sum, sq, x[r], x[0], D);
 	for (int d = 0; d < D; d++)
 	{
-		double		ref = 0;
+		double		rs = 0,
+					rq = 0,
+					mean = 0,
+					var = 0;
 
 		for (int r = 0; r < N; r++)
-			ref += (double) x[r][d];
-		if (sum[d] != ref)
-			return fail("sum[%d] = %.17g, expected %.17g", d, sum[d], ref);
-		mean[d] = sum[d] / N;
-	}
-	for (int r = 0; r < N; r++)
-		dlk_sqdev_accumulate(sq, x[r], mean, D);
-	for (int d = 0; d < D; d++)
-	{
-		double		ref = 0;
+		{
+			double		v = (double) x[r][d] - (double) x[0][d];
 
+			rs += v;
+			rq += v * v;
+			mean += x[r][d];
+		}
+		if (sum[d] != rs || sq[d] != rq)
+			return fail("moments[%d] = (%.17g, %.17g), expected (%.17g, %.17g)",
+						d, sum[d], sq[d], rs, rq);
+		/* the variance from shifted moments matches the two-pass one */
+		mean /= N;
 		for (int r = 0; r < N; r++)
-			ref += ((double) x[r][d] - mean[d]) * ((double) x[r][d] - mean[d]);
-		if (sq[d] != ref)
-			return fail("sq[%d] = %.17g, expected %.17g", d, sq[d], ref);
-		fm[d] = (float) mean[d];
-		fs[d] = (float) (1.0 / sqrt(sq[d] / N));
+			var += (x[r][d] - mean) * (x[r][d] - mean);
+		var /= N;
+		if (fabs((sq[d] / N - (sum[d] / N) * (sum[d] / N)) - var) > 1e-9 * (1 + var))
+			return fail("variance[%d] from shifted moments is %.17g, expected %.17g",
+						d, sq[d] / N - (sum[d] / N) * (sum[d] / N), var);
+		fm[d] = (float) mean;
+		fs[d] = (float) (1.0 / sqrt(var));
 	}
 	for (int r = 0; r < N; r++)
 	{

@@ -22,8 +22,10 @@ SELECT dltrain.train_mlp(x, CASE WHEN i = 4 THEN 'NaN'::float8 ELSE i END) FROM 
 SELECT dltrain.train_mlp(x, 'Infinity'::real) FROM pts;
 -- a regression label that does not fit in real
 SELECT dltrain.train_mlp(x, 1e300::float8) FROM pts;
--- one class only
+-- one class only, and more classes than a model supports
 SELECT dltrain.train_mlp(x, 1) FROM pts;
+SELECT dltrain.train_mlp(ARRAY[i]::real[], i) FROM generate_series(1, 70000) i;
+SELECT dltrain.train_mlp(ARRAY[i]::real[], i::text) FROM generate_series(1, 70000) i;
 
 -- options
 SELECT dltrain.train_mlp(x, y, '{"epoch": 3}') FROM pts;

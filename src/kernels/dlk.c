@@ -42,6 +42,17 @@
 #include "dlk.h"
 #include "dlk_internal.h"
 
+/*
+ * Element-wise loops are also built for AVX2 and picked at load time (GCC
+ * function multiversioning).  AVX2 without FMA: no contraction, so every
+ * version computes bit-identical results; only the vector width differs.
+ */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define DLK_VECTOR __attribute__((target_clones("avx2", "default")))
+#else
+#define DLK_VECTOR
+#endif
+
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -342,7 +353,7 @@ dlk_init_params(dlk_net *net, uint64_t seed)
  * Y[B x O] = act(Y + b) row by row, b [O]: the bias and the activation in
  * one pass over the GEMM's output.
  */
-static void
+DLK_VECTOR static void
 bias_relu_row(float *restrict y, const float *restrict b, int O)
 {
 	for (int o = 0; o < O; o++)
@@ -353,7 +364,7 @@ bias_relu_row(float *restrict y, const float *restrict b, int O)
 	}
 }
 
-static void
+DLK_VECTOR static void
 bias_row(float *restrict y, const float *restrict b, int O)
 {
 	for (int o = 0; o < O; o++)
@@ -566,7 +577,7 @@ dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act)
  * a coin flip, so a branch mispredicts half the time) and with restrict
  * pointers, so that the compiler vectorizes both forms.
  */
-static void
+DLK_VECTOR static void
 relu_backward_inplace(float *restrict dX, const float *restrict Y, size_t n)
 {
 	for (size_t k = 0; k < n; k++)
@@ -577,7 +588,7 @@ relu_backward_inplace(float *restrict dX, const float *restrict Y, size_t n)
 	}
 }
 
-static void
+DLK_VECTOR static void
 relu_backward(float *restrict dX, const float *restrict dY,
 			  const float *restrict Y, size_t n)
 {
@@ -741,7 +752,7 @@ dlk_softmax_rows(float *P, const float *logits, int B, int C)
  * Optimizers: flat loops over n parameters
  * ------------------------------------------------------------------------ */
 
-void
+DLK_VECTOR void
 dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
 			 size_t n,
 			 float lr, float momentum, float weight_decay)
@@ -763,7 +774,7 @@ dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
 	}
 }
 
-void
+DLK_VECTOR void
 dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
 			  float *restrict v, size_t n,
 			  float lr, float beta1, float beta2, float eps,
@@ -878,7 +889,7 @@ dlk_forward(dlk_net *net, const float *X, int B)
 }
 
 /* 1 if every one of x[0..n) is finite; bit test so the loop vectorizes. */
-static int
+DLK_VECTOR static int
 all_finite(const float *x, size_t n)
 {
 	uint32_t	bad = 0;
@@ -1006,7 +1017,7 @@ dlk_status_string(dlk_status st)
  * double conversion, no reduction across d, so no reassociation).
  * ------------------------------------------------------------------------ */
 
-void
+DLK_VECTOR void
 dlk_moments_accumulate(double *restrict sum, double *restrict sq,
 					   const float *restrict x, const float *restrict shift, int D)
 {
@@ -1019,7 +1030,7 @@ dlk_moments_accumulate(double *restrict sum, double *restrict sq,
 	}
 }
 
-void
+DLK_VECTOR void
 dlk_standardize(float *restrict x, const float *restrict mean,
 				const float *restrict scale, int D)
 {
@@ -1032,7 +1043,7 @@ dlk_standardize(float *restrict x, const float *restrict mean,
  * test on the exponent bits so that the loop vectorizes (isfinite() may not).
  * ------------------------------------------------------------------------ */
 
-int
+DLK_VECTOR int
 dlk_copy_finite_f32(float *restrict dst, const float *restrict src, int n)
 {
 	uint32_t	bad = 0;
@@ -1048,7 +1059,7 @@ dlk_copy_finite_f32(float *restrict dst, const float *restrict src, int n)
 	return bad == 0;
 }
 
-int
+DLK_VECTOR int
 dlk_convert_finite_f64(float *restrict dst, const double *restrict src, int n)
 {
 	uint32_t	bad = 0;

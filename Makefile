@@ -9,6 +9,11 @@ OBJS = \
 	src/train.o \
 	src/model.o \
 	src/predict.o \
+	src/score.o \
+	src/evaluate.o \
+	src/batch.o \
+	src/export.o \
+	src/block_shuffle.o \
 	src/kernels/dlk.o \
 	src/kernels/dlk_blas.o
 
@@ -16,7 +21,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc cancel drop
+REGRESS = train errors model_io guc block_shuffle inference cancel drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

@@ -50,6 +50,12 @@ import sys
 import time
 import warnings
 
+# On this 2-core machine libgomp's default spin-waiting (torch's intra-op
+# OpenMP threads) fights OpenBLAS's own threads when both are at 2 threads and
+# made PyTorch slower at 2 threads than at 1 in development; passive waiting
+# is the better setting for PyTorch.  Has to be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 import psycopg2
 
@@ -134,11 +140,17 @@ def parse_copy_xy(buf):
     return x, y
 
 
-def export_xy(conn, table, where=""):
+def export_xy(conn, table, where="", times=None):
+    t0 = time.perf_counter()
     buf = io.BytesIO()
     with conn.cursor() as cur:
         cur.copy_expert(f"COPY (SELECT x, y FROM {table}{where}) TO STDOUT (FORMAT binary)", buf)
-    return parse_copy_xy(buf.getbuffer())
+    t1 = time.perf_counter()
+    xy = parse_copy_xy(buf.getbuffer())
+    if times is not None:
+        times["copy_s"] = t1 - t0
+        times["parse_s"] = time.perf_counter() - t1
+    return xy
 
 
 def verify_parser(conn, table):
@@ -165,10 +177,12 @@ def standardize_fit(x):
 
 
 def _chunked_var(x, mean):
+    # in blocks of about 1M values, so the temporaries stay small
     acc = np.zeros(x.shape[1], np.float64)
     m = mean.astype(np.float32)
-    for i in range(0, x.shape[0], 100_000):
-        d = x[i:i + 100_000] - m
+    step = max(1, (1 << 20) // max(1, x.shape[1]))
+    for i in range(0, x.shape[0], step):
+        d = x[i:i + step] - m
         acc += np.square(d, dtype=np.float64).sum(axis=0)
     return acc / x.shape[0]
 
@@ -254,7 +268,8 @@ def run_torch(conn, cfg, args, test_xy, keep_data=False):
 
     set_threads(cfg["threads"])
     t0 = time.perf_counter()
-    x, y = export_xy(conn, cfg["table"], cfg["where"])
+    et = {}
+    x, y = export_xy(conn, cfg["table"], cfg["where"], et)
     t1 = time.perf_counter()
     mean, scale = standardize_fit(x)
     standardize_apply(x, mean, scale)
@@ -299,7 +314,8 @@ def run_torch(conn, cfg, args, test_xy, keep_data=False):
     acc = float((pred.numpy() == yt).mean())
     set_threads(1)
     out = {
-        "rows": n, "export_s": t1 - t0, "standardize_s": t2 - t1, "train_s": t3 - t2,
+        "rows": n, "export_s": t1 - t0, "copy_s": et["copy_s"], "parse_s": et["parse_s"],
+        "standardize_s": t2 - t1, "train_s": t3 - t2,
         "total_s": t3 - t0, "epoch_s": epoch_s, "loss": epoch_loss[-1],
         "epoch_loss": epoch_loss, "accuracy": acc,
     }
@@ -380,7 +396,7 @@ def environment(conn):
             benv = dict(kv.split("=", 1) for kv in f.read().decode(errors="replace").split("\0") if "=" in kv)
     except OSError:
         benv = None
-    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS"):
+    for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY"):
         env[f"bench {k}"] = os.environ.get(k, "(unset)")
         env[f"backend {k}"] = "(unknown)" if benv is None else benv.get(k, "(unset)")
     import torch
@@ -401,6 +417,18 @@ def environment(conn):
     except (OSError, AttributeError):
         env["cpu"] = platform.processor()
     env["cores"] = os.cpu_count()
+    try:
+        root = os.path.dirname(HERE)
+        env["git HEAD"] = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                                         capture_output=True, text=True).stdout.strip()
+        env["git dirty"] = bool(subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "src", "sql"],
+                                               capture_output=True, text=True).stdout.strip())
+        libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True, text=True).stdout.strip()
+        so = os.path.join(libdir, "dltrain.so")
+        env["installed dltrain.so"] = (f"{so}, modified "
+                                       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(os.path.getmtime(so)))}")
+    except OSError:
+        pass
     return env
 
 
@@ -421,6 +449,8 @@ def summarize(cfgs, res, args):
             "dl_total_s": median([x["total_s"] for x in r["dltrain"]]),
             "th_export_s": median([x["export_s"] for x in r["torch"]]),
             "th_prep_s": median([x["standardize_s"] for x in r["torch"]]),
+            "th_copy_s": median([x["copy_s"] for x in r["torch"]]),
+            "th_parse_s": median([x["parse_s"] for x in r["torch"]]),
             "th_train_s": median([x["train_s"] for x in r["torch"]]),
             "th_total_s": median([x["total_s"] for x in r["torch"]]),
             "dl_loss": median([x["loss"] for x in r["dltrain"]]),
@@ -460,7 +490,7 @@ def summarize(cfgs, res, args):
     return s
 
 
-def table(s, args):
+def render_table(s, args):
     names = list(s)
     lines = []
 
@@ -484,6 +514,7 @@ def table(s, args):
     row("dltrain table->model s (the query)", lambda c: f"{c['dl_total_s']:.2f}")
     row("PyTorch export + standardize + train s",
         lambda c: f"{c['th_export_s']:.2f} + {c['th_prep_s']:.2f} + {c['th_train_s']:.2f} = {c['th_total_s']:.2f}")
+    row("  export = COPY + parse s", lambda c: f"{c['th_copy_s']:.2f} + {c['th_parse_s']:.2f}")
     row("**table->model PyTorch / dltrain**", lambda c: f"**{c['t2m_speedup']:.2f}x**")
     row("final training loss dltrain / PyTorch", lambda c: f"{c['dl_loss']:.4f} / {c['th_loss']:.4f}")
     row("held-out accuracy dltrain / PyTorch", lambda c: f"{100 * c['dl_acc']:.2f}% / {100 * c['th_acc']:.2f}%")
@@ -620,6 +651,7 @@ def main():
 
     res = {n: {"dltrain": [], "torch": [], "sgemm": [], "scan": [], "sklearn": []} for n in cfgs}
     t_start = time.perf_counter()
+    load0 = os.getloadavg()
     for rep in range(args.repeats):
         for name, cfg in cfgs.items():
             order = ["dltrain", "torch"] if rep % 2 == 0 else ["torch", "dltrain"]
@@ -654,10 +686,11 @@ def main():
             res[name]["sgemm"].append(r)
             log(f"rep {rep + 1} {name}: sgemm {r['gflops']:.1f} GFLOP/s ({cfg['threads']} thread(s))")
     elapsed = time.perf_counter() - t_start
+    env["load average at start / end"] = f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}"
     conn.close()
 
     s = summarize(cfgs, res, args)
-    tab = table(s, args)
+    tab = render_table(s, args)
     tgt = targets(s, args)
     cmdline = "bash bench/run.sh " + " ".join(sys.argv[1:])
     header = (f"dltrain benchmark, {datetime.datetime.now().isoformat(timespec='seconds')}, "

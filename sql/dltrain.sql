@@ -243,3 +243,152 @@ COMMENT ON FUNCTION dltrain.predict(dltrain.model, double precision[]) IS 'the r
 COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, double precision[]) IS 'the predicted class, as text';
 COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, double precision[]) IS 'class probabilities, in the class order of describe()';
 
+-- ---------------------------------------------------------------------------
+-- Block-shuffled reads: a TABLESAMPLE method
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.block_shuffle(internal) RETURNS tsm_handler
+    AS 'MODULE_PATHNAME', 'block_shuffle_handler' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.block_shuffle(internal) IS
+    'TABLESAMPLE method: every page of the table exactly once, in a seeded random order of block ranges (argument: pages per range)';
+
+-- ---------------------------------------------------------------------------
+-- Evaluation: the evaluate aggregate (parallel safe)
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.evaluate_sfunc(internal, dltrain.model, "any", "any") RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_sfunc' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_ffunc(internal) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'evaluate_ffunc' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_combine' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'evaluate_serialize' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_deserialize' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.evaluate_sfunc(internal, dltrain.model, "any", "any") IS 'evaluate transition: scores rows in batches';
+COMMENT ON FUNCTION dltrain.evaluate_ffunc(internal) IS 'evaluate final function: the metrics as jsonb';
+COMMENT ON FUNCTION dltrain.evaluate_combine(internal, internal) IS 'evaluate combine function: adds partial metrics';
+COMMENT ON FUNCTION dltrain.evaluate_serialize(internal) IS 'evaluate: serializes a partial state';
+COMMENT ON FUNCTION dltrain.evaluate_deserialize(bytea, internal) IS 'evaluate: deserializes a partial state';
+
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], smallint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], smallint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], integer) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], integer) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], bigint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], bigint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], text) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], text) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], real) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], real) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], double precision) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], double precision) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], smallint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], smallint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], integer) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], integer) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], bigint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], bigint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], text) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], text) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], real) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], real) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double precision) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double precision) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+
+-- ---------------------------------------------------------------------------
+-- Batched inference
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.predict_batch(model dltrain.model, relation regclass, features text, key text)
+    RETURNS TABLE (key text, prediction double precision, class text, probability real)
+    AS 'MODULE_PATHNAME', 'predict_batch' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.predict_batch(dltrain.model, regclass, text, text) IS
+    'scores every row of a relation in batches (GEMMs): the key as text, the prediction, the class and its probability';
+
+-- ---------------------------------------------------------------------------
+-- Weights that travel
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.export(dltrain.model) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'export_model' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.import(jsonb) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'import_model' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.export(dltrain.model) IS 'a model''s layers, weights, activation, normalization and classes as jsonb (format dltrain.mlp)';
+COMMENT ON FUNCTION dltrain.import(jsonb) IS 'a model from the jsonb layout dltrain.export() writes (e.g. a network trained in PyTorch)';
+
+-- dltrain's functions run with the caller's rights: everyone may use the schema
+GRANT USAGE ON SCHEMA dltrain TO PUBLIC;

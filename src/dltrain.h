@@ -166,6 +166,50 @@ extern DltModel *ModelDecode(const struct varlena *v);
 extern Size ModelEncodedSize(const DltModel *m);
 extern void CheckModelSize(Size nbytes);
 
+/* ---- scoring (score.c) ---- */
+
+/* the decoded model of a call site or aggregate, and what identifies it */
+typedef struct DltModelCache
+{
+	MemoryContext mcxt;			/* holds the decoded model; reset on a new one */
+	bool		valid;
+	bool		ondisk;			/* known by its TOAST pointer */
+	Oid			toastrelid;
+	Oid			valueid;
+	Size		rawlen;			/* else by its bytes */
+	char	   *raw;
+	const void *lastptr;		/* address the bytes were last seen at */
+	DltModel   *m;
+} DltModelCache;
+
+extern void DltModelCacheInit(DltModelCache *mc, MemoryContext parent);
+/* The decoded model of datum d; *changed says whether it was decoded now. */
+extern DltModel *DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed);
+
+/* a batch of rows run through a model in one forward pass */
+typedef struct DltScorer
+{
+	DltModel   *m;
+	int			D;
+	int			C;
+	int			max_batch;
+	int			n;				/* rows in the current batch */
+	dlk_net		net;
+	float	   *work;
+	float	   *x;				/* [max_batch x D], standardized */
+	float	   *out;			/* [max_batch x C]: probabilities or values */
+	float	   *fmean;			/* float32 statistics, as training used them */
+	float	   *fscale;
+} DltScorer;
+
+/* Sets up a scorer (in the current memory context); max_batch > 1 uses BLAS. */
+extern void DltScorerInit(DltScorer *sc, DltModel *m, int max_batch);
+/* Checks, converts and standardizes one feature array into the batch. */
+extern float *DltScorerAddRow(DltScorer *sc, ArrayType *features);
+/* Runs the batch; returns [n x C] outputs (the caller then sets n = 0). */
+extern const float *DltScorerRun(DltScorer *sc);
+extern int	DltArgMax(const float *p, int n);
+
 /* ---- training (train.c) ---- */
 
 extern void DltBlasEnsure(void);

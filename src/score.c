@@ -1,0 +1,183 @@
+/*
+ * score.c — running a trained model: the decoded-model cache and the batched
+ * scorer shared by predict*(), evaluate() and predict_batch().
+ *
+ * Model cache.  Scoring calls a function once per row with, usually, the same
+ * model, and decoding one (checksum, copies, network set-up) costs far more
+ * than a forward pass.  A DltModelCache remembers which model it decoded:
+ *
+ *  - a model stored out of line (TOAST on disk) is known by its TOAST pointer
+ *    (toast relation, value id) before anything is fetched, so a model coming
+ *    from a table row is neither detoasted nor decoded again per row;
+ *  - any other value (small, or already in memory) is known by its address
+ *    and header, or else by comparing its bytes with a copy.
+ *
+ * Scorer.  Rows are gathered into a batch (standardized as training did,
+ * with the same float32 arithmetic) and run through the network in one pass:
+ * GEMMs when the batch is large (OpenBLAS, opened as training opens it),
+ * the reference kernels for a single row (no library, no thread).
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "utils/memutils.h"
+
+#include "dltrain.h"
+
+/* Is the model datum d the one in the cache?  May detoast it into *v. */
+static bool
+CacheHit(DltModelCache *mc, Datum d, struct varlena **v)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
+	struct varlena *dv;
+
+	*v = NULL;
+	if (!mc->valid)
+		return false;
+	if (VARATT_IS_EXTERNAL_ONDISK(raw))
+	{
+		struct varatt_external ext;
+
+		VARATT_EXTERNAL_GET_POINTER(ext, raw);
+		return mc->ondisk && mc->toastrelid == ext.va_toastrelid &&
+			mc->valueid == ext.va_valueid;
+	}
+	dv = pg_detoast_datum_packed(raw);
+	*v = dv;
+	if (mc->ondisk || VARSIZE_ANY_EXHDR(dv) != mc->rawlen)
+		return false;
+	if (dv == mc->lastptr && memcmp(VARDATA_ANY(dv), mc->raw, Min(mc->rawlen, 16)) == 0)
+		return true;
+	if (memcmp(VARDATA_ANY(dv), mc->raw, mc->rawlen) != 0)
+		return false;
+	mc->lastptr = dv;
+	return true;
+}
+
+void
+DltModelCacheInit(DltModelCache *mc, MemoryContext parent)
+{
+	memset(mc, 0, sizeof(*mc));
+	mc->mcxt = AllocSetContextCreate(parent, "dltrain model", ALLOCSET_SMALL_SIZES);
+}
+
+DltModel *
+DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
+{
+	struct varlena *raw = (struct varlena *) DatumGetPointer(d);
+	struct varlena *v;
+	MemoryContext old;
+
+	if (CacheHit(mc, d, &v))
+	{
+		*changed = false;
+		return mc->m;
+	}
+	*changed = true;
+	mc->valid = false;
+	MemoryContextReset(mc->mcxt);
+	old = MemoryContextSwitchTo(mc->mcxt);
+	if (v == NULL)
+		v = (struct varlena *) PG_DETOAST_DATUM(d);
+	mc->m = ModelDecode(v);
+	mc->ondisk = VARATT_IS_EXTERNAL_ONDISK(raw);
+	if (mc->ondisk)
+	{
+		struct varatt_external ext;
+
+		VARATT_EXTERNAL_GET_POINTER(ext, raw);
+		mc->toastrelid = ext.va_toastrelid;
+		mc->valueid = ext.va_valueid;
+	}
+	else
+	{
+		mc->rawlen = VARSIZE_ANY_EXHDR(v);
+		mc->raw = palloc(mc->rawlen);
+		memcpy(mc->raw, VARDATA_ANY(v), mc->rawlen);
+		mc->lastptr = v;
+	}
+	MemoryContextSwitchTo(old);
+	mc->valid = true;
+	return mc->m;
+}
+
+/* ---- the scorer ---- */
+
+void
+DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
+{
+	int			D = m->arch.dims[0];
+	int			C = m->arch.dims[m->arch.n_layers];
+	dlk_sizes	sz;
+	dlk_status	s;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->m = m;
+	sc->max_batch = max_batch;
+	sc->D = D;
+	sc->C = C;
+	if (max_batch > 1)
+		DltBlasEnsure();
+	if (dlk_sizes_for(&sz, &m->arch, max_batch, DLK_OPT_SGD) != DLK_OK)
+		elog(ERROR, "invalid model architecture");
+	sc->work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
+	s = dlk_net_bind(&sc->net, &m->arch, max_batch, max_batch > 1,
+					 m->params, NULL, NULL, sc->work);
+	if (s != DLK_OK)
+		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
+	sc->x = palloc_extended(sizeof(float) * (Size) max_batch * D, MCXT_ALLOC_HUGE);
+	sc->out = palloc_extended(sizeof(float) * (Size) max_batch * C, MCXT_ALLOC_HUGE);
+	if (m->normalized)
+	{
+		sc->fmean = palloc(sizeof(float) * D);
+		sc->fscale = palloc(sizeof(float) * D);
+		for (int d = 0; d < D; d++)
+		{
+			sc->fmean[d] = (float) m->mean[d];
+			sc->fscale[d] = (float) m->scale[d];
+		}
+	}
+}
+
+float *
+DltScorerAddRow(DltScorer *sc, ArrayType *features)
+{
+	float	   *x;
+
+	Assert(sc->n < sc->max_batch);
+	CheckFeatureArray(features, sc->D, 0);
+	x = sc->x + (Size) sc->n * sc->D;
+	FeatureArrayToFloat(x, features, ARR_ELEMTYPE(features), 0);
+	if (sc->fmean)
+		dlk_standardize(x, sc->fmean, sc->fscale, sc->D);
+	sc->n++;
+	return x;
+}
+
+const float *
+DltScorerRun(DltScorer *sc)
+{
+	const float *y;
+
+	if (sc->n == 0)
+		return sc->out;
+	y = dlk_forward(&sc->net, sc->x, sc->n);
+	if (y == NULL)
+		elog(ERROR, "forward pass failed");
+	if (sc->m->task == DLT_TASK_CLASSIFICATION)
+		dlk_softmax_rows(sc->out, y, sc->n, sc->C);
+	else
+		memcpy(sc->out, y, sizeof(float) * (Size) sc->n * sc->C);
+	return sc->out;
+}
+
+int
+DltArgMax(const float *p, int n)
+{
+	int			best = 0;
+
+	for (int i = 1; i < n; i++)
+		if (p[i] > p[best])
+			best = i;
+	return best;
+}

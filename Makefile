@@ -7,12 +7,14 @@ OBJS = \
 	src/options.o \
 	src/cache.o \
 	src/train.o \
+	src/labels.o \
 	src/model.o \
 	src/predict.o \
 	src/score.o \
 	src/evaluate.o \
 	src/batch.o \
 	src/export.o \
+	src/progress.o \
 	src/block_shuffle.o \
 	src/kernels/dlk.o \
 	src/kernels/dlk_blas.o

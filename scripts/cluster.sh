@@ -57,6 +57,8 @@ max_connections = 40
 shared_buffers = 256MB
 max_parallel_workers_per_gather = 0
 lc_messages = 'C'
+# the progress view needs dltrain's shared memory
+shared_preload_libraries = 'dltrain'
 CONF
 	fi
 	if ! running; then

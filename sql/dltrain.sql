@@ -392,3 +392,23 @@ COMMENT ON FUNCTION dltrain.import(jsonb) IS 'a model from the jsonb layout dltr
 
 -- dltrain's functions run with the caller's rights: everyone may use the schema
 GRANT USAGE ON SCHEMA dltrain TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Progress of running trainings (needs shared_preload_libraries)
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.training_progress(
+    OUT pid integer, OUT usesysid oid, OUT usename name, OUT kind text,
+    OUT relid oid, OUT phase text, OUT epoch integer, OUT epochs integer,
+    OUT rows_done bigint, OUT rows_total bigint, OUT loss double precision,
+    OUT rows_per_sec double precision, OUT started timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'training_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.training_progress() IS 'one row per running training (aggregate or fit), from shared memory';
+
+CREATE VIEW dltrain.training_progress AS
+    SELECT p.pid, p.usesysid, p.usename, p.kind, p.relid, p.phase, p.epoch, p.epochs,
+           p.rows_done, p.rows_total, p.loss, p.rows_per_sec, p.started
+    FROM dltrain.training_progress() p;
+COMMENT ON VIEW dltrain.training_progress IS 'running trainings, in the style of pg_stat_progress_*';
+GRANT SELECT ON dltrain.training_progress TO PUBLIC;

@@ -74,4 +74,5 @@ void
 _PG_init(void)
 {
 	GucInit();
+	DltProgressShmemInit();
 }

@@ -26,6 +26,7 @@
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/jsonb.h"
+#include "portability/instr_time.h"
 
 #include "kernels/dlk.h"
 
@@ -78,6 +79,36 @@ typedef enum DltLabelKind
 	DLT_LABEL_FLOAT = 2,		/* real, double precision */
 	DLT_LABEL_TEXT = 3
 } DltLabelKind;
+
+struct DltModel;
+
+/* ---- labels (labels.c) ---- */
+
+/* distinct classification labels, each with an id in arrival order */
+typedef struct DltClassTable
+{
+	int			n;				/* distinct values */
+	int			cap;			/* slots, a power of two */
+	int32	   *slot;			/* id + 1, or 0 for empty */
+	uint32	   *hash;			/* per id */
+	int64	   *val;			/* per id: the integer, or the double's bits */
+	char	  **str;			/* per id, text labels */
+	int		   *len;
+	int32	   *rank;			/* per id: class index, set by Finish */
+	uint64	   *chash;			/* per id: content hash, set by Finish */
+} DltClassTable;
+
+extern DltLabelKind DltLabelKindOf(Oid type);
+/* A numeric label as a 64-bit slot (the integer, or the double's bits), checked. */
+extern int64 DltLabelValue(Datum d, Oid type, DltTask task, int64 row);
+/* A slot back as a number. */
+extern double DltLabelTarget(int64 v, DltLabelKind kind);
+/* The id of a value (s == NULL) or text (s, len), added if new (in cxt). */
+extern int32 DltClassId(DltClassTable *t, MemoryContext cxt, int64 v,
+						const char *s, int len);
+/* Sorts the values into m's classes; sets rank and chash per id. */
+extern void DltClassTableFinish(DltClassTable *t, DltLabelKind kind, struct DltModel *m,
+								int64 n_rows);
 
 /* ---- features (cache.c) ---- */
 
@@ -210,8 +241,59 @@ extern float *DltScorerAddRow(DltScorer *sc, ArrayType *features);
 extern const float *DltScorerRun(DltScorer *sc);
 extern int	DltArgMax(const float *p, int n);
 
+/* ---- progress reporting (progress.c) ---- */
+
+typedef enum DltPhase
+{
+	DLT_PHASE_CACHING = 1,		/* the aggregate receives rows */
+	DLT_PHASE_PREPARING,		/* canonical order, classes, statistics */
+	DLT_PHASE_TRAINING,			/* epochs */
+	DLT_PHASE_READING			/* fit(): a pass over the table */
+} DltPhase;
+
+/*
+ * A backend reports at most one training at a time (a nested one is not
+ * reported).  DltProgressStart registers a callback on cxt, so the report
+ * ends when that memory context goes away: at the end of the training, or
+ * when an error or a cancel aborts it.  All calls are cheap no-ops when
+ * dltrain is not in shared_preload_libraries.
+ */
+extern void DltProgressShmemInit(void);
+extern void DltProgressStart(MemoryContext cxt, const char *kind, Oid relid);
+extern void DltProgressPhase(DltPhase phase);
+extern void DltProgressEpoch(int epoch, int epochs);
+extern void DltProgressRows(int64 rows_done, int64 rows_total, double loss,
+							double rows_per_sec);
+
 /* ---- training (train.c) ---- */
 
 extern void DltBlasEnsure(void);
+
+/* one model's network, optimizer and batch buffers, for any row source */
+typedef struct DltTrainer
+{
+	DltModel   *m;
+	dlk_net		net;
+	dlk_opt		opt;
+	int			B;
+	int			D;
+	int			C;
+	float	   *xb;				/* [B x D] the caller fills, standardized */
+	int32	   *yb;				/* [B] class indices (classification) */
+	float	   *tb;				/* [B] targets (regression) */
+	int			epoch;			/* 0-based */
+	double		loss_sum;		/* this epoch */
+	int64		rows;
+	int64		batches;
+	int64		rows_expected;	/* for progress; -1 unknown */
+	instr_time	t0;
+} DltTrainer;
+
+extern void DltModelSetArch(DltModel *m, int D, int C);
+extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
+extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
+extern void DltTrainerStep(DltTrainer *t, int bs);
+extern double DltTrainerEpochEnd(DltTrainer *t);
+extern double DltTrainerEval(DltTrainer *t, int bs, double *score);
 
 #endif							/* DLTRAIN_H */

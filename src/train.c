@@ -41,28 +41,6 @@
 
 #include "dltrain.h"
 
-#define MAX_CLASSES DLK_MAX_WIDTH
-
-/*
- * ---- class labels ----
- * A classification label is stored in the cache as the id of its value in
- * this open-addressing table of distinct values (integers, the bits of a
- * float, or strings), filled in arrival order.  The final function sorts the
- * few distinct values once and maps ids to class indices (rank), so the
- * per-row work at the end is one array lookup.
- */
-typedef struct ClassTable
-{
-	int			n;				/* distinct values */
-	int			cap;			/* slots, a power of two */
-	int32	   *slot;			/* id + 1, or 0 for empty */
-	uint32	   *hash;			/* per id */
-	int64	   *val;			/* per id: the integer, or the double's bits */
-	char	  **str;			/* per id, text labels */
-	int		   *len;
-	int32	   *rank;			/* per id: class index, set by BuildClasses */
-	uint64	   *chash;			/* per id: content hash, set by BuildClasses */
-} ClassTable;
 
 typedef struct TrainState
 {
@@ -77,112 +55,10 @@ typedef struct TrainState
 	DltOptions	opts;
 	int64		rows_seen;
 	int64		rows_skipped;
-	ClassTable	classes;
+	DltClassTable classes;
 } TrainState;
 
-static void
-ClassTableGrow(TrainState *st)
-{
-	ClassTable *t = &st->classes;
-	int			newcap = t->cap ? t->cap * 2 : 64;
-	int32	   *newslot = MemoryContextAllocZero(st->mcxt, sizeof(int32) * newcap);
-	Size		per = newcap / 2;
-
-	for (int k = 0; k < t->cap; k++)
-	{
-		if (t->slot[k])
-		{
-			uint32		j = t->hash[t->slot[k] - 1] & (newcap - 1);
-
-			while (newslot[j])
-				j = (j + 1) & (newcap - 1);
-			newslot[j] = t->slot[k];
-		}
-	}
-	if (t->slot)
-	{
-		pfree(t->slot);
-		t->hash = repalloc(t->hash, sizeof(uint32) * per);
-		t->val = repalloc(t->val, sizeof(int64) * per);
-		t->str = repalloc(t->str, sizeof(char *) * per);
-		t->len = repalloc(t->len, sizeof(int) * per);
-	}
-	else
-	{
-		t->hash = MemoryContextAlloc(st->mcxt, sizeof(uint32) * per);
-		t->val = MemoryContextAlloc(st->mcxt, sizeof(int64) * per);
-		t->str = MemoryContextAlloc(st->mcxt, sizeof(char *) * per);
-		t->len = MemoryContextAlloc(st->mcxt, sizeof(int) * per);
-	}
-	t->slot = newslot;
-	t->cap = newcap;
-}
-
-/* The id of a label value (s == NULL) or text label (s, len), added if new. */
-static int32
-ClassId(TrainState *st, int64 v, const char *s, int len)
-{
-	ClassTable *t = &st->classes;
-	uint32		h = s ? hash_bytes((const unsigned char *) s, len) :
-		hash_bytes((const unsigned char *) &v, sizeof(v));
-	uint32		mask;
-	uint32		i;
-
-	if (t->cap == 0 || t->n * 2 >= t->cap)
-		ClassTableGrow(st);
-	mask = t->cap - 1;
-	for (i = h & mask; t->slot[i]; i = (i + 1) & mask)
-	{
-		int32		id = t->slot[i] - 1;
-
-		if (t->hash[id] != h)
-			continue;
-		if (s ? (t->len[id] == len && memcmp(t->str[id], s, len) == 0) : t->val[id] == v)
-			return id;
-	}
-	if (t->n >= MAX_CLASSES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("label has more than %d distinct values, the most classes a model supports",
-						MAX_CLASSES),
-				 st->label_kind != DLT_LABEL_TEXT ?
-				 errhint("For a numeric target, use \"task\": \"regression\".") : 0));
-	if (s && len > 1024)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("text label of %d bytes is longer than the maximum of 1024 bytes", len)));
-	t->hash[t->n] = h;
-	t->val[t->n] = v;
-	t->str[t->n] = s ? MemoryContextStrdup(st->mcxt, pnstrdup(s, len)) : NULL;
-	t->len[t->n] = s ? len : 0;
-	t->slot[i] = t->n + 1;
-	return t->n++;
-}
-
 /* ---- transition ---- */
-
-static DltLabelKind
-LabelKindOf(Oid type)
-{
-	switch (type)
-	{
-		case INT2OID:
-		case INT4OID:
-		case INT8OID:
-			return DLT_LABEL_INT;
-		case FLOAT4OID:
-		case FLOAT8OID:
-			return DLT_LABEL_FLOAT;
-		case TEXTOID:
-			return DLT_LABEL_TEXT;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("label type %s is not supported", format_type_be(type)),
-					 errhint("Use smallint, integer, bigint or text labels for classification, real or double precision for regression.")));
-	}
-	return 0;					/* keep compiler quiet */
-}
 
 static TrainState *
 TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
@@ -202,7 +78,7 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
 				 errmsg("features must be real[] or double precision[], not %s",
 						format_type_be(feattype))));
 	st->label_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-	st->label_kind = LabelKindOf(st->label_type);
+	st->label_kind = DltLabelKindOf(st->label_type);
 
 	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
 	{
@@ -223,6 +99,8 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
 				 errhint("Use \"task\": \"classification\", or a numeric label.")));
 
 	DltCacheInit(&st->cache, mcxt, DltBudgetBytes());
+	DltProgressStart(mcxt, "train_mlp", InvalidOid);
+	DltProgressPhase(DLT_PHASE_CACHING);
 	return st;
 }
 
@@ -257,52 +135,19 @@ static int64
 LabelSlot(TrainState *st, FunctionCallInfo fcinfo)
 {
 	Datum		d = PG_GETARG_DATUM(2);
-	int64		slot = 0;
-	double		f;
+	int64		v;
 
-	switch (st->label_type)
+	if (st->label_type == TEXTOID)
 	{
-		case INT2OID:
-			slot = DatumGetInt16(d);
-			break;
-		case INT4OID:
-			slot = DatumGetInt32(d);
-			break;
-		case INT8OID:
-			slot = DatumGetInt64(d);
-			break;
-		case FLOAT4OID:
-		case FLOAT8OID:
-			f = st->label_type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
-			if (!isfinite(f))
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("label of input row %lld is %s", (long long) st->rows_seen,
-								isnan(f) ? "NaN" : "infinite"),
-						 errhint("Filter out or replace rows with non-finite labels.")));
-			if (st->task == DLT_TASK_REGRESSION && fabs(f) > FLT_MAX)
-				ereport(ERROR,
-						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-						 errmsg("label of input row %lld is out of range for real",
-								(long long) st->rows_seen),
-						 errdetail("Regression trains in single precision.")));
-			if (f == 0)
-				f = 0;			/* one zero: -0 and 0 are the same class */
-			memcpy(&slot, &f, sizeof(double));
-			break;
-		case TEXTOID:
-			{
-				text	   *t = DatumGetTextPP(d);
+		text	   *t = DatumGetTextPP(d);
 
-				return ClassId(st, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-			}
-		default:
-			elog(ERROR, "unexpected label type %u", st->label_type);
+		return DltClassId(&st->classes, st->mcxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 	}
+	v = DltLabelValue(d, st->label_type, st->task, st->rows_seen);
 	/* regression keeps the value; classification stores its class id */
 	if (st->task == DLT_TASK_REGRESSION)
-		return slot;
-	return ClassId(st, slot, NULL, 0);
+		return v;
+	return DltClassId(&st->classes, st->mcxt, v, NULL, 0);
 }
 
 /* Appends one row (features, label) to the training's row cache. */
@@ -353,6 +198,8 @@ train_mlp_sfunc(PG_FUNCTION_ARGS)
 		*label = y;
 	}
 	FeatureArrayToFloat(slot, arr, st->feat_elemtype, st->rows_seen);
+	if ((st->cache.n_rows & 4095) == 0)
+		DltProgressRows(st->cache.n_rows, -1, NAN, 0);
 	PG_RETURN_POINTER(st);
 }
 
@@ -482,97 +329,18 @@ CanonicalOrder(const TrainState *st, uint32 *order)
 
 /* ---- classes ---- */
 
-static const ClassTable *sort_classes;
-static DltLabelKind sort_kind;
-
-/* Orders class ids by value: numbers ascending, text bytewise. */
-static int
-CmpClassIds(const void *pa, const void *pb)
-{
-	int32		x = *(const int32 *) pa,
-				y = *(const int32 *) pb;
-	const ClassTable *t = sort_classes;
-
-	switch (sort_kind)
-	{
-		case DLT_LABEL_INT:
-			return (t->val[x] > t->val[y]) - (t->val[x] < t->val[y]);
-		case DLT_LABEL_FLOAT:
-			{
-				double		a,
-							b;
-
-				memcpy(&a, &t->val[x], sizeof(double));
-				memcpy(&b, &t->val[y], sizeof(double));
-				return (a > b) - (a < b);
-			}
-		case DLT_LABEL_TEXT:
-			{
-				int			c = memcmp(t->str[x], t->str[y], Min(t->len[x], t->len[y]));
-
-				return c ? c : (t->len[x] > t->len[y]) - (t->len[x] < t->len[y]);
-			}
-	}
-	return 0;
-}
-
 /*
- * Sorts the distinct label values into the model's classes, sets each id's
- * class index (rank) and content hash, and writes every row's class index
- * to cls[row].
+ * Sorts the distinct label values into the model's classes and writes every
+ * row's class index to cls[row].
  */
 static void
 BuildClasses(TrainState *st, DltModel *m, int32 *cls)
 {
 	const DltCache *c = &st->cache;
-	ClassTable *t = &st->classes;
-	int32	   *ids = palloc(sizeof(int32) * Max(t->n, 1));
 
-	m->n_classes = t->n;
-	if (t->n < 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("classification needs at least two distinct labels"),
-				 errdetail("Every one of the %lld rows has the same label.",
-						   (long long) c->n_rows)));
-	for (int i = 0; i < t->n; i++)
-		ids[i] = i;
-	sort_classes = t;
-	sort_kind = st->label_kind;
-	qsort(ids, t->n, sizeof(int32), CmpClassIds);
-
-	t->rank = palloc(sizeof(int32) * t->n);
-	t->chash = palloc(sizeof(uint64) * t->n);
-	if (st->label_kind == DLT_LABEL_TEXT)
-		m->class_text = palloc(sizeof(char *) * t->n);
-	else if (st->label_kind == DLT_LABEL_INT)
-		m->class_int = palloc(sizeof(int64) * t->n);
-	else
-		m->class_float = palloc(sizeof(double) * t->n);
-	for (int k = 0; k < t->n; k++)
-	{
-		int32		id = ids[k];
-
-		t->rank[id] = k;
-		if (st->label_kind == DLT_LABEL_TEXT)
-		{
-			m->class_text[k] = t->str[id];
-			t->chash[id] = hash_bytes_extended((const unsigned char *) t->str[id],
-											   t->len[id], 1);
-		}
-		else
-		{
-			if (st->label_kind == DLT_LABEL_INT)
-				m->class_int[k] = t->val[id];
-			else
-				memcpy(&m->class_float[k], &t->val[id], sizeof(double));
-			t->chash[id] = hash_bytes_extended((const unsigned char *) &t->val[id],
-											   sizeof(int64), 1);
-		}
-	}
+	DltClassTableFinish(&st->classes, st->label_kind, m, c->n_rows);
 	for (int64 r = 0; r < c->n_rows; r++)
-		cls[r] = t->rank[*DltCacheLabel(c, r)];
-	pfree(ids);
+		cls[r] = st->classes.rank[*DltCacheLabel(c, r)];
 }
 
 /* ---- normalization ---- */
@@ -694,6 +462,181 @@ CheckModelBudget(Size need, Size budget)
 				 errhint("Use a smaller model or batch_size, or raise dltrain.cache_mem.")));
 }
 
+/*
+ * ---- the trainer: one model's network, optimizer and batch buffers ----
+ * Shared by the aggregate (batches gathered from the row cache) and fit()
+ * (batches from a shuffle buffer fed by a block-shuffled scan).
+ */
+
+/* Fills m->arch from m->opts for D inputs and C outputs. */
+void
+DltModelSetArch(DltModel *m, int D, int C)
+{
+	const DltOptions *o = &m->opts;
+
+	m->arch.n_layers = o->n_hidden + 1;
+	m->arch.dims[0] = D;
+	for (int l = 0; l < o->n_hidden; l++)
+		m->arch.dims[l + 1] = o->hidden[l];
+	m->arch.dims[m->arch.n_layers] = C;
+	m->arch.act = o->activation;
+	m->arch.loss = m->task == DLT_TASK_CLASSIFICATION ? DLK_LOSS_SOFTMAX_CE : DLK_LOSS_MSE;
+	if (dlk_arch_check(&m->arch) != DLK_OK)
+		elog(ERROR, "invalid network architecture");
+}
+
+/*
+ * Checks the budget and the model size, allocates everything (in the current
+ * memory context), opens BLAS and initializes the parameters from the seed.
+ * extra_bytes: what the caller holds besides (cache, buffers) to count in.
+ */
+void
+DltTrainerInit(DltTrainer *t, DltModel *m, int B)
+{
+	const DltOptions *o = &m->opts;
+	dlk_sizes	sz;
+	Size		need;
+	float	   *grads,
+			   *state,
+			   *work;
+	dlk_status	s;
+
+	memset(t, 0, sizeof(*t));
+	t->m = m;
+	t->B = B;
+	t->D = m->arch.dims[0];
+	t->C = m->arch.dims[m->arch.n_layers];
+	if (dlk_sizes_for(&sz, &m->arch, B, o->optimizer) != DLK_OK)
+		elog(ERROR, "invalid network architecture");
+	m->n_params = sz.n_params;
+
+	/* size checks before any large allocation */
+	need = mul_size(add_size(add_size(mul_size(2, sz.n_params), sz.n_opt_state),
+							 add_size(sz.n_work, mul_size(B, t->D + t->C + 1))),
+					sizeof(float));
+	CheckModelBudget(need, DltBudgetBytes());
+	CheckModelSize(ModelEncodedSize(m));
+
+	m->params = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
+	grads = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
+	state = palloc_extended(sizeof(float) * Max(sz.n_opt_state, 1), MCXT_ALLOC_HUGE);
+	work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
+	t->xb = palloc_extended(sizeof(float) * (Size) B * t->D, MCXT_ALLOC_HUGE);
+	t->yb = palloc(sizeof(int32) * B);
+	t->tb = palloc(sizeof(float) * B * t->C);
+	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
+
+	DltBlasEnsure();
+	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
+	if (s != DLK_OK)
+		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
+	dlk_init_params(&t->net, (uint64) o->seed);
+
+	t->opt.kind = o->optimizer;
+	t->opt.lr = (float) o->lr;
+	t->opt.momentum = (float) o->momentum;
+	t->opt.beta1 = 0.9f;
+	t->opt.beta2 = 0.999f;
+	t->opt.eps = 1e-8f;
+	t->opt.weight_decay = (float) o->weight_decay;
+}
+
+void
+DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
+{
+	t->epoch = epoch;
+	t->loss_sum = 0;
+	t->rows = 0;
+	t->batches = 0;
+	t->rows_expected = rows_expected;
+	DltProgressEpoch(epoch + 1, t->m->opts.epochs);
+	INSTR_TIME_SET_CURRENT(t->t0);
+}
+
+/* One optimizer step on the first bs rows of xb (and yb or tb). */
+void
+DltTrainerStep(DltTrainer *t, int bs)
+{
+	bool		cls = t->m->task == DLT_TASK_CLASSIFICATION;
+	double		loss;
+	dlk_status	s;
+
+	s = dlk_train_step(&t->net, t->xb, cls ? t->yb : NULL, cls ? NULL : t->tb,
+					   bs, &t->opt, &loss);
+	if (s == DLK_ENONFINITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+						t->epoch + 1),
+				 errhint("Lower \"lr\", or enable \"normalize\".")));
+	if (s != DLK_OK)
+		elog(ERROR, "training step failed: %s", dlk_status_string(s));
+	t->loss_sum += loss * bs;
+	t->rows += bs;
+	if ((++t->batches & 15) == 0)
+	{
+		instr_time	now;
+		double		secs;
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, t->t0);
+		secs = INSTR_TIME_GET_DOUBLE(now);
+		DltProgressRows(t->rows, t->rows_expected, t->loss_sum / t->rows,
+						secs > 0 ? t->rows / secs : 0);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Ends an epoch: records its mean training loss; returns its seconds. */
+double
+DltTrainerEpochEnd(DltTrainer *t)
+{
+	instr_time	t1;
+	double		secs;
+	float		loss = t->rows ? (float) (t->loss_sum / t->rows) : 0;
+
+	t->m->epoch_loss[t->epoch] = loss;
+	t->m->epochs_run = t->epoch + 1;
+	INSTR_TIME_SET_CURRENT(t1);
+	INSTR_TIME_SUBTRACT(t1, t->t0);
+	secs = INSTR_TIME_GET_DOUBLE(t1);
+	if (dltrain_verbose)
+		ereport(NOTICE,
+				(errmsg("epoch %d/%d: loss %.6f, %.0f rows/s",
+						t->epoch + 1, t->m->opts.epochs, loss,
+						secs > 0 ? t->rows / secs : 0)));
+	return secs;
+}
+
+/*
+ * Loss of the current network on the first bs rows of xb (yb or tb), no
+ * update; *score gets the number of correct predictions (classification) or
+ * the sum of squared errors (regression).
+ */
+double
+DltTrainerEval(DltTrainer *t, int bs, double *score)
+{
+	const float *out = dlk_forward(&t->net, t->xb, bs);
+	double		loss = 0;
+
+	if (out == NULL)
+		elog(ERROR, "forward pass failed");
+	*score = 0;
+	if (t->m->task == DLT_TASK_CLASSIFICATION)
+	{
+		if (dlk_softmax_ce(&loss, NULL, out, t->yb, bs, t->C) != DLK_OK)
+			elog(ERROR, "label out of range");
+		for (int i = 0; i < bs; i++)
+			*score += DltArgMax(out + (Size) i * t->C, t->C) == t->yb[i];
+	}
+	else
+	{
+		dlk_mse(&loss, NULL, out, t->tb, bs, t->C);
+		*score = loss * bs * t->C;
+	}
+	return loss;
+}
+
 static bytea *
 Train(TrainState *st, MemoryContext resultcxt)
 {
@@ -706,20 +649,8 @@ Train(TrainState *st, MemoryContext resultcxt)
 	uint32	   *order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 	int32	   *cls = NULL;
 	float	   *tgt = NULL;
-	dlk_sizes	sz;
-	dlk_net		net;
-	dlk_opt		opt;
+	DltTrainer	t;
 	dlk_rng		rng;
-	float	   *params,
-			   *grads,
-			   *state,
-			   *work,
-			   *xb;
-	int32	   *yb = NULL;
-	float	   *tb = NULL;
-	int			C;
-	Size		need;
-	dlk_status	s;
 	bytea	   *result;
 	MemoryContext old;
 
@@ -735,45 +666,19 @@ Train(TrainState *st, MemoryContext resultcxt)
 	{
 		cls = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 		BuildClasses(st, m, cls);
-		C = m->n_classes;
 	}
 	else
 	{
 		tgt = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
 		for (int64 r = 0; r < n; r++)
-		{
-			int64		y = *DltCacheLabel(c, r);
-			double		f;
-
-			if (st->label_kind == DLT_LABEL_INT)
-				f = (double) y;
-			else
-				memcpy(&f, &y, sizeof(double));
-			tgt[r] = (float) f;
-		}
-		C = 1;
+			tgt[r] = (float) DltLabelTarget(*DltCacheLabel(c, r), st->label_kind);
 	}
-
-	/* architecture */
-	m->arch.n_layers = o->n_hidden + 1;
-	m->arch.dims[0] = D;
-	for (int l = 0; l < o->n_hidden; l++)
-		m->arch.dims[l + 1] = o->hidden[l];
-	m->arch.dims[m->arch.n_layers] = C;
-	m->arch.act = o->activation;
-	m->arch.loss = m->task == DLT_TASK_CLASSIFICATION ? DLK_LOSS_SOFTMAX_CE : DLK_LOSS_MSE;
-	if (dlk_arch_check(&m->arch) != DLK_OK ||
-		dlk_sizes_for(&sz, &m->arch, B, o->optimizer) != DLK_OK)
-		elog(ERROR, "invalid network architecture");
-	m->n_params = sz.n_params;
+	DltModelSetArch(m, D, cls ? m->n_classes : 1);
 	m->epochs_run = o->epochs;
+	DltTrainerInit(&t, m, B);
 
-	/* size checks before any large allocation */
-	need = mul_size(add_size(add_size(mul_size(2, sz.n_params), sz.n_opt_state),
-							 add_size(sz.n_work, mul_size(B, D + C + 1))),
-					sizeof(float));
-	CheckModelBudget(need, DltBudgetBytes());
-	CheckModelSize(ModelEncodedSize(m));
+	DltProgressPhase(DLT_PHASE_PREPARING);
+	DltProgressRows(n, n, NAN, 0);
 
 	/* order: canonical then shuffled, or arrival order without shuffle */
 	if (o->shuffle)
@@ -784,47 +689,18 @@ Train(TrainState *st, MemoryContext resultcxt)
 	if (o->normalize)
 		Standardize(c, order, m);
 
-	params = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	grads = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	state = palloc_extended(sizeof(float) * Max(sz.n_opt_state, 1), MCXT_ALLOC_HUGE);
-	work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
-	xb = palloc_extended(sizeof(float) * (Size) B * D, MCXT_ALLOC_HUGE);
-	if (cls)
-		yb = palloc(sizeof(int32) * B);
-	else
-		tb = palloc(sizeof(float) * B);
-	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
-
-	DltBlasEnsure();
-	s = dlk_net_bind(&net, &m->arch, B, 1, params, grads, state, work);
-	if (s != DLK_OK)
-		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
-	dlk_init_params(&net, (uint64) o->seed);
-	m->params = params;
-
-	opt.kind = o->optimizer;
-	opt.lr = (float) o->lr;
-	opt.momentum = (float) o->momentum;
-	opt.beta1 = 0.9f;
-	opt.beta2 = 0.999f;
-	opt.eps = 1e-8f;
-	opt.weight_decay = (float) o->weight_decay;
 	/* the shuffle stream is independent of the initialization stream */
 	dlk_rng_seed(&rng, (uint64) o->seed ^ UINT64CONST(0x53485546464c4521));
 
+	DltProgressPhase(DLT_PHASE_TRAINING);
 	for (int e = 0; e < o->epochs; e++)
 	{
-		double		sum = 0;
-		instr_time	t0,
-					t1;
-
-		INSTR_TIME_SET_CURRENT(t0);
+		DltTrainerEpochBegin(&t, e, n);
 		if (o->shuffle)
 			dlk_shuffle_u32(&rng, order, (size_t) n);
 		for (int64 start = 0; start < n; start += B)
 		{
 			int			bs = (int) Min((int64) B, n - start);
-			double		loss;
 
 			for (int i = 0; i < bs; i++)
 			{
@@ -832,37 +708,17 @@ Train(TrainState *st, MemoryContext resultcxt)
 
 				if (start + i + 8 < n)
 					PrefetchRow(c, order[start + i + 8]);
-
-				memcpy(xb + (Size) i * D, DltCacheRow(c, r), sizeof(float) * D);
-				if (yb)
-					yb[i] = cls[r];
+				memcpy(t.xb + (Size) i * D, DltCacheRow(c, r), sizeof(float) * D);
+				if (cls)
+					t.yb[i] = cls[r];
 				else
-					tb[i] = tgt[r];
+					t.tb[i] = tgt[r];
 			}
-			s = dlk_train_step(&net, xb, yb, tb, bs, &opt, &loss);
-			if (s == DLK_ENONFINITE)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_EXCEPTION),
-						 errmsg("training diverged: the loss became NaN or infinite in epoch %d", e + 1),
-						 errhint("Lower \"lr\", or enable \"normalize\".")));
-			if (s != DLK_OK)
-				elog(ERROR, "training step failed: %s", dlk_status_string(s));
-			sum += loss * bs;
-			CHECK_FOR_INTERRUPTS();
+			DltTrainerStep(&t, bs);
 		}
-		m->epoch_loss[e] = (float) (sum / n);
-		INSTR_TIME_SET_CURRENT(t1);
-		INSTR_TIME_SUBTRACT(t1, t0);
-		if (dltrain_verbose)
-		{
-			double		secs = INSTR_TIME_GET_DOUBLE(t1);
-
-			ereport(NOTICE,
-					(errmsg("epoch %d/%d: loss %.6f, %.0f rows/s",
-							e + 1, o->epochs, m->epoch_loss[e],
-							secs > 0 ? n / secs : 0)));
-		}
+		DltTrainerEpochEnd(&t);
 	}
+	m->epochs_run = o->epochs;
 
 	old = MemoryContextSwitchTo(resultcxt);
 	result = ModelEncode(m);

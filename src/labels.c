@@ -1,0 +1,258 @@
+/*
+ * labels.c — labels: their SQL types, their values, and the table of distinct
+ * classification labels.
+ *
+ * A classification label is kept as the id of its value in an
+ * open-addressing table of distinct values (integers, the bits of a float,
+ * or strings), filled in arrival order.  When the rows are all in, the few
+ * distinct values are sorted once (numbers ascending, text bytewise) and
+ * each id gets its class index (rank), so mapping a row's label to its class
+ * is one array lookup, and class indices do not depend on arrival order.
+ * The aggregate and fit() share this.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "dltrain.h"
+
+#define MAX_CLASSES DLK_MAX_WIDTH
+#define MAX_TEXT_LABEL 1024
+
+DltLabelKind
+DltLabelKindOf(Oid type)
+{
+	switch (type)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			return DLT_LABEL_INT;
+		case FLOAT4OID:
+		case FLOAT8OID:
+			return DLT_LABEL_FLOAT;
+		case TEXTOID:
+			return DLT_LABEL_TEXT;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("label type %s is not supported", format_type_be(type)),
+					 errhint("Use smallint, integer, bigint or text labels for classification, real or double precision for regression.")));
+	}
+	return 0;					/* keep compiler quiet */
+}
+
+int64
+DltLabelValue(Datum d, Oid type, DltTask task, int64 row)
+{
+	int64		slot = 0;
+	double		f;
+
+	switch (type)
+	{
+		case INT2OID:
+			return DatumGetInt16(d);
+		case INT4OID:
+			return DatumGetInt32(d);
+		case INT8OID:
+			return DatumGetInt64(d);
+		case FLOAT4OID:
+		case FLOAT8OID:
+			f = type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+			if (!isfinite(f))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("label of input row %lld is %s", (long long) row,
+								isnan(f) ? "NaN" : "infinite"),
+						 errhint("Filter out or replace rows with non-finite labels.")));
+			if (task == DLT_TASK_REGRESSION && fabs(f) > FLT_MAX)
+				ereport(ERROR,
+						(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+						 errmsg("label of input row %lld is out of range for real",
+								(long long) row),
+						 errdetail("Regression trains in single precision.")));
+			if (f == 0)
+				f = 0;			/* one zero: -0 and 0 are the same class */
+			memcpy(&slot, &f, sizeof(double));
+			return slot;
+		default:
+			elog(ERROR, "unexpected label type %u", type);
+	}
+	return 0;
+}
+
+double
+DltLabelTarget(int64 v, DltLabelKind kind)
+{
+	double		f;
+
+	if (kind == DLT_LABEL_INT)
+		return (double) v;
+	memcpy(&f, &v, sizeof(double));
+	return f;
+}
+
+static void
+ClassTableGrow(DltClassTable *t, MemoryContext cxt)
+{
+	int			newcap = t->cap ? t->cap * 2 : 64;
+	int32	   *newslot = MemoryContextAllocZero(cxt, sizeof(int32) * newcap);
+	Size		per = newcap / 2;
+
+	for (int k = 0; k < t->cap; k++)
+	{
+		if (t->slot[k])
+		{
+			uint32		j = t->hash[t->slot[k] - 1] & (newcap - 1);
+
+			while (newslot[j])
+				j = (j + 1) & (newcap - 1);
+			newslot[j] = t->slot[k];
+		}
+	}
+	if (t->slot)
+	{
+		pfree(t->slot);
+		t->hash = repalloc(t->hash, sizeof(uint32) * per);
+		t->val = repalloc(t->val, sizeof(int64) * per);
+		t->str = repalloc(t->str, sizeof(char *) * per);
+		t->len = repalloc(t->len, sizeof(int) * per);
+	}
+	else
+	{
+		t->hash = MemoryContextAlloc(cxt, sizeof(uint32) * per);
+		t->val = MemoryContextAlloc(cxt, sizeof(int64) * per);
+		t->str = MemoryContextAlloc(cxt, sizeof(char *) * per);
+		t->len = MemoryContextAlloc(cxt, sizeof(int) * per);
+	}
+	t->slot = newslot;
+	t->cap = newcap;
+}
+
+int32
+DltClassId(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
+{
+	uint32		h = s ? hash_bytes((const unsigned char *) s, len) :
+		hash_bytes((const unsigned char *) &v, sizeof(v));
+	uint32		mask;
+	uint32		i;
+
+	if (t->cap == 0 || t->n * 2 >= t->cap)
+		ClassTableGrow(t, cxt);
+	mask = t->cap - 1;
+	for (i = h & mask; t->slot[i]; i = (i + 1) & mask)
+	{
+		int32		id = t->slot[i] - 1;
+
+		if (t->hash[id] != h)
+			continue;
+		if (s ? (t->len[id] == len && memcmp(t->str[id], s, len) == 0) : t->val[id] == v)
+			return id;
+	}
+	if (t->n >= MAX_CLASSES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("label has more than %d distinct values, the most classes a model supports",
+						MAX_CLASSES),
+				 s == NULL ?
+				 errhint("For a numeric target, use \"task\": \"regression\".") : 0));
+	if (s && len > MAX_TEXT_LABEL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("text label of %d bytes is longer than the maximum of %d bytes",
+						len, MAX_TEXT_LABEL)));
+	t->hash[t->n] = h;
+	t->val[t->n] = v;
+	t->str[t->n] = s ? MemoryContextStrdup(cxt, pnstrdup(s, len)) : NULL;
+	t->len[t->n] = s ? len : 0;
+	t->slot[i] = t->n + 1;
+	return t->n++;
+}
+
+static const DltClassTable *sort_classes;
+static DltLabelKind sort_kind;
+
+/* Orders class ids by value: numbers ascending, text bytewise. */
+static int
+CmpClassIds(const void *pa, const void *pb)
+{
+	int32		x = *(const int32 *) pa,
+				y = *(const int32 *) pb;
+	const DltClassTable *t = sort_classes;
+
+	switch (sort_kind)
+	{
+		case DLT_LABEL_INT:
+			return (t->val[x] > t->val[y]) - (t->val[x] < t->val[y]);
+		case DLT_LABEL_FLOAT:
+			{
+				double		a = DltLabelTarget(t->val[x], DLT_LABEL_FLOAT),
+							b = DltLabelTarget(t->val[y], DLT_LABEL_FLOAT);
+
+				return (a > b) - (a < b);
+			}
+		case DLT_LABEL_TEXT:
+			{
+				int			c = memcmp(t->str[x], t->str[y], Min(t->len[x], t->len[y]));
+
+				return c ? c : (t->len[x] > t->len[y]) - (t->len[x] < t->len[y]);
+			}
+	}
+	return 0;
+}
+
+void
+DltClassTableFinish(DltClassTable *t, DltLabelKind kind, DltModel *m, int64 n_rows)
+{
+	int32	   *ids = palloc(sizeof(int32) * Max(t->n, 1));
+
+	m->n_classes = t->n;
+	if (t->n < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("classification needs at least two distinct labels"),
+				 errdetail("Every one of the %lld rows has the same label.",
+						   (long long) n_rows)));
+	for (int i = 0; i < t->n; i++)
+		ids[i] = i;
+	sort_classes = t;
+	sort_kind = kind;
+	qsort(ids, t->n, sizeof(int32), CmpClassIds);
+
+	t->rank = palloc(sizeof(int32) * t->n);
+	t->chash = palloc(sizeof(uint64) * t->n);
+	if (kind == DLT_LABEL_TEXT)
+		m->class_text = palloc(sizeof(char *) * t->n);
+	else if (kind == DLT_LABEL_INT)
+		m->class_int = palloc(sizeof(int64) * t->n);
+	else
+		m->class_float = palloc(sizeof(double) * t->n);
+	for (int k = 0; k < t->n; k++)
+	{
+		int32		id = ids[k];
+
+		t->rank[id] = k;
+		if (kind == DLT_LABEL_TEXT)
+		{
+			m->class_text[k] = t->str[id];
+			t->chash[id] = hash_bytes_extended((const unsigned char *) t->str[id],
+											   t->len[id], 1);
+		}
+		else
+		{
+			if (kind == DLT_LABEL_INT)
+				m->class_int[k] = t->val[id];
+			else
+				m->class_float[k] = DltLabelTarget(t->val[id], DLT_LABEL_FLOAT);
+			t->chash[id] = hash_bytes_extended((const unsigned char *) &t->val[id],
+											   sizeof(int64), 1);
+		}
+	}
+	pfree(ids);
+}

@@ -8,6 +8,7 @@ OBJS = \
 	src/cache.o \
 	src/train.o \
 	src/labels.o \
+	src/fit.o \
 	src/model.o \
 	src/predict.o \
 	src/score.o \

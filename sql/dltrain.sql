@@ -412,3 +412,52 @@ CREATE VIEW dltrain.training_progress AS
     FROM dltrain.training_progress() p;
 COMMENT ON VIEW dltrain.training_progress IS 'running trainings, in the style of pg_stat_progress_*';
 GRANT SELECT ON dltrain.training_progress TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The model catalog
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE dltrain.models (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    owner name NOT NULL DEFAULT current_user,
+    created timestamptz NOT NULL DEFAULT now(),
+    relation text,
+    features text[],
+    label text,
+    options jsonb,
+    metrics jsonb,
+    provenance jsonb,
+    model dltrain.model NOT NULL
+);
+CREATE INDEX models_name_created ON dltrain.models (name, created DESC);
+COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of)';
+
+-- models memorize their training data: owners see their own rows only
+ALTER TABLE dltrain.models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_owner ON dltrain.models
+    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
+    WITH CHECK (owner = current_user);
+GRANT SELECT, INSERT, UPDATE, DELETE ON dltrain.models TO PUBLIC;
+GRANT USAGE ON SEQUENCE dltrain.models_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('dltrain.models', '');
+SELECT pg_catalog.pg_extension_config_dump('dltrain.models_id_seq', '');
+
+CREATE FUNCTION dltrain.latest_model(model_name text) RETURNS dltrain.model
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT m.model FROM dltrain.models m WHERE m.name = model_name ORDER BY m.created DESC, m.id DESC LIMIT 1 $$;
+COMMENT ON FUNCTION dltrain.latest_model(text) IS 'the newest model of that name in dltrain.models that the caller may see';
+
+-- ---------------------------------------------------------------------------
+-- Table-level training
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.fit(relation regclass, features text[], label text,
+                            options jsonb DEFAULT '{}', name text DEFAULT NULL)
+    RETURNS TABLE (epoch integer, loss double precision, validation_loss double precision,
+                   validation_metric double precision, rows bigint, seconds double precision,
+                   rows_per_sec double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'fit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.fit(regclass, text[], text, jsonb, text) IS
+    'trains on a relation without caching it: block-shuffled reads each epoch, a shuffle buffer, one row per epoch; stores the model in dltrain.models when given a name';

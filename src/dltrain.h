@@ -63,10 +63,14 @@ typedef struct DltOptions
 	bool		shuffle;
 	bool		normalize;
 	DltTask		task;
+	/* fit() only */
+	double		validation_fraction;
+	int			buffer_rows;	/* rows shuffled together */
+	int			pages_per_range;	/* block_shuffle's range */
 } DltOptions;
 
 extern void DltOptionsDefault(DltOptions *opts);
-extern void DltOptionsParse(DltOptions *opts, Jsonb *jb);
+extern void DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit);
 extern const char *DltActName(dlk_act act);
 extern const char *DltOptimizerName(dlk_opt_kind kind);
 extern const char *DltTaskName(DltTask task);

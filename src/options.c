@@ -17,6 +17,7 @@
 #include "dltrain.h"
 
 #define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task"
+#define FIT_OPTIONS ", validation_fraction, buffer_rows, pages_per_range"
 
 #define MAX_BATCH_SIZE 1048576
 #define MAX_EPOCHS 1000000
@@ -38,6 +39,9 @@ DltOptionsDefault(DltOptions *opts)
 	opts->shuffle = true;
 	opts->normalize = true;
 	opts->task = DLT_TASK_AUTO;
+	opts->validation_fraction = 0;
+	opts->buffer_rows = 65536;
+	opts->pages_per_range = 32;
 }
 
 const char *
@@ -193,7 +197,7 @@ ParseHidden(DltOptions *opts, JsonbValue *v)
  * Parses jb (NULL: all defaults) into opts.
  */
 void
-DltOptionsParse(DltOptions *opts, Jsonb *jb)
+DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 {
 	static const char *const acts[] = {"relu", "tanh", "sigmoid"};
 	static const char *const optimizers[] = {"sgd", "adam", "adamw"};
@@ -211,7 +215,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object"),
-				 errhint("Valid options are: %s.", VALID_OPTIONS)));
+				 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : "")));
 
 	it = JsonbIteratorInit(&jb->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -268,11 +272,23 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb)
 			opts->shuffle = OptionBool(key, &v);
 		else if (strcmp(key, "normalize") == 0)
 			opts->normalize = OptionBool(key, &v);
+		else if (fit && strcmp(key, "validation_fraction") == 0)
+		{
+			opts->validation_fraction = OptionNumber(key, &v, "a number in [0, 0.9]");
+			if (opts->validation_fraction < 0 || opts->validation_fraction > 0.9)
+				OptionTypeError(key, "a number in [0, 0.9]");
+		}
+		else if (fit && strcmp(key, "buffer_rows") == 0)
+			opts->buffer_rows = (int) OptionInteger(key, &v, 1, 100000000,
+													"an integer between 1 and 100000000");
+		else if (fit && strcmp(key, "pages_per_range") == 0)
+			opts->pages_per_range = (int) OptionInteger(key, &v, 1, 1000000,
+														"an integer between 1 and 1000000");
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Valid options are: %s.", VALID_OPTIONS)));
+					 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : "")));
 		pfree(key);
 	}
 

@@ -264,10 +264,7 @@ DltProgressPhase(DltPhase phase)
 	if (s == NULL)
 		return;
 	BEGIN_SLOT_WRITE(s);
-	s->phase = phase;
-	s->rows_done = 0;
-	s->rows_total = -1;
-	s->rows_per_sec = 0;
+	s->phase = phase;			/* the counters stay until the next Rows */
 	END_SLOT_WRITE(s);
 }
 

@@ -86,7 +86,7 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
 		st->options = (bytea *) MemoryContextAlloc(mcxt, VARSIZE(jb));
 		memcpy(st->options, jb, VARSIZE(jb));
 	}
-	DltOptionsParse(&st->opts, jb);
+	DltOptionsParse(&st->opts, jb, false);
 
 	st->task = st->opts.task;
 	if (st->task == DLT_TASK_AUTO)

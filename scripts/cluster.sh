@@ -2,6 +2,9 @@
 # A throwaway PostgreSQL cluster for this checkout.
 #
 #   scripts/cluster.sh start     initdb (once) and start; idempotent
+#   scripts/cluster.sh restart   restart it (after make install: dltrain is
+#                                preloaded, so running backends keep the old
+#                                library until a restart)
 #   scripts/cluster.sh stop      stop it (data kept)
 #   scripts/cluster.sh destroy   stop it and delete its data
 #   scripts/cluster.sh status    is it running?
@@ -80,9 +83,10 @@ stop() {
 case "${1:-}" in
 	start) start ;;
 	stop) stop ;;
+	restart) stop >/dev/null; start ;;
 	destroy) stop; rm -rf "$BASE"; echo "cluster removed: $BASE" ;;
 	status) if running; then echo "running ($BASE)"; else echo "not running ($BASE)"; exit 3; fi ;;
 	env) echo "export PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres" ;;
 	psql) shift; PGHOST=$SOCK PGPORT=$PORT PGUSER=postgres exec psql "$@" ;;
-	*) echo "usage: $0 start|stop|destroy|status|env|psql [args]" >&2; exit 2 ;;
+	*) echo "usage: $0 start|restart|stop|destroy|status|env|psql [args]" >&2; exit 2 ;;
 esac

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DLTRAIN_EXTRA_PKGS=python3-sklearn scripts/setup.sh
-scripts/cluster.sh start
+scripts/cluster.sh restart
 eval "$(scripts/cluster.sh env)"
 psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'dltrain_demo'" | grep -q 1 ||
 	psql -X -q -d postgres -c "CREATE DATABASE dltrain_demo"

@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH=/usr/lib/postgresql/15/bin:$PATH
 
 DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
-scripts/cluster.sh start || { echo "tests: 0 passed, 1 failed"; exit 1; }
+scripts/cluster.sh restart || { echo "tests: 0 passed, 1 failed"; exit 1; }
 eval "$(scripts/cluster.sh env)"
 
 passed=0

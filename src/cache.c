@@ -19,12 +19,14 @@
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "storage/buffile.h"
 #include "utils/memutils.h"
 
 #include "dltrain.h"
 
 #define CHUNK_BYTES (256 * 1024)
 #define SLAB_MAX (8 * 1024 * 1024)
+#define SPILL_SEGMENT ((int64) 1024 * 1024 * 1024)	/* BufFile's segment size */
 
 /* "row 12" in training, "the feature array" in prediction */
 static const char *
@@ -124,11 +126,12 @@ FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row)
 }
 
 void
-DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget)
+DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget, bool spill)
 {
 	memset(cache, 0, sizeof(*cache));
 	cache->mcxt = mcxt;
 	cache->budget = budget;
+	cache->spill = spill;
 }
 
 /*
@@ -138,7 +141,7 @@ DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget)
  * cache touches every page once, and with 4 kB pages the page faults cost
  * more than the conversion.
  */
-static void
+static bool
 CacheNewSlab(DltCache *cache, Size chunk_bytes)
 {
 	Size		slab = Max(chunk_bytes, Min(cache->last_slab * 2, (Size) SLAB_MAX));
@@ -150,6 +153,8 @@ CacheNewSlab(DltCache *cache, Size chunk_bytes)
 	{
 		/* the last slab may be cut down to what the budget still allows */
 		slab = (cache->budget - Min(cache->budget, cache->bytes)) / chunk_bytes * chunk_bytes;
+		if (slab == 0 && cache->spill)
+			return false;
 		if (slab == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -172,17 +177,18 @@ CacheNewSlab(DltCache *cache, Size chunk_bytes)
 		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
 	}
 #endif
+	return true;
 }
 
-static void
+static bool
 CacheAddChunk(DltCache *cache)
 {
 	Size		xbytes = mul_size(mul_size(cache->rows_per_chunk, cache->dim), sizeof(float));
 	Size		ybytes = mul_size(cache->rows_per_chunk, sizeof(int64));
 	Size		chunk_bytes = add_size(xbytes, ybytes);
 
-	if (cache->slab_left < chunk_bytes)
-		CacheNewSlab(cache, chunk_bytes);
+	if (cache->slab_left < chunk_bytes && !CacheNewSlab(cache, chunk_bytes))
+		return false;
 
 	if (cache->n_chunks == cache->max_chunks)
 	{
@@ -206,6 +212,91 @@ CacheAddChunk(DltCache *cache)
 	cache->slab_next += chunk_bytes;
 	cache->slab_left -= chunk_bytes;
 	cache->n_chunks++;
+	return true;
+}
+
+/*
+ * Past the budget the cache spills: every full chunk so far is written to a
+ * temporary file (BufFile: temp_tablespaces and temp_file_limit apply, and
+ * the file goes away at the end of the transaction, on error or cancel), and
+ * the chunk buffers become a pool: one stages the rows still to come, and
+ * during training the pool holds the chunks of one shuffle group.
+ */
+static void CacheWriteChunk(DltCache *cache, int c);
+
+static void
+CacheStartSpill(DltCache *cache)
+{
+	MemoryContext old = MemoryContextSwitchTo(cache->mcxt);
+
+	if (cache->n_chunks < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the memory budget of %zu bytes is too small to spill the row cache",
+						cache->budget),
+				 errdetail("Spilling needs room for two chunks of %d rows of %d features.",
+						   cache->rows_per_chunk, cache->dim),
+				 errhint("Raise dltrain.cache_mem.")));
+	cache->file = BufFileCreateTemp(false);
+	for (int c = 0; c < cache->n_chunks; c++)
+		CacheWriteChunk(cache, c);
+	cache->n_file_chunks = cache->n_chunks;
+	cache->stage_rows = 0;
+	MemoryContextSwitchTo(old);
+}
+
+/* Appends chunk buffer c (rows_per_chunk rows) to the spill file. */
+static void
+CacheWriteChunk(DltCache *cache, int c)
+{
+	BufFileWrite(cache->file, cache->chunk_x[c],
+				 sizeof(float) * (Size) cache->rows_per_chunk * cache->dim);
+	BufFileWrite(cache->file, cache->chunk_y[c], sizeof(int64) * (Size) cache->rows_per_chunk);
+}
+
+/* Reads spilled chunk k into buffer c; returns its number of rows. */
+int
+DltCacheReadChunk(DltCache *cache, int64 k, int c)
+{
+	Size		xbytes = sizeof(float) * (Size) cache->rows_per_chunk * cache->dim;
+	Size		ybytes = sizeof(int64) * (Size) cache->rows_per_chunk;
+	int64		pos = k * (int64) (xbytes + ybytes);
+
+	if (BufFileSeek(cache->file, (int) (pos / SPILL_SEGMENT), pos % SPILL_SEGMENT, SEEK_SET) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not seek in the spilled row cache")));
+	if (BufFileRead(cache->file, cache->chunk_x[c], xbytes) != xbytes ||
+		BufFileRead(cache->file, cache->chunk_y[c], ybytes) != ybytes)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read the spilled row cache")));
+	return k == cache->n_file_chunks - 1 ? cache->tail_rows : cache->rows_per_chunk;
+}
+
+/* Ends the input: a spilled cache writes its last, partial chunk too. */
+void
+DltCacheFinishInput(DltCache *cache)
+{
+	if (cache->file == NULL)
+		return;
+	if (cache->stage_rows > 0)
+	{
+		CacheWriteChunk(cache, 0);
+		cache->n_file_chunks++;
+		cache->tail_rows = cache->stage_rows;
+	}
+	else
+		cache->tail_rows = cache->rows_per_chunk;
+	cache->stage_rows = 0;
+}
+
+void
+DltCacheClose(DltCache *cache)
+{
+	if (cache->file)
+		BufFileClose(cache->file);
+	cache->file = NULL;
 }
 
 float *
@@ -215,14 +306,36 @@ DltCacheAppend(DltCache *cache, int64 **label)
 
 	Assert(cache->dim > 0);
 	if (cache->rows_per_chunk == 0)
-		cache->rows_per_chunk = Max(2, CHUNK_BYTES / (cache->dim * (int) sizeof(float))) & ~1;
+	{
+		/* at least 16 chunks fit the budget, so that a spill still shuffles */
+		Size		target = Min((Size) CHUNK_BYTES, cache->budget / 16);
+
+		cache->rows_per_chunk = (int) Max(2, target / (cache->dim * sizeof(float) + sizeof(int64))) & ~1;
+	}
+	if (cache->file)
+	{
+		/* spilled: rows go to the staging chunk, written out when full */
+		if (cache->stage_rows == cache->rows_per_chunk)
+		{
+			CacheWriteChunk(cache, 0);
+			cache->n_file_chunks++;
+			cache->stage_rows = 0;
+		}
+		cache->n_rows++;
+		*label = cache->chunk_y[0] + cache->stage_rows;
+		return cache->chunk_x[0] + (Size) cache->stage_rows++ * cache->dim;
+	}
 	if (r == (int64) cache->n_chunks * cache->rows_per_chunk)
 	{
 		if (r >= (int64) PG_UINT32_MAX)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("training input exceeds %u rows", PG_UINT32_MAX)));
-		CacheAddChunk(cache);
+		if (!CacheAddChunk(cache))
+		{
+			CacheStartSpill(cache);
+			return DltCacheAppend(cache, label);
+		}
 	}
 	cache->n_rows++;
 	*label = DltCacheLabel(cache, r);

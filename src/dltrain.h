@@ -146,9 +146,18 @@ typedef struct DltCache
 	Size		last_slab;		/* size of the last slab */
 	Size		bytes;			/* bytes of slab memory allocated */
 	Size		budget;			/* dltrain.cache_mem at the start */
+	bool		spill;			/* past the budget: spill, or fail */
+	/* spilled: every chunk is in the file; chunk buffers are a pool */
+	struct BufFile *file;
+	int64		n_file_chunks;
+	int			stage_rows;		/* rows in buffer 0 not yet written */
+	int			tail_rows;		/* rows in the last spilled chunk */
 } DltCache;
 
-extern void DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget);
+extern void DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget, bool spill);
+extern void DltCacheFinishInput(DltCache *cache);
+extern int	DltCacheReadChunk(DltCache *cache, int64 k, int c);
+extern void DltCacheClose(DltCache *cache);
 /* Room for one more row: returns its feature slot and sets *label. */
 extern float *DltCacheAppend(DltCache *cache, int64 **label);
 
@@ -256,11 +265,13 @@ typedef enum DltPhase
 } DltPhase;
 
 /*
- * A backend reports at most one training at a time (a nested one is not
- * reported).  DltProgressStart registers a callback on cxt, so the report
- * ends when that memory context goes away: at the end of the training, or
- * when an error or a cancel aborts it.  All calls are cheap no-ops when
- * dltrain is not in shared_preload_libraries.
+ * A backend reports one training at a time: the newest.  A DltProgressStart
+ * while another training of the backend is alive (several groups of a
+ * GROUP BY) takes the report over; the report ends when the last of them
+ * ends.  DltProgressStart registers a callback on cxt, so a training ends
+ * when that memory context is deleted or reset: at the end of the
+ * training, or when an error or a cancel aborts it.  All calls are cheap
+ * no-ops when dltrain is not in shared_preload_libraries.
  */
 extern void DltProgressShmemInit(void);
 extern void DltProgressStart(MemoryContext cxt, const char *kind, Oid relid);

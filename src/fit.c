@@ -599,6 +599,8 @@ fit(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(4))
 		name = text_to_cstring(PG_GETARG_TEXT_PP(4));
 	DltOptionsParse(&fr->opts, options, true);
+	if (fr->opts.buffer_rows == 0)
+		fr->opts.buffer_rows = 65536;
 
 	fr->relkind = get_rel_relkind(fr->relid);
 	fr->relname = QualifiedName(fr->relid);

@@ -16,8 +16,8 @@
 
 #include "dltrain.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task"
-#define FIT_OPTIONS ", validation_fraction, buffer_rows, pages_per_range"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, buffer_rows"
+#define FIT_OPTIONS ", validation_fraction, pages_per_range"
 
 #define MAX_BATCH_SIZE 1048576
 #define MAX_EPOCHS 1000000
@@ -40,7 +40,7 @@ DltOptionsDefault(DltOptions *opts)
 	opts->normalize = true;
 	opts->task = DLT_TASK_AUTO;
 	opts->validation_fraction = 0;
-	opts->buffer_rows = 65536;
+	opts->buffer_rows = 0;		/* auto: the budget (aggregate), 65536 (fit) */
 	opts->pages_per_range = 32;
 }
 
@@ -278,7 +278,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			if (opts->validation_fraction < 0 || opts->validation_fraction > 0.9)
 				OptionTypeError(key, "a number in [0, 0.9]");
 		}
-		else if (fit && strcmp(key, "buffer_rows") == 0)
+		else if (strcmp(key, "buffer_rows") == 0)
 			opts->buffer_rows = (int) OptionInteger(key, &v, 1, 100000000,
 													"an integer between 1 and 100000000");
 		else if (fit && strcmp(key, "pages_per_range") == 0)

@@ -218,6 +218,8 @@ DltProgressStart(MemoryContext cxt, const char *kind, Oid relid)
 {
 	DltProgressOwner *owner;
 	volatile DltProgressSlot *s;
+	Oid			userid;
+	TimestampTz started;
 
 	if (progress_slots == NULL)
 		return;
@@ -238,11 +240,13 @@ DltProgressStart(MemoryContext cxt, const char *kind, Oid relid)
 	MemoryContextRegisterResetCallback(cxt, &owner->cb);
 	live_trainings++;
 
+	userid = GetSessionUserId();
+	started = GetCurrentTimestamp();
 	my_slot = &progress_slots[MyBackendId - 1];
 	s = my_slot;
 	BEGIN_SLOT_WRITE(s);
 	s->pid = MyProcPid;
-	s->userid = GetSessionUserId();
+	s->userid = userid;
 	s->relid = relid;
 	s->phase = 0;
 	s->epoch = 0;
@@ -251,7 +255,7 @@ DltProgressStart(MemoryContext cxt, const char *kind, Oid relid)
 	s->rows_total = -1;
 	s->loss = NAN;
 	s->rows_per_sec = 0;
-	s->started = GetCurrentTimestamp();
+	s->started = started;
 	strlcpy((char *) s->kind, kind, DLT_KIND_LEN);
 	END_SLOT_WRITE(s);
 }

@@ -98,7 +98,7 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
 				 errmsg("text labels cannot be used for regression"),
 				 errhint("Use \"task\": \"classification\", or a numeric label.")));
 
-	DltCacheInit(&st->cache, mcxt, DltBudgetBytes());
+	DltCacheInit(&st->cache, mcxt, DltBudgetBytes(), true);
 	DltProgressStart(mcxt, "train_mlp", InvalidOid);
 	DltProgressPhase(DLT_PHASE_CACHING);
 	return st;
@@ -637,6 +637,144 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
 	return loss;
 }
 
+/*
+ * Training from a spilled cache: CorgiPile's two-level shuffle.  Every epoch
+ * visits the spilled chunks in a new random order, K at a time (K chunk
+ * buffers: the budget, or the buffer_rows option), and shuffles the rows of
+ * those K chunks together before cutting them into mini-batches.  The
+ * standardization statistics come from one sequential pass over the file.
+ * Chunks hold rows in arrival order, so unlike the in-memory path the model
+ * depends on the order rows arrive in (an ORDER BY makes it reproducible).
+ */
+static bytea *
+TrainSpilled(TrainState *st, MemoryContext resultcxt)
+{
+	DltCache   *c = &st->cache;
+	const DltOptions *o = &st->opts;
+	int64		n = c->n_rows;
+	int			D = c->dim;
+	int			rpc = c->rows_per_chunk;
+	int			B = (int) Min((int64) o->batch_size, n);
+	int64		N = c->n_file_chunks;
+	int			K = c->n_chunks;
+	DltModel   *m = palloc0(sizeof(DltModel));
+	bool		cls = st->task == DLT_TASK_CLASSIFICATION;
+	DltTrainer	t;
+	dlk_rng		rng;
+	uint32	   *perm;
+	uint32	   *idx;
+	float	   *fm = palloc(sizeof(float) * D);
+	float	   *fs = palloc(sizeof(float) * D);
+	bytea	   *result;
+	MemoryContext old;
+
+	if (o->buffer_rows > 0)
+		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
+	m->task = st->task;
+	m->label_kind = st->label_kind;
+	m->label_type = st->label_type;
+	m->opts = *o;
+	m->rows_used = n;
+	m->rows_skipped = st->rows_skipped;
+	if (cls)
+		DltClassTableFinish(&st->classes, st->label_kind, m, n);
+	DltModelSetArch(m, D, cls ? m->n_classes : 1);
+	m->epochs_run = o->epochs;
+	DltTrainerInit(&t, m, B);
+
+	/* statistics: one sequential pass over the spilled chunks */
+	DltProgressPhase(DLT_PHASE_PREPARING);
+	if (o->normalize)
+	{
+		double	   *sum = palloc0(sizeof(double) * D);
+		double	   *sq = palloc0(sizeof(double) * D);
+		float	   *shift = palloc(sizeof(float) * D);
+
+		for (int64 k = 0; k < N; k++)
+		{
+			int			rows = DltCacheReadChunk(c, k, 0);
+
+			if (k == 0)
+				memcpy(shift, c->chunk_x[0], sizeof(float) * D);
+			for (int r = 0; r < rows; r++)
+				dlk_moments_accumulate(sum, sq, c->chunk_x[0] + (Size) r * D, shift, D);
+			CHECK_FOR_INTERRUPTS();
+		}
+		m->normalized = true;
+		m->mean = palloc(sizeof(double) * D);
+		m->scale = palloc(sizeof(double) * D);
+		for (int d = 0; d < D; d++)
+		{
+			double		mu = sum[d] / n;
+			double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
+
+			m->mean[d] = shift[d] + mu;
+			m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
+			fm[d] = (float) m->mean[d];
+			fs[d] = (float) m->scale[d];
+		}
+	}
+
+	perm = palloc_extended(sizeof(uint32) * N, MCXT_ALLOC_HUGE);
+	for (int64 k = 0; k < N; k++)
+		perm[k] = (uint32) k;
+	idx = palloc_extended(sizeof(uint32) * (Size) K * rpc, MCXT_ALLOC_HUGE);
+	dlk_rng_seed(&rng, (uint64) o->seed ^ UINT64CONST(0x53485546464c4521));
+
+	DltProgressPhase(DLT_PHASE_TRAINING);
+	for (int e = 0; e < o->epochs; e++)
+	{
+		DltTrainerEpochBegin(&t, e, n);
+		if (o->shuffle)
+			dlk_shuffle_u32(&rng, perm, (size_t) N);	/* level one: chunks */
+		for (int64 g = 0; g < N; g += K)
+		{
+			int			kk = (int) Min((int64) K, N - g);
+			int			nrows = 0;
+
+			for (int j = 0; j < kk; j++)
+			{
+				int			rows = DltCacheReadChunk(c, perm[g + j], j);
+
+				for (int r = 0; r < rows; r++)
+				{
+					if (o->normalize)
+						dlk_standardize(c->chunk_x[j] + (Size) r * D, fm, fs, D);
+					idx[nrows++] = (uint32) j * rpc + r;
+				}
+			}
+			if (o->shuffle)
+				dlk_shuffle_u32(&rng, idx, nrows);	/* level two: rows */
+			for (int start = 0; start < nrows; start += B)
+			{
+				int			bs = Min(B, nrows - start);
+
+				for (int i = 0; i < bs; i++)
+				{
+					uint32		j = idx[start + i] / rpc;
+					uint32		r = idx[start + i] % rpc;
+					int64		y = c->chunk_y[j][r];
+
+					memcpy(t.xb + (Size) i * D, c->chunk_x[j] + (Size) r * D, sizeof(float) * D);
+					if (cls)
+						t.yb[i] = st->classes.rank[y];
+					else
+						t.tb[i] = (float) DltLabelTarget(y, st->label_kind);
+				}
+				DltTrainerStep(&t, bs);
+			}
+		}
+		DltTrainerEpochEnd(&t);
+	}
+	m->epochs_run = o->epochs;
+	DltCacheClose(c);
+
+	old = MemoryContextSwitchTo(resultcxt);
+	result = ModelEncode(m);
+	MemoryContextSwitchTo(old);
+	return result;
+}
+
 static bytea *
 Train(TrainState *st, MemoryContext resultcxt)
 {
@@ -758,7 +896,11 @@ train_mlp_ffunc(PG_FUNCTION_ARGS)
 	traincxt = AllocSetContextCreate(st->mcxt, "dltrain model buffers",
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(traincxt);
-	result = Train(st, resultcxt);
+	DltCacheFinishInput(&st->cache);
+	if (st->cache.file)
+		result = TrainSpilled(st, resultcxt);
+	else
+		result = Train(st, resultcxt);
 	MemoryContextSwitchTo(old);
 	/*
 	 * Free the cache now, not at the end of the query (many groups may train

@@ -1,0 +1,64 @@
+-- Data larger than the budget: a spilled row cache and the two-level shuffle,
+-- on a table stored in label order (fixed seeds, rounded accuracies).
+SELECT setseed(0.11);
+CREATE TABLE sorted AS
+SELECT i, ARRAY[r * cos(a), r * sin(a), random() - 0.5]::real[] AS x, (i % 3) AS y
+FROM (SELECT i, random() * 2 * pi() AS a, (i % 3) * 0.8 + random() * 0.6 AS r
+      FROM generate_series(1, 9000) i) q
+ORDER BY i % 3, i;
+-- about 9000 x 20 bytes of cache; a 64 kB budget holds a small part of it
+SET dltrain.cache_mem = '64kB';
+CREATE TABLE spill_models AS
+SELECT 'two-level' AS how, dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3}') AS m FROM sorted
+UNION ALL
+SELECT 'spilled, no shuffle', dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "shuffle": false}') FROM sorted
+UNION ALL
+SELECT 'small buffer', dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "buffer_rows": 500}') FROM sorted;
+RESET dltrain.cache_mem;
+INSERT INTO spill_models
+SELECT 'in memory', dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3}') FROM sorted;
+-- every path trains on every row
+SELECT how, dltrain.describe(m)->'rows_used' AS rows FROM spill_models ORDER BY how;
+-- no shuffle on label-ordered data is poor; the two-level shuffle matches the full one
+CREATE TABLE spill_acc AS
+SELECT how, round((dltrain.evaluate(m, x, y)->>'accuracy')::numeric, 2) AS accuracy
+FROM spill_models, sorted GROUP BY how, m::text;
+SELECT how, accuracy < 0.9 AS poor FROM spill_acc WHERE how = 'spilled, no shuffle';
+SELECT abs(a.accuracy - b.accuracy) <= 0.01 AS within_1_point, a.accuracy > 0.9 AS good
+FROM spill_acc a, spill_acc b WHERE a.how = 'two-level' AND b.how = 'in memory';
+-- a buffer of 500 rows mixes less, but still far better than no shuffle
+SELECT a.accuracy > b.accuracy AS small_buffer_helps
+FROM spill_acc a, spill_acc b WHERE a.how = 'small buffer' AND b.how = 'spilled, no shuffle';
+-- spilled training is reproducible for the same input order
+SET dltrain.cache_mem = '64kB';
+SELECT (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s)
+     = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s) AS reproducible;
+
+-- temporary files: temp_file_limit applies, and nothing is left behind
+SELECT count(*) AS temp_files FROM pg_ls_tmpdir();
+SET temp_file_limit = '16kB';
+SELECT dltrain.train_mlp(x, y, '{"hidden": [8], "batch_size": 32}') FROM sorted;
+RESET temp_file_limit;
+SELECT count(*) AS temp_files_after_error FROM pg_ls_tmpdir();
+SET statement_timeout = '300ms';
+SELECT dltrain.train_mlp(x, y, '{"hidden": [8], "batch_size": 32, "epochs": 100000}') FROM sorted;
+RESET statement_timeout;
+SELECT count(*) AS temp_files_after_cancel FROM pg_ls_tmpdir();
+RESET dltrain.cache_mem;
+-- too small a budget even to spill (rows of 40 kB)
+SET dltrain.cache_mem = '64kB';
+SELECT dltrain.train_mlp(array_fill(i::real, ARRAY[10000]), i % 2) FROM generate_series(1, 100) i;
+RESET dltrain.cache_mem;
+
+-- fit(): block-shuffled epochs and a shuffle buffer; without shuffle it is as poor
+CREATE TABLE fit_acc AS
+SELECT 'fit' AS how, round((dltrain.evaluate(f.model, s.x, s.y)->>'accuracy')::numeric, 2) AS accuracy
+FROM dltrain.fit('sorted', '{x}', 'y', '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "buffer_rows": 1000, "pages_per_range": 4}') f,
+     sorted s WHERE f.model IS NOT NULL GROUP BY 1
+UNION ALL
+SELECT 'fit, no shuffle', round((dltrain.evaluate(f.model, s.x, s.y)->>'accuracy')::numeric, 2)
+FROM dltrain.fit('sorted', '{x}', 'y', '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "shuffle": false, "pages_per_range": 1000000}') f,
+     sorted s WHERE f.model IS NOT NULL GROUP BY 1;
+SELECT how, accuracy < 0.9 AS poor FROM fit_acc WHERE how = 'fit, no shuffle';
+SELECT abs(a.accuracy - b.accuracy) <= 0.01 AS within_1_point
+FROM fit_acc a, spill_acc b WHERE a.how = 'fit' AND b.how = 'in memory';

@@ -51,6 +51,8 @@ SELECT dltrain.train_mlp(array_fill(i::real, ARRAY[10000]), i % 2) FROM generate
 RESET dltrain.cache_mem;
 
 -- fit(): block-shuffled epochs and a shuffle buffer; without shuffle it is as poor
+-- (its per-epoch NOTICEs carry timings)
+SET client_min_messages = warning;
 CREATE TABLE fit_acc AS
 SELECT 'fit' AS how, round((dltrain.evaluate(f.model, s.x, s.y)->>'accuracy')::numeric, 2) AS accuracy
 FROM dltrain.fit('sorted', '{x}', 'y', '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "buffer_rows": 1000, "pages_per_range": 4}') f,
@@ -59,6 +61,7 @@ UNION ALL
 SELECT 'fit, no shuffle', round((dltrain.evaluate(f.model, s.x, s.y)->>'accuracy')::numeric, 2)
 FROM dltrain.fit('sorted', '{x}', 'y', '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3, "shuffle": false, "pages_per_range": 1000000}') f,
      sorted s WHERE f.model IS NOT NULL GROUP BY 1;
+RESET client_min_messages;
 SELECT how, accuracy < 0.9 AS poor FROM fit_acc WHERE how = 'fit, no shuffle';
 SELECT abs(a.accuracy - b.accuracy) <= 0.01 AS within_1_point
 FROM fit_acc a, spill_acc b WHERE a.how = 'fit' AND b.how = 'in memory';

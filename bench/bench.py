@@ -214,6 +214,56 @@ def set_threads(n):
         raise SystemExit(f"could not set OpenBLAS threads to {n} (got {got})")
 
 
+# --------------------------------------------------------------- connection
+
+class Db:
+    """The benchmark's connection.  The project's test script restarts the
+    throwaway cluster, so a measurement that loses its connection is thrown
+    away and run again on a new one (after a warm-up that opens OpenBLAS in
+    the new backend, so that no timed query pays for it)."""
+
+    def __init__(self, dbname):
+        self.dbname = dbname
+        self.conn = None
+        self.lost = 0
+
+    def get(self):
+        if self.conn is None or self.conn.closed:
+            deadline = time.time() + 180
+            while True:
+                try:
+                    self.conn = psycopg2.connect(dbname=self.dbname)
+                    break
+                except psycopg2.OperationalError:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(2)
+            self.conn.autocommit = True
+            with self.conn.cursor() as cur:
+                cur.execute("SELECT dltrain.train_mlp(x, y, '{\"epochs\": 1}') FROM bench_small WHERE id <= 1000")
+                cur.fetchone()
+        return self.conn
+
+    def run(self, what, fn, *a, **kw):
+        for attempt in range(4):
+            try:
+                return fn(self.get(), *a, **kw)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError) as e:
+                self.lost += 1
+                log(f"{what}: connection lost ({str(e).strip().splitlines()[0]}); measuring again")
+                try:
+                    self.conn.close()
+                except Exception:
+                    pass
+                self.conn = None
+                time.sleep(5)
+        raise SystemExit(f"{what}: the server kept going away")
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+
+
 # ------------------------------------------------------------------ dltrain
 
 def dltrain_options(cfg, epochs):
@@ -593,7 +643,7 @@ def main():
     ap.add_argument("--sklearn-rows", type=int, default=0, help="scikit-learn on the first N rows (0: all)")
     ap.add_argument("--sgemm", default=os.path.join(HERE, "sgemm_rate"), help="the compiled sgemm_rate")
     ap.add_argument("--sgemm-seconds", type=float, default=0.4)
-    ap.add_argument("--dbname", default="dltrain_bench")
+    ap.add_argument("--dbname", default=os.environ.get("PGDATABASE") or "dltrain_bench")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where to write the JSON and the table")
     args = ap.parse_args()
     if args.quick:
@@ -626,9 +676,8 @@ def main():
             raise SystemExit(f"unknown configuration {n}")
     cfgs = {n: all_cfgs[n] for n in names}
 
-    conn = psycopg2.connect(dbname=args.dbname)
-    conn.autocommit = True
-    env = environment(conn)
+    db = Db(args.dbname)
+    env = db.run("environment", environment)
     dims_of = {"bench_small": 64, "bench_wide": 784}
     for cfg in cfgs.values():
         cfg.update(batch=128, lr=1e-3, classes=10)
@@ -636,18 +685,19 @@ def main():
 
     log(f"verifying the binary COPY parser; {args.repeats} repeat(s), {args.epochs} epoch(s)")
     for table in sorted({c["table"] for c in cfgs.values()} | {c["test"] for c in cfgs.values()}):
-        verify_parser(conn, table)
+        db.run("parser check", verify_parser, table)
     tests = {}
     for cfg in cfgs.values():
         if cfg["test"] not in tests:
-            tests[cfg["test"]] = export_xy(conn, cfg["test"])
-    # warm-up: opens OpenBLAS in the backend and reads the tables once, untimed
-    with conn.cursor() as cur:
-        for table in sorted({c["table"] for c in cfgs.values()}):
-            cur.execute(f"SELECT sum(cardinality(x)) FROM {table}")
-            cur.fetchone()
-        cur.execute("SELECT dltrain.train_mlp(x, y, '{\"epochs\": 1}') FROM bench_small WHERE id <= 1000")
-        cur.fetchone()
+            tests[cfg["test"]] = db.run("test export", export_xy, cfg["test"])
+
+    # warm-up: reads the tables once, untimed
+    def warm(conn):
+        with conn.cursor() as cur:
+            for table in sorted({c["table"] for c in cfgs.values()}):
+                cur.execute(f"SELECT sum(cardinality(x)) FROM {table}")
+                cur.fetchone()
+    db.run("warm-up", warm)
 
     res = {n: {"dltrain": [], "torch": [], "sgemm": [], "scan": [], "sklearn": []} for n in cfgs}
     t_start = time.perf_counter()
@@ -658,14 +708,14 @@ def main():
             data = None
             for who in order:
                 if who == "dltrain":
-                    r = run_dltrain(conn, cfg, args)
+                    r = db.run(f"{name} dltrain", run_dltrain, cfg, args)
                     res[name]["dltrain"].append(r)
                     log(f"rep {rep + 1} {name} dltrain: query {r['total_s']:.2f} s, epochs "
                         + " ".join(f"{e:.3f}" for e in r["epoch_s"])
                         + f" s, loss {r['loss']:.4f}, acc {r['accuracy']:.4f}")
                 else:
                     want = name == "small" and rep < args.sklearn_repeats
-                    r, data = run_torch(conn, cfg, args, tests[cfg["test"]], keep_data=want)
+                    r, data = db.run(f"{name} torch", run_torch, cfg, args, tests[cfg["test"]], keep_data=want)
                     res[name]["torch"].append(r)
                     log(f"rep {rep + 1} {name} torch: export {r['export_s']:.2f} s, train {r['train_s']:.2f} s, epochs "
                         + " ".join(f"{e:.3f}" for e in r["epoch_s"])
@@ -678,7 +728,7 @@ def main():
             del data
         for name, cfg in cfgs.items():
             if cfg["threads"] == 1:
-                r = run_scan(conn, cfg)
+                r = db.run(f"{name} scan", run_scan, cfg)
                 res[name]["scan"].append(r)
                 log(f"rep {rep + 1} {name}: scan floor {r['scan_s']:.3f} s, cache build {r['cache_s']:.3f} s")
         for name, cfg in cfgs.items():
@@ -687,7 +737,8 @@ def main():
             log(f"rep {rep + 1} {name}: sgemm {r['gflops']:.1f} GFLOP/s ({cfg['threads']} thread(s))")
     elapsed = time.perf_counter() - t_start
     env["load average at start / end"] = f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}"
-    conn.close()
+    env["measurements repeated after a lost connection"] = db.lost
+    db.close()
 
     s = summarize(cfgs, res, args)
     tab = render_table(s, args)

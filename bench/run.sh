@@ -60,4 +60,4 @@ if [ ! -x "$BENCH/sgemm_rate" ] || [ "$BENCH/sgemm_rate.c" -nt "$BENCH/sgemm_rat
 	cc -O2 -Wall -o "$BENCH/sgemm_rate" "$BENCH/sgemm_rate.c" -ldl
 fi
 
-exec "$PY" "$BENCH/bench.py" --dbname "$DB" "$@"
+exec "$PY" "$BENCH/bench.py" "$@"

@@ -504,8 +504,8 @@ SaveToCatalog(FitRun *fr, const char *name, ArrayType *features, const char *lab
 
 	types[7] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("model"),
 							   ObjectIdGetDatum(get_namespace_oid("dltrain", false)));
-	metrics = psprintf("{\"loss\": %.9g, \"validation_loss\": %s, \"validation_metric\": %s, \"epochs\": %d}",
-					   loss, isnan(vloss) ? "null" : psprintf("%.9g", vloss),
+	metrics = psprintf("{\"loss\": %s, \"validation_loss\": %s, \"validation_metric\": %s, \"epochs\": %d}",
+					   isnan(loss) ? "null" : psprintf("%.9g", loss), isnan(vloss) ? "null" : psprintf("%.9g", vloss),
 					   isnan(vmetric) ? "null" : psprintf("%.9g", vmetric), fr->opts.epochs);
 	provenance = psprintf("{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"content_hash\": \"%016llx\"}",
 						  (long long) fr->rows, (long long) fr->n_val, (long long) fr->skipped,

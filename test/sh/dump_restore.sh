@@ -24,10 +24,14 @@ SELECT 'small', dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 3}') FROM pts
 SELECT 'text', dltrain.train_mlp(x, s, '{"hidden": [8], "epochs": 3}') FROM pts UNION ALL
 SELECT 'regression', dltrain.train_mlp(x, t, '{"hidden": [8], "epochs": 3}') FROM pts UNION ALL
 SELECT 'toasted', dltrain.train_mlp(x, y, '{"hidden": [1024, 256], "epochs": 1}') FROM pts;
+SET client_min_messages = warning;
+SELECT count(*) AS n FROM dltrain.fit('pts', '{x}', 'y', '{"epochs": 2, "hidden": [8]}', 'catalogued') \gset
 SQL
 sig="SELECT string_agg(name || ':' || md5(m::text), ',' ORDER BY name) FROM models"
 pred="SELECT md5(string_agg(CASE WHEN name = 'regression' THEN dltrain.predict(m, x)::text
                                  ELSE dltrain.predict_class(m, x) END, ',' ORDER BY name, i)) FROM models, pts"
+cat_sig="SELECT string_agg(name || ':' || owner || ':' || relation || ':' || (provenance->>'content_hash') || ':' || md5(model::text), ',') FROM dltrain.models"
+cat_before=$(psql -X -At -d $src -c "$cat_sig")
 before=$(psql -X -At -d $src -c "$sig")
 pbefore=$(psql -X -At -d $src -c "$pred")
 toasted=$(psql -X -At -d $src -c "SELECT pg_column_size(m) > 8000 FROM models WHERE name = 'toasted'")
@@ -35,6 +39,8 @@ toasted=$(psql -X -At -d $src -c "SELECT pg_column_size(m) > 8000 FROM models WH
 pg_dump -Fc -d $src -f "$dump"
 pg_restore -d $dst "$dump"
 after=$(psql -X -At -d $dst -c "$sig")
+cat_after=$(psql -X -At -d $dst -c "$cat_sig")
+latest=$(psql -X -At -d $dst -c "SELECT dltrain.latest_model('catalogued') IS NOT NULL")
 pafter=$(psql -X -At -d $dst -c "$pred")
 
 q -d postgres -c "DROP DATABASE $src" -c "DROP DATABASE $dst"
@@ -44,5 +50,7 @@ fail=0
 [ "$(echo "$before" | tr ',' '\n' | wc -l)" = 4 ] || { echo "expected 4 models, got: $before"; fail=1; }
 [ "$before" = "$after" ] || { echo "models differ after restore:"; echo " before: $before"; echo " after:  $after"; fail=1; }
 [ "$pbefore" = "$pafter" ] || { echo "predictions differ after restore"; fail=1; }
-[ $fail = 0 ] && echo "dump/restore: 4 models identical, predictions identical"
+[ -n "$cat_before" ] && [ "$cat_before" = "$cat_after" ] || { echo "the model catalog differs after restore:"; echo " before: $cat_before"; echo " after:  $cat_after"; fail=1; }
+[ "$latest" = t ] || { echo "latest_model() finds nothing after restore"; fail=1; }
+[ $fail = 0 ] && echo "dump/restore: 4 models identical, predictions identical, catalog row kept"
 exit $fail

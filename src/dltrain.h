@@ -63,6 +63,7 @@ typedef struct DltOptions
 	bool		shuffle;
 	bool		normalize;
 	DltTask		task;
+	bool		init_pytorch;	/* PyTorch's nn.Linear init instead of He/Xavier */
 	/* fit() only */
 	double		validation_fraction;
 	int			buffer_rows;	/* rows shuffled together */

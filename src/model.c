@@ -70,7 +70,7 @@ PutOptions(StringInfo buf, const DltOptions *o)
 	PUT(buf, uint8, o->shuffle ? 1 : 0);
 	PUT(buf, uint8, o->normalize ? 1 : 0);
 	PUT(buf, uint8, (uint8) o->task);
-	PUT(buf, uint8, 0);
+	PUT(buf, uint8, o->init_pytorch ? 1 : 0);	/* 0 in models before the option */
 }
 
 static int	D(const DltModel *m)
@@ -344,6 +344,7 @@ ModelDecode(const struct varlena *v)
 	CheckEnum(u8, DLT_TASK_AUTO, DLT_TASK_REGRESSION, "task option");
 	m->opts.task = (DltTask) u8;
 	GET(&r, uint8, u8);
+	m->opts.init_pytorch = (u8 == 1);
 	m->opts.activation = m->arch.act;
 	m->opts.n_hidden = m->arch.n_layers - 1;
 	for (int l = 0; l < m->opts.n_hidden; l++)
@@ -612,10 +613,10 @@ describe(PG_FUNCTION_ARGS)
 	appendStringInfoString(&b, ", \"weight_decay\": ");
 	AppendDouble(&b, o->weight_decay);
 	appendStringInfo(&b, ", \"batch_size\": %d, \"epochs\": %d, \"seed\": " INT64_FORMAT
-					 ", \"shuffle\": %s, \"normalize\": %s, \"task\": \"%s\"}",
+					 ", \"shuffle\": %s, \"normalize\": %s, \"task\": \"%s\", \"init\": \"%s\"}",
 					 o->batch_size, o->epochs, o->seed,
 					 o->shuffle ? "true" : "false", o->normalize ? "true" : "false",
-					 DltTaskName(o->task));
+					 DltTaskName(o->task), o->init_pytorch ? "pytorch" : "he");
 	appendStringInfo(&b, ", \"checksum\": \"%08x\"}", m->crc);
 
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));

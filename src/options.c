@@ -16,7 +16,7 @@
 
 #include "dltrain.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, buffer_rows"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows"
 #define FIT_OPTIONS ", validation_fraction, pages_per_range"
 
 #define MAX_BATCH_SIZE 1048576
@@ -277,6 +277,12 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			opts->validation_fraction = OptionNumber(key, &v, "a number in [0, 0.9]");
 			if (opts->validation_fraction < 0 || opts->validation_fraction > 0.9)
 				OptionTypeError(key, "a number in [0, 0.9]");
+		}
+		else if (strcmp(key, "init") == 0)
+		{
+			static const char *const inits[] = {"he", "pytorch"};
+
+			opts->init_pytorch = OptionEnum(key, &v, inits, 2, "one of \"he\", \"pytorch\"") == 1;
 		}
 		else if (strcmp(key, "buffer_rows") == 0)
 			opts->buffer_rows = (int) OptionInteger(key, &v, 1, 100000000,

@@ -530,7 +530,10 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B)
 	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
-	dlk_init_params(&t->net, (uint64) o->seed);
+	if (o->init_pytorch)
+		dlk_init_params_fanin(&t->net, (uint64) o->seed);
+	else
+		dlk_init_params(&t->net, (uint64) o->seed);
 
 	t->opt.kind = o->optimizer;
 	t->opt.lr = (float) o->lr;

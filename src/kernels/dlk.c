@@ -1077,3 +1077,23 @@ dlk_convert_finite_f64(float *restrict dst, const double *restrict src, int n)
 	}
 	return bad == 0;
 }
+
+void
+dlk_init_params_fanin(dlk_net *net, uint64_t seed)
+{
+	dlk_rng		rng;
+
+	dlk_rng_seed(&rng, seed);
+	for (int l = 0; l < net->arch.n_layers; l++)
+	{
+		int			in = net->arch.dims[l];
+		int			o = net->arch.dims[l + 1];
+		size_t		n = (size_t) o * (size_t) in;
+		double		a = 1.0 / sqrt((double) in);
+
+		for (size_t k = 0; k < n; k++)
+			net->W[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+		for (int k = 0; k < o; k++)
+			net->b[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+	}
+}

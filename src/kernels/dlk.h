@@ -180,6 +180,12 @@ void		dlk_standardize(float *x, const float *mean, const float *scale, int D);
  */
 void		dlk_init_params(dlk_net *net, uint64_t seed);
 
+/*
+ * PyTorch's nn.Linear default instead: weights and biases U(+-1/sqrt(fan_in)),
+ * drawn layer by layer, W then b.
+ */
+void		dlk_init_params_fanin(dlk_net *net, uint64_t seed);
+
 /* ---- layers: outputs first, then inputs, then sizes ---- */
 
 /* Y[B x O] = X[B x I] * W^T + b */

@@ -1507,6 +1507,52 @@ test_feature_stats(void)
 	return 1;
 }
 
+/* PyTorch's default init: W and b within +-1/sqrt(fan_in), spread out, seeded. */
+static int
+test_init_fanin(void)
+{
+	dlk_arch	a = {.n_layers = 2, .dims = {50, 20, 3}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	dlk_sizes	sz;
+	float	   *p1,
+			   *p2,
+			   *work;
+	dlk_net		n1,
+				n2;
+	int			ok = 1;
+
+	if (dlk_sizes_for(&sz, &a, 4, DLK_OPT_SGD) != DLK_OK)
+		return fail("sizes");
+	p1 = calloc(sz.n_params, sizeof(float));
+	p2 = calloc(sz.n_params, sizeof(float));
+	work = calloc(sz.n_work, sizeof(float));
+	dlk_net_bind(&n1, &a, 4, 0, p1, NULL, NULL, work);
+	dlk_net_bind(&n2, &a, 4, 0, p2, NULL, NULL, work);
+	dlk_init_params_fanin(&n1, 9);
+	dlk_init_params_fanin(&n2, 9);
+	if (memcmp(p1, p2, sz.n_params * sizeof(float)) != 0)
+		ok = fail("same seed, different parameters");
+	for (int l = 0; ok && l < 2; l++)
+	{
+		double		bound = 1.0 / sqrt((double) a.dims[l]);
+		int			nw = a.dims[l] * a.dims[l + 1];
+		double		maxabs = 0;
+
+		for (int k = 0; k < nw; k++)
+			maxabs = fmax(maxabs, fabs(n1.W[l][k]));
+		for (int k = 0; k < a.dims[l + 1]; k++)
+			maxabs = fmax(maxabs, fabs(n1.b[l][k]));
+		if (maxabs > bound || maxabs < 0.8 * bound)
+			ok = fail("layer %d: max |param| %g, bound %g", l, maxabs, bound);
+	}
+	dlk_init_params_fanin(&n2, 10);
+	if (ok && memcmp(p1, p2, sz.n_params * sizeof(float)) == 0)
+		ok = fail("different seeds, same parameters");
+	free(p1);
+	free(p2);
+	free(work);
+	return ok;
+}
+
 int
 main(void)
 {
@@ -1533,6 +1579,7 @@ main(void)
 	run_test("rng_below", test_rng_below);
 	run_test("shuffle", test_shuffle);
 	run_test("init_params", test_init);
+	run_test("init_params_fanin", test_init_fanin);
 	run_test("dense_fd_ref", test_dense_fd_ref);
 	run_test("dense_fd_blas", test_dense_fd_blas);
 	run_test("dense_blas_vs_ref", test_dense_blas_vs_ref);

@@ -50,6 +50,7 @@ SELECT dltrain.train_mlp(x, y, '{"shuffle": "yes"}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"normalize": 1}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"task": "clustering"}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"seed": 1e20}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"init": "xavier"}') FROM pts;
 -- options that differ between rows
 SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', i % 2 + 1)) FROM pts;
 SELECT dltrain.train_mlp(x, y, CASE WHEN i < 10 THEN '{}'::jsonb END) FROM pts;

@@ -125,3 +125,8 @@ FROM opt_models, circles GROUP BY o, a ORDER BY o, a;
 -- many models in one query (GROUP BY), each on its own rows
 SELECT g, dltrain.describe(dltrain.train_mlp(x, y, '{"epochs": 1}'))->'rows_used' AS rows
 FROM (SELECT i % 3 AS g, x, y FROM circles) s GROUP BY g ORDER BY g;
+
+-- PyTorch's nn.Linear initialization, for parity with PyTorch
+SELECT dltrain.describe(m)->'options'->>'init' AS init, avg((dltrain.predict(m, x) = y)::int) > 0.95 AS learned
+FROM (SELECT dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 30, "lr": 0.01, "init": "pytorch"}') AS m FROM circles) q, circles
+GROUP BY 1;

@@ -48,3 +48,17 @@ SELECT id, digit, dltrain.predict(model, pixels)::int AS predicted,
 FROM digits, digits_model
 WHERE id % 5 = 0 AND id <= 50
 ORDER BY id;
+
+\echo '== metrics on the held-out rows: dltrain.evaluate'
+SELECT e->'accuracy' AS accuracy, round((e->>'log_loss')::numeric, 4) AS log_loss,
+       round((e->>'macro_f1')::numeric, 4) AS macro_f1, e->'confusion_matrix'->0 AS zeros_predicted_as
+FROM (SELECT dltrain.evaluate(model, pixels, digit) AS e FROM digits, digits_model WHERE id % 5 = 0) q;
+
+\echo '== the same from the table, without caching it: dltrain.fit, stored in dltrain.models'
+SELECT epoch, round(loss::numeric, 4) AS loss, round(validation_loss::numeric, 4) AS validation_loss,
+       round(validation_metric::numeric, 4) AS validation_accuracy, rows
+FROM dltrain.fit('digits', '{pixels}', 'digit',
+                 '{"hidden": [64], "epochs": 10, "lr": 0.003, "seed": 1, "validation_fraction": 0.2}',
+                 'digits-v1');
+SELECT name, relation, features, label, provenance->'rows' AS rows, provenance->'validation_rows' AS held_out
+FROM dltrain.models;

@@ -6,9 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 DLTRAIN_EXTRA_PKGS=python3-sklearn scripts/setup.sh
 scripts/cluster.sh restart
 eval "$(scripts/cluster.sh env)"
-psql -X -q -d postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'dltrain_demo'" | grep -q 1 ||
-	psql -X -q -d postgres -c "CREATE DATABASE dltrain_demo"
-psql -X -q -d dltrain_demo -c "CREATE EXTENSION IF NOT EXISTS dltrain"
+# a fresh demo database each run
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS dltrain_demo" \
+	-c "CREATE DATABASE dltrain_demo"
+psql -X -q -d dltrain_demo -c "CREATE EXTENSION dltrain"
 psql -X -q -d dltrain_demo -f examples/digits.sql
 echo
 echo "Try it yourself: scripts/cluster.sh psql -d dltrain_demo   (stop with: scripts/cluster.sh stop)"

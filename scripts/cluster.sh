@@ -48,8 +48,11 @@ start() {
 		as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
 			--encoding=UTF8 --locale=C --no-sync >"$BASE/initdb.log" 2>&1 ||
 			{ cat "$BASE/initdb.log"; exit 1; }
-		as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null <<CONF
-# dltrain throwaway cluster
+	fi
+	# settings live in their own file, rewritten at every start, so that a
+	# cluster made by an older checkout gets the current ones too
+	as_pg tee "$PGDATA_DIR/dltrain_cluster.conf" >/dev/null <<CONF
+# dltrain throwaway cluster (written by scripts/cluster.sh at every start)
 listen_addresses = ''
 unix_socket_directories = '$SOCK'
 port = $PORT
@@ -63,7 +66,8 @@ lc_messages = 'C'
 # the progress view needs dltrain's shared memory
 shared_preload_libraries = 'dltrain'
 CONF
-	fi
+	grep -q "^include_if_exists = 'dltrain_cluster.conf'" "$PGDATA_DIR/postgresql.conf" ||
+		echo "include_if_exists = 'dltrain_cluster.conf'" | as_pg tee -a "$PGDATA_DIR/postgresql.conf" >/dev/null
 	if ! running; then
 		as_pg "$PGBIN/pg_ctl" -D "$PGDATA_DIR" -l "$BASE/server.log" -w -t 60 start >/dev/null ||
 			{ tail -n 30 "$BASE/server.log"; exit 1; }

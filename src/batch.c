@@ -26,26 +26,6 @@
 
 #define PREDICT_BATCH 1024
 
-static text *
-ClassText(const DltModel *m, int k)
-{
-	switch (m->label_kind)
-	{
-		case DLT_LABEL_INT:
-			return cstring_to_text(psprintf(INT64_FORMAT, m->class_int[k]));
-		case DLT_LABEL_FLOAT:
-			{
-				char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
-
-				double_to_shortest_decimal_buf(m->class_float[k], buf);
-				return cstring_to_text(buf);
-			}
-		case DLT_LABEL_TEXT:
-			break;
-	}
-	return cstring_to_text(m->class_text[k]);
-}
-
 /* Emits the scored batch: keys[i] with the outputs of row i. */
 static void
 EmitBatch(ReturnSetInfo *rsinfo, DltScorer *sc, Datum *keys, bool *keynull)
@@ -75,7 +55,7 @@ EmitBatch(ReturnSetInfo *rsinfo, DltScorer *sc, Datum *keys, bool *keynull)
 				values[1] = Float8GetDatum(m->class_float[k]);
 			else
 				nulls[1] = true;
-			values[2] = PointerGetDatum(ClassText(m, k));
+			values[2] = PointerGetDatum(DltClassText(m, k));
 			values[3] = Float4GetDatum(o[k]);
 		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

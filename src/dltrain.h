@@ -211,6 +211,14 @@ extern DltModel *ModelDecode(const struct varlena *v);
 extern Size ModelEncodedSize(const DltModel *m);
 extern void CheckModelSize(Size nbytes);
 
+/* JSON output shared by describe, evaluate and export: shortest exact
+ * decimals, null for a non-finite value */
+struct StringInfoData;
+extern void DltAppendJsonDouble(struct StringInfoData *buf, double d);
+extern void DltAppendJsonFloat(struct StringInfoData *buf, float f);
+extern void DltAppendClassJson(struct StringInfoData *buf, const DltModel *m, int k);
+extern text *DltClassText(const DltModel *m, int k);
+
 /* ---- scoring (score.c) ---- */
 
 /* the decoded model of a call site or aggregate, and what identifies it */
@@ -306,6 +314,8 @@ typedef struct DltTrainer
 } DltTrainer;
 
 extern void DltModelSetArch(DltModel *m, int D, int C);
+extern void DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
+						   const float *shift, float *fm, float *fs);
 extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 extern void DltTrainerStep(DltTrainer *t, int bs);

@@ -401,37 +401,6 @@ evaluate_deserialize(PG_FUNCTION_ARGS)
 /* ---- the result ---- */
 
 static void
-AppendNumber(StringInfo b, double d)
-{
-	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
-
-	if (!isfinite(d))
-	{
-		appendStringInfoString(b, "null");
-		return;
-	}
-	double_to_shortest_decimal_buf(d, tmp);
-	appendStringInfoString(b, tmp);
-}
-
-static void
-AppendClassValue(StringInfo b, const DltModel *m, int k)
-{
-	switch (m->label_kind)
-	{
-		case DLT_LABEL_INT:
-			appendStringInfo(b, INT64_FORMAT, m->class_int[k]);
-			break;
-		case DLT_LABEL_FLOAT:
-			AppendNumber(b, m->class_float[k]);
-			break;
-		case DLT_LABEL_TEXT:
-			escape_json(b, m->class_text[k]);
-			break;
-	}
-}
-
-static void
 AppendClassification(StringInfo b, EvalState *st)
 {
 	const DltModel *m = st->m;
@@ -453,15 +422,15 @@ AppendClassification(StringInfo b, EvalState *st)
 	for (int k = 0; k < C; k++)
 		correct += st->confusion[(Size) k * C + k];
 	appendStringInfoString(b, ", \"accuracy\": ");
-	AppendNumber(b, st->rows ? (double) correct / st->rows : NAN);
+	DltAppendJsonDouble(b, st->rows ? (double) correct / st->rows : NAN);
 	appendStringInfoString(b, ", \"log_loss\": ");
-	AppendNumber(b, known ? st->logloss / known : NAN);
+	DltAppendJsonDouble(b, known ? st->logloss / known : NAN);
 	appendStringInfo(b, ", \"unseen_labels\": " INT64_FORMAT ", \"classes\": [", st->unseen);
 	for (int k = 0; k < C; k++)
 	{
 		if (k)
 			appendStringInfoString(b, ", ");
-		AppendClassValue(b, m, k);
+		DltAppendClassJson(b, m, k);
 	}
 	appendStringInfoString(b, "], \"confusion_matrix\": [");
 	for (int t = 0; t < C; t++)
@@ -495,21 +464,21 @@ AppendClassification(StringInfo b, EvalState *st)
 		mr += r;
 		mf += f;
 		appendStringInfoString(&prec, k ? ", " : "");
-		AppendNumber(&prec, p);
+		DltAppendJsonDouble(&prec, p);
 		appendStringInfoString(&rec, k ? ", " : "");
-		AppendNumber(&rec, r);
+		DltAppendJsonDouble(&rec, r);
 		appendStringInfoString(&f1, k ? ", " : "");
-		AppendNumber(&f1, f);
+		DltAppendJsonDouble(&f1, f);
 		appendStringInfo(&sup, "%s" INT64_FORMAT, k ? ", " : "", actual);
 	}
 	appendStringInfo(b, ", \"precision\": [%s], \"recall\": [%s], \"f1\": [%s], \"support\": [%s]",
 					 prec.data, rec.data, f1.data, sup.data);
 	appendStringInfoString(b, ", \"macro_precision\": ");
-	AppendNumber(b, mp / C);
+	DltAppendJsonDouble(b, mp / C);
 	appendStringInfoString(b, ", \"macro_recall\": ");
-	AppendNumber(b, mr / C);
+	DltAppendJsonDouble(b, mr / C);
 	appendStringInfoString(b, ", \"macro_f1\": ");
-	AppendNumber(b, mf / C);
+	DltAppendJsonDouble(b, mf / C);
 }
 
 /* Returns the metrics as jsonb. */
@@ -542,14 +511,14 @@ evaluate_ffunc(PG_FUNCTION_ARGS)
 		double		mse = st->sse / n;
 
 		appendStringInfoString(&b, ", \"mse\": ");
-		AppendNumber(&b, mse);
+		DltAppendJsonDouble(&b, mse);
 		appendStringInfoString(&b, ", \"rmse\": ");
-		AppendNumber(&b, sqrt(mse));
+		DltAppendJsonDouble(&b, sqrt(mse));
 		appendStringInfoString(&b, ", \"mae\": ");
-		AppendNumber(&b, st->sae / n);
+		DltAppendJsonDouble(&b, st->sae / n);
 		appendStringInfoString(&b, ", \"r2\": ");
 		/* a constant label has no variance to explain: R2 undefined (null) */
-		AppendNumber(&b, st->ym2 > 0 ? 1.0 - st->sse / st->ym2 : NAN);
+		DltAppendJsonDouble(&b, st->ym2 > 0 ? 1.0 - st->sse / st->ym2 : NAN);
 	}
 	appendStringInfoChar(&b, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));

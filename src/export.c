@@ -38,24 +38,6 @@
 
 #include "dltrain.h"
 
-static void
-AppendF32(StringInfo b, float f)
-{
-	char		tmp[FLOAT_SHORTEST_DECIMAL_LEN];
-
-	float_to_shortest_decimal_buf(f, tmp);
-	appendStringInfoString(b, tmp);
-}
-
-static void
-AppendF64(StringInfo b, double d)
-{
-	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
-
-	double_to_shortest_decimal_buf(d, tmp);
-	appendStringInfoString(b, tmp);
-}
-
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);
 Datum
@@ -84,7 +66,7 @@ export_model(PG_FUNCTION_ARGS)
 			{
 				if (i)
 					appendStringInfoString(&b, ", ");
-				AppendF32(&b, *p++);
+				DltAppendJsonFloat(&b, *p++);
 			}
 			appendStringInfoChar(&b, ']');
 		}
@@ -93,7 +75,7 @@ export_model(PG_FUNCTION_ARGS)
 		{
 			if (o)
 				appendStringInfoString(&b, ", ");
-			AppendF32(&b, *p++);
+			DltAppendJsonFloat(&b, *p++);
 		}
 		appendStringInfoString(&b, "]}");
 	}
@@ -105,14 +87,14 @@ export_model(PG_FUNCTION_ARGS)
 		{
 			if (d)
 				appendStringInfoString(&b, ", ");
-			AppendF64(&b, m->mean[d]);
+			DltAppendJsonDouble(&b, m->mean[d]);
 		}
 		appendStringInfoString(&b, "], \"scale\": [");
 		for (int d = 0; d < a->dims[0]; d++)
 		{
 			if (d)
 				appendStringInfoString(&b, ", ");
-			AppendF64(&b, m->scale[d]);
+			DltAppendJsonDouble(&b, m->scale[d]);
 		}
 		appendStringInfoString(&b, "]}");
 	}
@@ -125,18 +107,7 @@ export_model(PG_FUNCTION_ARGS)
 		{
 			if (k)
 				appendStringInfoString(&b, ", ");
-			switch (m->label_kind)
-			{
-				case DLT_LABEL_INT:
-					appendStringInfo(&b, INT64_FORMAT, m->class_int[k]);
-					break;
-				case DLT_LABEL_FLOAT:
-					AppendF64(&b, m->class_float[k]);
-					break;
-				case DLT_LABEL_TEXT:
-					escape_json(&b, m->class_text[k]);
-					break;
-			}
+			DltAppendClassJson(&b, m, k);
 		}
 		appendStringInfoChar(&b, ']');
 	}

@@ -649,19 +649,7 @@ fit(PG_FUNCTION_ARGS)
 	fr->fscale = palloc(sizeof(float) * fr->D);
 	if (fr->opts.normalize)
 	{
-		m->normalized = true;
-		m->mean = palloc(sizeof(double) * fr->D);
-		m->scale = palloc(sizeof(double) * fr->D);
-		for (int d = 0; d < fr->D; d++)
-		{
-			double		mu = fr->sum[d] / fr->rows;
-			double		sd = sqrt(Max(fr->sq[d] / fr->rows - mu * mu, 0.0));
-
-			m->mean[d] = fr->shift[d] + mu;
-			m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
-			fr->fmean[d] = (float) m->mean[d];
-			fr->fscale[d] = (float) m->scale[d];
-		}
+		DltStatsFinish(m, fr->rows, fr->sum, fr->sq, fr->shift, fr->fmean, fr->fscale);
 		for (int64 i = 0; i < fr->n_val; i++)
 			dlk_standardize(fr->val_x + i * fr->D, fr->fmean, fr->fscale, fr->D);
 	}

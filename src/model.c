@@ -486,8 +486,8 @@ model_send(PG_FUNCTION_ARGS)
 
 /* ---- SQL: describe ---- */
 
-static void
-AppendDouble(StringInfo buf, double d)
+void
+DltAppendJsonDouble(StringInfo buf, double d)
 {
 	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
 
@@ -500,8 +500,8 @@ AppendDouble(StringInfo buf, double d)
 	appendStringInfoString(buf, tmp);
 }
 
-static void
-AppendFloat(StringInfo buf, float f)
+void
+DltAppendJsonFloat(StringInfo buf, float f)
 {
 	char		tmp[FLOAT_SHORTEST_DECIMAL_LEN];
 
@@ -521,9 +521,30 @@ LabelTypeName(Oid t)
 	return format_type_be(t);
 }
 
+/* The class value k as text, in its original spelling. */
+text *
+DltClassText(const DltModel *m, int k)
+{
+	switch (m->label_kind)
+	{
+		case DLT_LABEL_INT:
+			return cstring_to_text(psprintf(INT64_FORMAT, m->class_int[k]));
+		case DLT_LABEL_FLOAT:
+			{
+				char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
+
+				double_to_shortest_decimal_buf(m->class_float[k], buf);
+				return cstring_to_text(buf);
+			}
+		case DLT_LABEL_TEXT:
+			break;
+	}
+	return cstring_to_text(m->class_text[k]);
+}
+
 /* Appends the JSON value of class i (a number or a string). */
-static void
-AppendClassJson(StringInfo buf, const DltModel *m, int i)
+void
+DltAppendClassJson(StringInfo buf, const DltModel *m, int i)
 {
 	switch (m->label_kind)
 	{
@@ -531,7 +552,7 @@ AppendClassJson(StringInfo buf, const DltModel *m, int i)
 			appendStringInfo(buf, INT64_FORMAT, m->class_int[i]);
 			break;
 		case DLT_LABEL_FLOAT:
-			AppendDouble(buf, m->class_float[i]);
+			DltAppendJsonDouble(buf, m->class_float[i]);
 			break;
 		case DLT_LABEL_TEXT:
 			escape_json(buf, m->class_text[i]);
@@ -568,7 +589,7 @@ describe(PG_FUNCTION_ARGS)
 		{
 			if (i)
 				appendStringInfoString(&b, ", ");
-			AppendClassJson(&b, m, i);
+			DltAppendClassJson(&b, m, i);
 		}
 		appendStringInfoChar(&b, ']');
 	}
@@ -580,7 +601,7 @@ describe(PG_FUNCTION_ARGS)
 	{
 		if (e)
 			appendStringInfoString(&b, ", ");
-		AppendFloat(&b, m->epoch_loss[e]);
+		DltAppendJsonFloat(&b, m->epoch_loss[e]);
 	}
 	appendStringInfoChar(&b, ']');
 	appendStringInfo(&b, ", \"normalized\": %s", m->normalized ? "true" : "false");
@@ -591,14 +612,14 @@ describe(PG_FUNCTION_ARGS)
 		{
 			if (d)
 				appendStringInfoString(&b, ", ");
-			AppendDouble(&b, m->mean[d]);
+			DltAppendJsonDouble(&b, m->mean[d]);
 		}
 		appendStringInfoString(&b, "], \"feature_scale\": [");
 		for (int d = 0; d < D(m); d++)
 		{
 			if (d)
 				appendStringInfoString(&b, ", ");
-			AppendDouble(&b, m->scale[d]);
+			DltAppendJsonDouble(&b, m->scale[d]);
 		}
 		appendStringInfoChar(&b, ']');
 	}
@@ -607,11 +628,11 @@ describe(PG_FUNCTION_ARGS)
 		appendStringInfo(&b, "%s%d", l ? ", " : "", o->hidden[l]);
 	appendStringInfo(&b, "], \"activation\": \"%s\", \"optimizer\": \"%s\", \"lr\": ",
 					 DltActName(o->activation), DltOptimizerName(o->optimizer));
-	AppendDouble(&b, o->lr);
+	DltAppendJsonDouble(&b, o->lr);
 	appendStringInfoString(&b, ", \"momentum\": ");
-	AppendDouble(&b, o->momentum);
+	DltAppendJsonDouble(&b, o->momentum);
 	appendStringInfoString(&b, ", \"weight_decay\": ");
-	AppendDouble(&b, o->weight_decay);
+	DltAppendJsonDouble(&b, o->weight_decay);
 	appendStringInfo(&b, ", \"batch_size\": %d, \"epochs\": %d, \"seed\": " INT64_FORMAT
 					 ", \"shuffle\": %s, \"normalize\": %s, \"task\": \"%s\", \"init\": \"%s\"}",
 					 o->batch_size, o->epochs, o->seed,

@@ -104,21 +104,7 @@ predict_class(PG_FUNCTION_ARGS)
 
 	RequireClassifier(m, "predict_class");
 	k = DltArgMax(pc->sc.out, m->n_classes);
-	switch (m->label_kind)
-	{
-		case DLT_LABEL_INT:
-			PG_RETURN_TEXT_P(cstring_to_text(psprintf(INT64_FORMAT, m->class_int[k])));
-		case DLT_LABEL_FLOAT:
-			{
-				char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
-
-				double_to_shortest_decimal_buf(m->class_float[k], buf);
-				PG_RETURN_TEXT_P(cstring_to_text(buf));
-			}
-		case DLT_LABEL_TEXT:
-			PG_RETURN_TEXT_P(cstring_to_text(m->class_text[k]));
-	}
-	PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(DltClassText(m, k));
 }
 
 /* Class probabilities, in the class order that describe() lists. */

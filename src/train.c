@@ -343,6 +343,33 @@ BuildClasses(TrainState *st, DltModel *m, int32 *cls)
 		cls[r] = st->classes.rank[*DltCacheLabel(c, r)];
 }
 
+/*
+ * Sets m's standardization from one pass of shifted moments over n rows:
+ * mean, and scale = 1/std (population std), or 1 for a (near) constant
+ * feature, so a zero-variance feature becomes 0 instead of dividing by zero.
+ * fm and fs get the float32 versions that training and predict apply.
+ */
+void
+DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
+			   const float *shift, float *fm, float *fs)
+{
+	int			D = m->arch.dims[0];
+
+	m->normalized = true;
+	m->mean = palloc(sizeof(double) * D);
+	m->scale = palloc(sizeof(double) * D);
+	for (int d = 0; d < D; d++)
+	{
+		double		mu = sum[d] / n;
+		double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
+
+		m->mean[d] = shift[d] + mu;
+		m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
+		fm[d] = (float) m->mean[d];
+		fs[d] = (float) m->scale[d];
+	}
+}
+
 /* ---- normalization ---- */
 
 /* Starts loading a cached row that will be read soon (rows are scattered). */
@@ -386,18 +413,7 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 			PrefetchRow(c, order[i + 16]);
 		dlk_moments_accumulate(sum, sq, DltCacheRow(c, order[i]), shift, D);
 	}
-	m->mean = palloc(sizeof(double) * D);
-	m->scale = palloc(sizeof(double) * D);
-	for (int d = 0; d < D; d++)
-	{
-		double		mu = sum[d] / n;
-		double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
-
-		m->mean[d] = shift[d] + mu;
-		m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
-		fm[d] = (float) m->mean[d];
-		fs[d] = (float) m->scale[d];
-	}
+	DltStatsFinish(m, n, sum, sq, shift, fm, fs);
 	/* in place, in physical order: the result does not depend on the order */
 	for (int64 r = 0; r < n; r++)
 		dlk_standardize(DltCacheRow(c, r), fm, fs, D);
@@ -406,7 +422,6 @@ Standardize(DltCache *c, const uint32 *order, DltModel *m)
 	pfree(fm);
 	pfree(fs);
 	pfree(shift);
-	m->normalized = true;
 }
 
 /* ---- BLAS ---- */
@@ -649,6 +664,22 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
  * Chunks hold rows in arrival order, so unlike the in-memory path the model
  * depends on the order rows arrive in (an ORDER BY makes it reproducible).
  */
+/* A model with what the aggregate's state determines: task, labels, options, rows. */
+static DltModel *
+ModelFromState(const TrainState *st)
+{
+	DltModel   *m = palloc0(sizeof(DltModel));
+
+	m->task = st->task;
+	m->label_kind = st->label_kind;
+	m->label_type = st->label_type;
+	m->opts = st->opts;
+	m->rows_used = st->cache.n_rows;
+	m->rows_skipped = st->rows_skipped;
+	m->epochs_run = st->opts.epochs;
+	return m;
+}
+
 static bytea *
 TrainSpilled(TrainState *st, MemoryContext resultcxt)
 {
@@ -660,7 +691,7 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 	int			B = (int) Min((int64) o->batch_size, n);
 	int64		N = c->n_file_chunks;
 	int			K = c->n_chunks;
-	DltModel   *m = palloc0(sizeof(DltModel));
+	DltModel   *m = ModelFromState(st);
 	bool		cls = st->task == DLT_TASK_CLASSIFICATION;
 	DltTrainer	t;
 	dlk_rng		rng;
@@ -673,12 +704,6 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 
 	if (o->buffer_rows > 0)
 		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
-	m->task = st->task;
-	m->label_kind = st->label_kind;
-	m->label_type = st->label_type;
-	m->opts = *o;
-	m->rows_used = n;
-	m->rows_skipped = st->rows_skipped;
 	if (cls)
 		DltClassTableFinish(&st->classes, st->label_kind, m, n);
 	DltModelSetArch(m, D, cls ? m->n_classes : 1);
@@ -703,19 +728,7 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 				dlk_moments_accumulate(sum, sq, c->chunk_x[0] + (Size) r * D, shift, D);
 			CHECK_FOR_INTERRUPTS();
 		}
-		m->normalized = true;
-		m->mean = palloc(sizeof(double) * D);
-		m->scale = palloc(sizeof(double) * D);
-		for (int d = 0; d < D; d++)
-		{
-			double		mu = sum[d] / n;
-			double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
-
-			m->mean[d] = shift[d] + mu;
-			m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
-			fm[d] = (float) m->mean[d];
-			fs[d] = (float) m->scale[d];
-		}
+		DltStatsFinish(m, n, sum, sq, shift, fm, fs);
 	}
 
 	perm = palloc_extended(sizeof(uint32) * N, MCXT_ALLOC_HUGE);
@@ -786,7 +799,7 @@ Train(TrainState *st, MemoryContext resultcxt)
 	int64		n = c->n_rows;
 	int			D = c->dim;
 	int			B = (int) Min((int64) o->batch_size, n);
-	DltModel   *m = palloc0(sizeof(DltModel));
+	DltModel   *m = ModelFromState(st);
 	uint32	   *order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 	int32	   *cls = NULL;
 	float	   *tgt = NULL;
@@ -794,13 +807,6 @@ Train(TrainState *st, MemoryContext resultcxt)
 	dlk_rng		rng;
 	bytea	   *result;
 	MemoryContext old;
-
-	m->task = st->task;
-	m->label_kind = st->label_kind;
-	m->label_type = st->label_type;
-	m->opts = *o;
-	m->rows_used = n;
-	m->rows_skipped = st->rows_skipped;
 
 	/* labels: class indices or float targets, indexed by cache row */
 	if (m->task == DLT_TASK_CLASSIFICATION)

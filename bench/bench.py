@@ -8,7 +8,9 @@ bench/sgemm_rate.c.  Directly:
     /usr/bin/python3 bench/bench.py [--quick] [--repeats N] [--epochs E] ...
 
 Configurations (batch 128, Adam lr 1e-3, relu, 5 epochs, shuffled, seed 1,
-features standardized with the training rows' mean and population std):
+features standardized with the training rows' mean and population std;
+dltrain with "init": "pytorch", the initialization nn.Linear uses, unless
+--init says otherwise):
 
   small     bench_small  (1,000,000 x 64)   64-128-64-10    1 thread
   wide      bench_wide   (100,000 x 784)   784-256-128-10   1 thread
@@ -240,6 +242,10 @@ class Db:
                     time.sleep(2)
             self.conn.autocommit = True
             with self.conn.cursor() as cur:
+                # a sequential scan of a large table may start where the last
+                # one left off; off, every export hands PyTorch the rows in heap
+                # order, so its results repeat (costs nothing either way)
+                cur.execute("SET synchronize_seqscans = off")
                 cur.execute("SELECT dltrain.train_mlp(x, y, '{\"epochs\": 1}') FROM bench_small WHERE id <= 1000")
                 cur.fetchone()
         return self.conn
@@ -267,11 +273,14 @@ class Db:
 # ------------------------------------------------------------------ dltrain
 
 def dltrain_options(cfg, epochs):
-    return {
+    o = {
         "hidden": cfg["hidden"], "activation": "relu", "optimizer": "adam",
         "lr": cfg["lr"], "batch_size": cfg["batch"], "epochs": epochs,
         "shuffle": True, "seed": 1, "normalize": True,
     }
+    if cfg.get("init"):
+        o["init"] = cfg["init"]
+    return o
 
 
 def run_dltrain(conn, cfg, args):
@@ -493,6 +502,7 @@ def summarize(cfgs, res, args):
         fpr = flops_per_row(dims)
         c = {
             "rows": rows, "threads": cfg["threads"], "dims": dims, "flops_per_row": fpr,
+            "options": dltrain_options(cfg, args.epochs),
             "dl_epoch_s": dl_ep, "th_epoch_s": th_ep,
             "dl_rows_s": rows / dl_ep, "th_rows_s": rows / th_ep,
             "speedup": th_ep / dl_ep,
@@ -557,6 +567,8 @@ def render_table(s, args):
     lines.append("|---|" + "---:|" * len(names))
     row("model", lambda c: "-".join(map(str, c["dims"])))
     row("training rows / threads", lambda c: f"{c['rows']:,} / {c['threads']}")
+    row("dltrain options", lambda c: "<br>".join(
+        f"{k}: {json.dumps(v)}" for k, v in c["options"].items() if k in ("init", "seed", "normalize")))
     row("dltrain per-epoch s (rows/s)", lambda c: f"{c['dl_epoch_s']:.3f} ({c['dl_rows_s']:,.0f})")
     row("PyTorch per-epoch s (rows/s)", lambda c: f"{c['th_epoch_s']:.3f} ({c['th_rows_s']:,.0f})")
     row("**throughput dltrain / PyTorch**", lambda c: f"**{c['speedup']:.2f}x**")
@@ -643,6 +655,9 @@ def main():
     ap.add_argument("--sklearn-rows", type=int, default=0, help="scikit-learn on the first N rows (0: all)")
     ap.add_argument("--sgemm", default=os.path.join(HERE, "sgemm_rate"), help="the compiled sgemm_rate")
     ap.add_argument("--sgemm-seconds", type=float, default=0.4)
+    ap.add_argument("--init", default="pytorch", choices=["pytorch", "he", "default"],
+                    help="dltrain's \"init\" option: pytorch (nn.Linear's own initialization, the same "
+                         "distribution PyTorch starts from; default), he, or default (leave the option out)")
     ap.add_argument("--dbname", default=os.environ.get("PGDATABASE") or "dltrain_bench")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where to write the JSON and the table")
     args = ap.parse_args()
@@ -680,7 +695,7 @@ def main():
     env = db.run("environment", environment)
     dims_of = {"bench_small": 64, "bench_wide": 784}
     for cfg in cfgs.values():
-        cfg.update(batch=128, lr=1e-3, classes=10)
+        cfg.update(batch=128, lr=1e-3, classes=10, init=None if args.init == "default" else args.init)
         cfg["dims"] = [dims_of[cfg["table"]]] + cfg["hidden"] + [cfg["classes"]]
 
     log(f"verifying the binary COPY parser; {args.repeats} repeat(s), {args.epochs} epoch(s)")

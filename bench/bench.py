@@ -547,6 +547,11 @@ def summarize(cfgs, res, args):
         s["wide_2t"]["dl_scaling"] = s["wide"]["dl_epoch_s"] / s["wide_2t"]["dl_epoch_s"]
         s["wide_2t"]["th_scaling"] = s["wide"]["th_epoch_s"] / s["wide_2t"]["th_epoch_s"]
         s["wide_2t"]["sgemm_scaling"] = s["wide_2t"]["sgemm_gflops"] / s["wide"]["sgemm_gflops"]
+        # repeat by repeat: the 1- and 2-thread runs of one repeat ran minutes apart, not interleaved
+        s["wide_2t"]["per_repeat_scaling"] = [
+            (median(a["epoch_s"]) / median(b["epoch_s"]), median(c["epoch_s"]) / median(d["epoch_s"]))
+            for a, b, c, d in zip(res["wide"]["dltrain"], res["wide_2t"]["dltrain"],
+                                  res["wide"]["torch"], res["wide_2t"]["torch"])]
     return s
 
 
@@ -591,6 +596,8 @@ def render_table(s, args):
     row("PyTorch GFLOP/s (% of sgemm)", lambda c: f"{c['th_gflops']:.1f} ({100 * c['th_sgemm_frac']:.0f}%)")
     row("2-thread speedup dltrain / PyTorch / sgemm",
         lambda c: f"{c['dl_scaling']:.2f}x / {c['th_scaling']:.2f}x / {c['sgemm_scaling']:.2f}x")
+    row("  per repeat, dltrain / PyTorch",
+        lambda c: ", ".join(f"{a:.2f} / {b:.2f}" for a, b in c["per_repeat_scaling"]))
     row("sklearn MLPClassifier per-epoch s (rows/s)",
         lambda c: f"{c['sk_epoch_s']:.3f} ({c['sk_rows_s']:,.0f}) on {c['sk_rows']:,} rows, {c['sk_runs']} run(s)")
     row("sklearn loss / accuracy", lambda c: f"{c['sk_loss']:.4f} / {100 * c['sk_acc']:.2f}%")
@@ -639,6 +646,25 @@ def targets(s, args):
     return "\n".join(out)
 
 
+def report_again(path):
+    with open(path) as f:
+        saved = json.load(f)
+    args = argparse.Namespace(**saved["args"])
+    cfgs = saved.get("configs")
+    if cfgs is None:  # files written before the configurations were saved
+        cfgs = {}
+        for name, c in saved["summary"].items():
+            o = c["options"]
+            cfgs[name] = dict(dims=c["dims"], threads=c["threads"], hidden=c["dims"][1:-1], lr=o["lr"],
+                              batch=o["batch_size"], init=o.get("init"))
+    s = summarize(cfgs, saved["raw"], args)
+    header = saved.get("header") or "".join(f"{k}: {v}\n" for k, v in saved["env"].items())
+    print(header)
+    print(render_table(s, args))
+    print()
+    print(targets(s, args))
+
+
 # -------------------------------------------------------------------- main
 
 def main():
@@ -658,9 +684,13 @@ def main():
     ap.add_argument("--init", default="pytorch", choices=["pytorch", "he", "default"],
                     help="dltrain's \"init\" option: pytorch (nn.Linear's own initialization, the same "
                          "distribution PyTorch starts from; default), he, or default (leave the option out)")
+    ap.add_argument("--report", metavar="JSON",
+                    help="measure nothing: print the table of a saved bench/results/*.json again")
     ap.add_argument("--dbname", default=os.environ.get("PGDATABASE") or "dltrain_bench")
     ap.add_argument("--out", default=os.path.join(HERE, "results"), help="where to write the JSON and the table")
     args = ap.parse_args()
+    if args.report:
+        return report_again(args.report)
     if args.quick:
         args.repeats = args.repeats or 1
         args.epochs = args.epochs if args.epochs is not None else 2
@@ -771,7 +801,8 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     with open(os.path.join(args.out, f"bench-{stamp}.json"), "w") as f:
-        json.dump({"args": vars(args), "env": env, "summary": s, "raw": res}, f, indent=1, default=str)
+        json.dump({"args": vars(args), "env": env, "header": header, "configs": cfgs, "summary": s, "raw": res},
+                  f, indent=1, default=str)
     with open(os.path.join(args.out, f"bench-{stamp}.md"), "w") as f:
         f.write(header + "\n" + tab + "\n\n" + tgt + "\n")
     print(f"\nwritten: {os.path.join(args.out, f'bench-{stamp}.json')} and .md")

@@ -420,7 +420,7 @@ GRANT SELECT ON dltrain.training_progress TO PUBLIC;
 CREATE TABLE dltrain.models (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL,
-    owner name NOT NULL DEFAULT current_user,
+    owner regrole NOT NULL DEFAULT pg_catalog.to_regrole(current_user),
     created timestamptz NOT NULL DEFAULT now(),
     relation text,
     features text[],
@@ -435,9 +435,10 @@ COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each r
 
 -- models memorize their training data: owners see their own rows only
 ALTER TABLE dltrain.models ENABLE ROW LEVEL SECURITY;
+-- (pg_has_role on an OID is NULL, so false, for a dropped role)
 CREATE POLICY models_owner ON dltrain.models
-    USING (pg_catalog.pg_has_role(owner, 'USAGE'))
-    WITH CHECK (owner = current_user);
+    USING (pg_catalog.pg_has_role(owner::oid, 'USAGE'))
+    WITH CHECK (owner = pg_catalog.to_regrole(current_user));
 GRANT SELECT, INSERT, UPDATE, DELETE ON dltrain.models TO PUBLIC;
 GRANT USAGE ON SEQUENCE dltrain.models_id_seq TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('dltrain.models', '');

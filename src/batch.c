@@ -88,6 +88,7 @@ predict_batch(PG_FUNCTION_ARGS)
 	AttrNumber	attnum;
 
 	InitMaterializedSRF(fcinfo, 0);
+	DltLockRelation(relid);
 
 	/* the model and scorer live for the whole call, across SPI */
 	scorecxt = AllocSetContextCreate(rsinfo->econtext->ecxt_per_query_memory,
@@ -157,18 +158,22 @@ predict_batch(PG_FUNCTION_ARGS)
 			}
 			else
 				DltScorerAddRow(&sc, DatumGetArrayTypeP(f));
-			MemoryContextSwitchTo(old);
 			if (sc.n == PREDICT_BATCH)
-			{
 				EmitBatch(rsinfo, &sc, keys, keynull);
+			MemoryContextSwitchTo(old);
+			/* nothing pending: what the batch context holds is in the tuplestore */
+			if (sc.n == 0)
 				MemoryContextReset(batchcxt);
-			}
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (sc.n > 0)
+	{
+		old = MemoryContextSwitchTo(batchcxt);
 		EmitBatch(rsinfo, &sc, keys, keynull);
+		MemoryContextSwitchTo(old);
+	}
 	SPI_cursor_close(portal);
 	SPI_finish();
 	return (Datum) 0;

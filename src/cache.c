@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "access/xact.h"
 #include "storage/buffile.h"
 #include "utils/memutils.h"
 
@@ -224,10 +225,26 @@ CacheAddChunk(DltCache *cache)
  */
 static void CacheWriteChunk(DltCache *cache, int c);
 
+/*
+ * The spill file is closed when the cache's memory context goes away without
+ * training (a GROUP BY that stops early, a cursor closed early).  On abort the
+ * resource owner closes it first; then there is nothing to do here.
+ */
+static void
+CacheCloseCallback(void *arg)
+{
+	DltCache   *cache = (DltCache *) arg;
+
+	if (cache->file != NULL && IsTransactionState())
+		BufFileClose(cache->file);
+	cache->file = NULL;
+}
+
 static void
 CacheStartSpill(DltCache *cache)
 {
 	MemoryContext old = MemoryContextSwitchTo(cache->mcxt);
+	MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
 
 	if (cache->n_chunks < 2)
 		ereport(ERROR,
@@ -238,6 +255,9 @@ CacheStartSpill(DltCache *cache)
 						   cache->rows_per_chunk, cache->dim),
 				 errhint("Raise dltrain.cache_mem.")));
 	cache->file = BufFileCreateTemp(false);
+	cb->func = CacheCloseCallback;
+	cb->arg = cache;
+	MemoryContextRegisterResetCallback(cache->mcxt, cb);
 	for (int c = 0; c < cache->n_chunks; c++)
 		CacheWriteChunk(cache, c);
 	cache->n_file_chunks = cache->n_chunks;

@@ -111,6 +111,8 @@ extern double DltLabelTarget(int64 v, DltLabelKind kind);
 /* The id of a value (s == NULL) or text (s, len), added if new (in cxt). */
 extern int32 DltClassId(DltClassTable *t, MemoryContext cxt, int64 v,
 						const char *s, int len);
+/* The id of a value already in the table, or -1 (adds nothing). */
+extern int32 DltClassLookup(const DltClassTable *t, int64 v, const char *s, int len);
 /* Sorts the values into m's classes; sets rank and chash per id. */
 extern void DltClassTableFinish(DltClassTable *t, DltLabelKind kind, struct DltModel *m,
 								int64 n_rows);
@@ -262,6 +264,7 @@ extern float *DltScorerAddRow(DltScorer *sc, ArrayType *features);
 /* Runs the batch; returns [n x C] outputs (the caller then sets n = 0). */
 extern const float *DltScorerRun(DltScorer *sc);
 extern int	DltArgMax(const float *p, int n);
+extern void DltLockRelation(Oid relid);
 
 /* ---- progress reporting (progress.c) ---- */
 

@@ -60,7 +60,18 @@ EvalStateSetModel(EvalState *st, DltModel *m)
 
 	st->m = m;
 	if (m->task == DLT_TASK_CLASSIFICATION)
-		st->confusion = palloc0(sizeof(int64) * m->n_classes * m->n_classes);
+	{
+		Size		bytes = mul_size(mul_size(m->n_classes, m->n_classes), sizeof(int64));
+
+		if (bytes > DltBudgetBytes())
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a confusion matrix of %d classes needs %zu bytes, more than the memory budget of %zu bytes",
+							m->n_classes, bytes, DltBudgetBytes()),
+					 errhint("Raise dltrain.cache_mem.")));
+		st->confusion = MemoryContextAllocHuge(CurrentMemoryContext, bytes);
+		memset(st->confusion, 0, bytes);
+	}
 	MemoryContextSwitchTo(old);
 }
 
@@ -147,6 +158,8 @@ FindClass(const DltModel *m, Oid type, Datum d)
 				{
 					double		v = type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
 
+					if (isnan(v))
+						return -1;	/* never a class */
 					c = (v > m->class_float[mid]) - (v < m->class_float[mid]);
 					break;
 				}
@@ -300,7 +313,7 @@ evaluate_combine(PG_FUNCTION_ARGS)
 		{
 			int			C = a->m->n_classes;
 
-			for (int k = 0; k < C * C; k++)
+			for (Size k = 0; k < (Size) C * C; k++)
 				a->confusion[k] += b->confusion[k];
 		}
 		else if (b->rows > 0)
@@ -349,7 +362,7 @@ evaluate_serialize(PG_FUNCTION_ARGS)
 		pq_sendint32(&buf, VARSIZE(model));
 		pq_sendbytes(&buf, (char *) model, VARSIZE(model));
 		if (st->m->task == DLT_TASK_CLASSIFICATION)
-			for (int k = 0; k < st->m->n_classes * st->m->n_classes; k++)
+			for (Size k = 0; k < (Size) st->m->n_classes * st->m->n_classes; k++)
 				pq_sendint64(&buf, st->confusion[k]);
 	}
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
@@ -391,7 +404,7 @@ evaluate_deserialize(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 		EvalStateSetModel(st, DltModelCacheGet(&st->mc, PointerGetDatum(model), &changed));
 		if (st->m->task == DLT_TASK_CLASSIFICATION)
-			for (int k = 0; k < st->m->n_classes * st->m->n_classes; k++)
+			for (Size k = 0; k < (Size) st->m->n_classes * st->m->n_classes; k++)
 				st->confusion[k] = pq_getmsgint64(&buf);
 	}
 	pq_getmsgend(&buf);

@@ -91,6 +91,7 @@ typedef struct FitRun
 
 	/* one row, converted */
 	float	   *row;
+	MemoryContext rowcxt;		/* detoasted arrays of one fetch; reset after it */
 } FitRun;
 
 /* ---- reading ---- */
@@ -248,7 +249,7 @@ FetchRows(RowSource *src, dlk_rng *rng)
  * (class id or value); false for a row with NULL features or label.
  */
 static bool
-ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno)
+ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno, bool first_pass)
 {
 	HeapTuple	tup = SPI_tuptable->vals[r];
 	TupleDesc	desc = SPI_tuptable->tupdesc;
@@ -282,7 +283,9 @@ ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno)
 	{
 		text	   *t = DatumGetTextPP(y);
 
-		*label = DltClassId(&fr->classes, fr->cxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		*label = first_pass ?
+			DltClassId(&fr->classes, fr->cxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) :
+			DltClassLookup(&fr->classes, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 		*hash = hash_combine64(*hash, hash_bytes_extended((const unsigned char *) VARDATA_ANY(t),
 														  VARSIZE_ANY_EXHDR(t), 1));
 	}
@@ -291,9 +294,17 @@ ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno)
 		int64		v = DltLabelValue(y, fr->label_type, fr->task, rowno);
 
 		*hash = hash_combine64(*hash, hash_bytes_extended((const unsigned char *) &v, sizeof(v), 1));
-		*label = fr->task == DLT_TASK_REGRESSION ? v :
-			DltClassId(&fr->classes, fr->cxt, v, NULL, 0);
+		*label = fr->task == DLT_TASK_REGRESSION ? v : first_pass ?
+			DltClassId(&fr->classes, fr->cxt, v, NULL, 0) :
+			DltClassLookup(&fr->classes, v, NULL, 0);
 	}
+	if (!first_pass && fr->task == DLT_TASK_CLASSIFICATION && *label < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("row %lld has a label the first pass over \"%s\" did not see",
+						(long long) rowno, get_rel_name(fr->relid)),
+				 errdetail("The relation returned different rows in different passes (a view with volatile expressions, or a foreign table)."),
+				 errhint("Train on a table, or materialize the view.")));
 	return true;
 }
 
@@ -353,13 +364,15 @@ FirstPass(FitRun *fr)
 	OpenSources(fr, &src, false, 0);
 	while (FetchRows(&src, &rng))
 	{
+		MemoryContext old = MemoryContextSwitchTo(fr->rowcxt);
+
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
 			int64		label;
 			uint64		hash;
 
 			rowno++;
-			if (!ReadRow(fr, r, &label, &hash, rowno))
+			if (!ReadRow(fr, r, &label, &hash, rowno, true))
 			{
 				fr->skipped++;
 				continue;
@@ -383,6 +396,8 @@ FirstPass(FitRun *fr)
 			fr->content_hash += hash;	/* a sum: independent of the order */
 			fr->rows++;
 		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(fr->rowcxt);
 		SPI_freetuptable(SPI_tuptable);
 		DltProgressRows(rowno, -1, NAN, 0);
 		CHECK_FOR_INTERRUPTS();
@@ -591,6 +606,7 @@ fit(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	fr = palloc0(sizeof(FitRun));
 	fr->cxt = cxt;
+	fr->rowcxt = AllocSetContextCreate(cxt, "dltrain fit rows", ALLOCSET_DEFAULT_SIZES);
 	fr->relid = PG_GETARG_OID(0);
 	features = PG_GETARG_ARRAYTYPE_P_COPY(1);
 	label = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -602,6 +618,7 @@ fit(PG_FUNCTION_ARGS)
 	if (fr->opts.buffer_rows == 0)
 		fr->opts.buffer_rows = 65536;
 
+	DltLockRelation(fr->relid);
 	fr->relkind = get_rel_relkind(fr->relid);
 	fr->relname = QualifiedName(fr->relid);
 	feat_expr = FeatureExpression(fr->relid, features, &ncols);
@@ -682,9 +699,14 @@ fit(PG_FUNCTION_ARGS)
 			{
 				int64		label_slot;
 				uint64		hash;
+				bool		use;
+				MemoryContext old = MemoryContextSwitchTo(fr->rowcxt);
 
 				rowno++;
-				if (!ReadRow(fr, r, &label_slot, &hash, rowno) || IsValidation(fr, hash))
+				use = ReadRow(fr, r, &label_slot, &hash, rowno, false) && !IsValidation(fr, hash);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(fr->rowcxt);
+				if (!use)
 					continue;
 				if (fr->opts.normalize)
 					dlk_standardize(fr->row, fr->fmean, fr->fscale, fr->D);

@@ -175,6 +175,27 @@ DltClassId(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
 	return t->n++;
 }
 
+int32
+DltClassLookup(const DltClassTable *t, int64 v, const char *s, int len)
+{
+	uint32		h = s ? hash_bytes((const unsigned char *) s, len) :
+		hash_bytes((const unsigned char *) &v, sizeof(v));
+	uint32		mask;
+
+	if (t->cap == 0)
+		return -1;
+	mask = t->cap - 1;
+	for (uint32 i = h & mask; t->slot[i]; i = (i + 1) & mask)
+	{
+		int32		id = t->slot[i] - 1;
+
+		if (t->hash[id] == h &&
+			(s ? (t->len[id] == len && memcmp(t->str[id], s, len) == 0) : t->val[id] == v))
+			return id;
+	}
+	return -1;
+}
+
 static const DltClassTable *sort_classes;
 static DltLabelKind sort_kind;
 

@@ -37,6 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "mb/pg_wchar.h"
 #include "utils/memutils.h"
 
 #include "dltrain.h"
@@ -314,6 +315,12 @@ ModelDecode(const struct varlena *v)
 	CheckEnum(i32, DLT_LABEL_INT, DLT_LABEL_TEXT, "label kind");
 	m->label_kind = (DltLabelKind) i32;
 	GET(&r, uint32, m->label_type);
+	if (!(m->label_kind == DLT_LABEL_INT &&
+		  (m->label_type == INT2OID || m->label_type == INT4OID || m->label_type == INT8OID)) &&
+		!(m->label_kind == DLT_LABEL_FLOAT &&
+		  (m->label_type == FLOAT4OID || m->label_type == FLOAT8OID)) &&
+		!(m->label_kind == DLT_LABEL_TEXT && m->label_type == TEXTOID))
+		CorruptModel("The label type does not match the label kind.");
 	GET(&r, int32, i32);
 	CheckEnum(i32, DLK_ACT_RELU, DLK_ACT_SIGMOID, "activation");
 	m->arch.act = (dlk_act) i32;
@@ -391,6 +398,9 @@ ModelDecode(const struct varlena *v)
 				if (len < 0 || len > (r.end - r.p))
 					CorruptModel("A class label length is out of range.");
 				m->class_text[i] = pnstrdup(Take(&r, len), len);
+				if (strlen(m->class_text[i]) != (size_t) len ||
+					!pg_verify_mbstr(GetDatabaseEncoding(), m->class_text[i], len, true))
+					CorruptModel("A class label is not valid text in the database encoding.");
 			}
 			break;
 	}

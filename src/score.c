@@ -20,6 +20,8 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "storage/lmgr.h"
+#include "utils/syscache.h"
 #include "utils/memutils.h"
 
 #include "dltrain.h"
@@ -180,4 +182,19 @@ DltArgMax(const float *p, int n)
 		if (p[i] > p[best])
 			best = i;
 	return best;
+}
+
+/*
+ * Locks a relation given by OID for reading and checks that it exists, before
+ * anything looks up its name (a regclass can hold any OID, and the relation
+ * may be dropped concurrently).
+ */
+void
+DltLockRelation(Oid relid)
+{
+	LockRelationOid(relid, AccessShareLock);
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
 }

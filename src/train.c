@@ -800,13 +800,25 @@ Train(TrainState *st, MemoryContext resultcxt)
 	int			D = c->dim;
 	int			B = (int) Min((int64) o->batch_size, n);
 	DltModel   *m = ModelFromState(st);
-	uint32	   *order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
+	uint32	   *order;
 	int32	   *cls = NULL;
 	float	   *tgt = NULL;
 	DltTrainer	t;
 	dlk_rng		rng;
 	bytea	   *result;
 	MemoryContext old;
+
+	/*
+	 * Per-row arrays beside the cache: order, labels, and the sort's keys and
+	 * their radix buffer (2 x 16 bytes a row) while it runs.
+	 */
+	if (mul_size(n, 4 + 4 + 32) > DltBudgetBytes())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ordering %lld rows needs %zu bytes of row indexes, more than the memory budget of %zu bytes",
+						(long long) n, mul_size(n, 40), DltBudgetBytes()),
+				 errhint("Raise dltrain.cache_mem.")));
+	order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 
 	/* labels: class indices or float targets, indexed by cache row */
 	if (m->task == DLT_TASK_CLASSIFICATION)

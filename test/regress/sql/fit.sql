@@ -21,7 +21,7 @@ SELECT (SELECT validation_metric FROM fit_out WHERE epoch = 8) > 0.9 AS validati
        (SELECT loss FROM fit_out WHERE epoch = 8) < (SELECT loss FROM fit_out WHERE epoch = 1) AS loss_fell;
 
 -- the catalog: name, owner, relation, columns, options, metrics, provenance, model
-SELECT name, owner = current_user AS mine, relation, features, label, options->'epochs' AS epochs,
+SELECT name, owner = to_regrole(current_user) AS mine, relation, features, label, options->'epochs' AS epochs,
        metrics ? 'validation_metric' AS has_metrics,
        (provenance->>'rows')::int + (provenance->>'validation_rows')::int AS rows,
        provenance ? 'snapshot_xmin' AS has_xmin, length(provenance->>'content_hash') AS hash_len
@@ -111,3 +111,16 @@ DROP POLICY fpts_who ON fpts;
 DROP OWNED BY dltrain_fit_a, dltrain_fit_b;
 DROP ROLE dltrain_fit_a;
 DROP ROLE dltrain_fit_b;
+
+-- rows of dropped roles do not break the catalog for anyone
+CREATE ROLE dltrain_fit_c;
+SET ROLE dltrain_fit_c;
+SELECT count(*) AS visible FROM dltrain.models;
+SELECT dltrain.latest_model('a-model') IS NULL AS gone_for_others;
+RESET ROLE;
+SELECT count(*) AS rows_of_dropped_roles FROM dltrain.models WHERE owner::text ~ '^[0-9]+$';
+DROP ROLE dltrain_fit_c;
+
+-- a regclass that names nothing
+SELECT * FROM dltrain.fit(0::regclass, '{x}', 'y');
+SELECT * FROM dltrain.predict_batch(dltrain.latest_model('xor-v1'), 0::regclass, 'x', 'i');

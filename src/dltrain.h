@@ -155,6 +155,8 @@ typedef struct DltCache
 	int64		n_file_chunks;
 	int			stage_rows;		/* rows in buffer 0 not yet written */
 	int			tail_rows;		/* rows in the last spilled chunk */
+	float	   *fmin;			/* per feature, over every cached row */
+	float	   *fmax;
 } DltCache;
 
 extern void DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget, bool spill);
@@ -319,6 +321,7 @@ typedef struct DltTrainer
 extern void DltModelSetArch(DltModel *m, int D, int C);
 extern void DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
 						   const float *shift, float *fm, float *fs);
+extern void DltStatsFinishScale(DltModel *m, int d, double mean, double var);
 extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 extern void DltTrainerStep(DltTrainer *t, int bs);

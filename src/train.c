@@ -198,6 +198,14 @@ train_mlp_sfunc(PG_FUNCTION_ARGS)
 		*label = y;
 	}
 	FeatureArrayToFloat(slot, arr, st->feat_elemtype, st->rows_seen);
+	if (st->cache.fmin == NULL)
+	{
+		st->cache.fmin = MemoryContextAlloc(st->mcxt, sizeof(float) * n);
+		st->cache.fmax = MemoryContextAlloc(st->mcxt, sizeof(float) * n);
+		memcpy(st->cache.fmin, slot, sizeof(float) * n);
+		memcpy(st->cache.fmax, slot, sizeof(float) * n);
+	}
+	dlk_minmax_accumulate(st->cache.fmin, st->cache.fmax, slot, n);
 	if ((st->cache.n_rows & 4095) == 0)
 		DltProgressRows(st->cache.n_rows, -1, NAN, 0);
 	PG_RETURN_POINTER(st);
@@ -349,6 +357,18 @@ BuildClasses(TrainState *st, DltModel *m, int32 *cls)
  * feature, so a zero-variance feature becomes 0 instead of dividing by zero.
  * fm and fs get the float32 versions that training and predict apply.
  */
+/*
+ * scale = 1/std (population std), or 1 for a (near) constant feature, so a
+ * zero-variance feature becomes 0 instead of dividing by zero.
+ */
+void
+DltStatsFinishScale(DltModel *m, int d, double mean, double var)
+{
+	double		sd = sqrt(Max(var, 0.0));
+
+	m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(mean))) ? 1.0 / sd : 1.0;
+}
+
 void
 DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
 			   const float *shift, float *fm, float *fs)
@@ -361,10 +381,9 @@ DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
 	for (int d = 0; d < D; d++)
 	{
 		double		mu = sum[d] / n;
-		double		sd = sqrt(Max(sq[d] / n - mu * mu, 0.0));
 
 		m->mean[d] = shift[d] + mu;
-		m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(m->mean[d]))) ? 1.0 / sd : 1.0;
+		DltStatsFinishScale(m, d, m->mean[d], sq[d] / n - mu * mu);
 		fm[d] = (float) m->mean[d];
 		fs[d] = (float) m->scale[d];
 	}
@@ -386,42 +405,93 @@ PrefetchRow(const DltCache *c, int64 r)
 }
 
 /*
- * Standardizes the cached features in place: x = (x - mean) * scale with
- * scale = 1/std (population std), or 1 for a (near) constant feature, so a
- * zero-variance feature becomes 0 instead of dividing by zero.  The moments
- * are summed in one pass in the given row order (canonical when shuffling),
- * so the statistics are reproducible; the rows are scattered in memory in
- * that order, hence the prefetch.  predict applies the same float32
- * arithmetic (dlk_standardize).
+ * Exact standardization statistics, in whatever order the rows are stored.
+ * Two sequential passes of quantized sums (dlk_qsum_accumulate): the first
+ * around the middle of each feature's range gives the mean, the second
+ * around the mean the variance, with no cancellation.  The quantum of a
+ * feature is its range (known from the transition) over 2^52/n, so every
+ * partial sum is an exact integer in double: the result depends only on the
+ * multiset of rows, without walking them in canonical order.  Relative
+ * precision: range * 2^-(52 - log2 n), e.g. 2e-10 of the range at a million
+ * rows.  row(arg, i) returns row i of a pass, i from 0 to n - 1 in turn.
+ */
+typedef const float *(*RowIter) (void *arg, int64 i);
+
+static void
+ExactStats(DltModel *m, int64 n, const float *fmin, const float *fmax,
+		   RowIter row, void *arg, float *fm, float *fs)
+{
+	int			D = m->arch.dims[0];
+	double	   *center = palloc(sizeof(double) * D);
+	double	   *inv_q = palloc(sizeof(double) * D);
+	double	   *acc = palloc0(sizeof(double) * D);
+	double		levels = ldexp(1.0, 52);
+	int			L = 0;
+
+	while (L < 62 && ((int64) 1 << L) < n)
+		L++;
+	levels = ldexp(levels, -L);	/* 2^52 / 2^ceil(log2 n) per term */
+
+	/* pass 1: the mean */
+	for (int d = 0; d < D; d++)
+	{
+		double		half = ((double) fmax[d] - (double) fmin[d]) / 2;
+
+		center[d] = ((double) fmax[d] + (double) fmin[d]) / 2;
+		inv_q[d] = half > 0 ? levels / half : 0;
+	}
+	for (int64 i = 0; i < n; i++)
+		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 1);
+	m->mean = palloc(sizeof(double) * D);
+	m->scale = palloc(sizeof(double) * D);
+	for (int d = 0; d < D; d++)
+		m->mean[d] = center[d] + (inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
+
+	/* pass 2: the variance around the mean */
+	for (int d = 0; d < D; d++)
+	{
+		double		b = Max((double) fmax[d] - m->mean[d], m->mean[d] - (double) fmin[d]);
+
+		center[d] = m->mean[d];
+		inv_q[d] = b > 0 ? levels / (b * b) : 0;
+		acc[d] = 0;
+	}
+	for (int64 i = 0; i < n; i++)
+		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 2);
+	for (int d = 0; d < D; d++)
+	{
+		DltStatsFinishScale(m, d, m->mean[d], inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
+		fm[d] = (float) m->mean[d];
+		fs[d] = (float) m->scale[d];
+	}
+	m->normalized = true;
+	pfree(center);
+	pfree(inv_q);
+	pfree(acc);
+}
+
+static const float *
+CacheRowIter(void *arg, int64 i)
+{
+	return DltCacheRow((const DltCache *) arg, i);
+}
+
+/*
+ * Standardizes the in-memory cache in place with exact statistics:
+ * x = (x - mean) * scale, in float32 as predict does it.
  */
 static void
-Standardize(DltCache *c, const uint32 *order, DltModel *m)
+Standardize(DltCache *c, DltModel *m)
 {
 	int			D = c->dim;
-	int64		n = c->n_rows;
-	double	   *sum = palloc0(sizeof(double) * D);
-	double	   *sq = palloc0(sizeof(double) * D);
 	float	   *fm = palloc(sizeof(float) * D);
 	float	   *fs = palloc(sizeof(float) * D);
-	float	   *shift = palloc(sizeof(float) * D);
 
-	/* one pass of moments shifted by the first row (no cancellation) */
-	memcpy(shift, DltCacheRow(c, order[0]), sizeof(float) * D);
-	for (int64 i = 0; i < n; i++)
-	{
-		if (i + 16 < n)
-			PrefetchRow(c, order[i + 16]);
-		dlk_moments_accumulate(sum, sq, DltCacheRow(c, order[i]), shift, D);
-	}
-	DltStatsFinish(m, n, sum, sq, shift, fm, fs);
-	/* in place, in physical order: the result does not depend on the order */
-	for (int64 r = 0; r < n; r++)
+	ExactStats(m, c->n_rows, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
+	for (int64 r = 0; r < c->n_rows; r++)
 		dlk_standardize(DltCacheRow(c, r), fm, fs, D);
-	pfree(sum);
-	pfree(sq);
 	pfree(fm);
 	pfree(fs);
-	pfree(shift);
 }
 
 /* ---- BLAS ---- */
@@ -664,6 +734,37 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
  * Chunks hold rows in arrival order, so unlike the in-memory path the model
  * depends on the order rows arrive in (an ORDER BY makes it reproducible).
  */
+/* Rows of a spilled cache, chunk by chunk (sequential reads of the file). */
+typedef struct SpillIter
+{
+	DltCache   *c;
+	int64		chunk;			/* loaded in buffer 0 */
+	int64		first;			/* row number of its first row */
+	int			rows;
+} SpillIter;
+
+static const float *
+SpillRowIter(void *arg, int64 i)
+{
+	SpillIter  *it = (SpillIter *) arg;
+	DltCache   *c = it->c;
+
+	if (i == 0)
+	{
+		it->chunk = -1;
+		it->first = 0;
+		it->rows = 0;
+	}
+	while (i >= it->first + it->rows)
+	{
+		it->first += it->rows;
+		it->chunk++;
+		it->rows = DltCacheReadChunk(c, it->chunk, 0);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return c->chunk_x[0] + (Size) (i - it->first) * c->dim;
+}
+
 /* A model with what the aggregate's state determines: task, labels, options, rows. */
 static DltModel *
 ModelFromState(const TrainState *st)
@@ -714,21 +815,9 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	if (o->normalize)
 	{
-		double	   *sum = palloc0(sizeof(double) * D);
-		double	   *sq = palloc0(sizeof(double) * D);
-		float	   *shift = palloc(sizeof(float) * D);
+		SpillIter	it = {c, -1, 0, 0};
 
-		for (int64 k = 0; k < N; k++)
-		{
-			int			rows = DltCacheReadChunk(c, k, 0);
-
-			if (k == 0)
-				memcpy(shift, c->chunk_x[0], sizeof(float) * D);
-			for (int r = 0; r < rows; r++)
-				dlk_moments_accumulate(sum, sq, c->chunk_x[0] + (Size) r * D, shift, D);
-			CHECK_FOR_INTERRUPTS();
-		}
-		DltStatsFinish(m, n, sum, sq, shift, fm, fs);
+		ExactStats(m, n, c->fmin, c->fmax, SpillRowIter, &it, fm, fs);
 	}
 
 	perm = palloc_extended(sizeof(uint32) * N, MCXT_ALLOC_HUGE);
@@ -839,14 +928,17 @@ Train(TrainState *st, MemoryContext resultcxt)
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	DltProgressRows(n, n, NAN, 0);
 
-	/* order: canonical then shuffled, or arrival order without shuffle */
-	if (o->shuffle)
+	/*
+	 * order: canonical then shuffled, or arrival order without shuffle (and
+	 * without epochs nothing needs an order: the statistics do not)
+	 */
+	if (o->shuffle && o->epochs > 0)
 		CanonicalOrder(st, order);
 	else
 		for (int64 i = 0; i < n; i++)
 			order[i] = (uint32) i;
 	if (o->normalize)
-		Standardize(c, order, m);
+		Standardize(c, m);
 
 	/* the shuffle stream is independent of the initialization stream */
 	dlk_rng_seed(&rng, (uint64) o->seed ^ UINT64CONST(0x53485546464c4521));

@@ -444,7 +444,6 @@ matmul_xwt(float *Y, const float *X, const float *W, int B, int I, int O,
 {
 	int			r;
 	int			o;
-	int			i;
 
 	if (use_blas)
 	{
@@ -464,7 +463,6 @@ matmul_xwt(float *Y, const float *X, const float *W, int B, int I, int O,
 		for (o = 0; o < O; o++)
 			y[o] = dot8(x, W + (size_t) o * I, I);
 	}
-	(void) i;
 	return DLK_OK;
 }
 
@@ -1124,5 +1122,38 @@ dlk_init_params_fanin(dlk_net *net, uint64_t seed)
 			net->W[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
 		for (int k = 0; k < o; k++)
 			net->b[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+	}
+}
+
+DLK_VECTOR void
+dlk_minmax_accumulate(float *restrict mn, float *restrict mx, const float *restrict x, int D)
+{
+	for (int d = 0; d < D; d++)
+	{
+		float		v = x[d];
+
+		mn[d] = v < mn[d] ? v : mn[d];
+		mx[d] = v > mx[d] ? v : mx[d];
+	}
+}
+
+DLK_VECTOR void
+dlk_qsum_accumulate(double *restrict acc, const float *restrict x,
+					const double *restrict center, const double *restrict inv_q,
+					int D, int power)
+{
+	if (power == 1)
+	{
+		for (int d = 0; d < D; d++)
+			acc[d] += rint(((double) x[d] - center[d]) * inv_q[d]);
+	}
+	else
+	{
+		for (int d = 0; d < D; d++)
+		{
+			double		v = (double) x[d] - center[d];
+
+			acc[d] += rint(v * v * inv_q[d]);
+		}
 	}
 }

@@ -171,6 +171,19 @@ int			dlk_convert_finite_f64(float *dst, const double *src, int n);
  */
 void		dlk_moments_accumulate(double *sum, double *sq, const float *x,
 								   const float *shift, int D);
+/* Running per-feature minimum and maximum. */
+void		dlk_minmax_accumulate(float *mn, float *mx, const float *x, int D);
+
+/*
+ * Quantized sums, exact and so independent of the order rows come in:
+ * acc[d] += rint((x[d] - center[d]) * inv_q[d])   (power 1), or
+ * acc[d] += rint((x[d] - center[d])^2 * inv_q[d]) (power 2), in double.
+ * With every term at most 2^52 / n in magnitude, every partial sum of n
+ * terms is an integer below 2^53: exact, whatever the order of the rows.
+ */
+void		dlk_qsum_accumulate(double *acc, const float *x, const double *center,
+								const double *inv_q, int D, int power);
+
 /* x[d] = (x[d] - mean[d]) * scale[d] in float32 (training and predict alike). */
 void		dlk_standardize(float *x, const float *mean, const float *scale, int D);
 

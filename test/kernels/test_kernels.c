@@ -1553,6 +1553,82 @@ test_init_fanin(void)
 	return ok;
 }
 
+/*
+ * Quantized sums: the same bits in any row order (that is the point), and
+ * close to the double-precision mean and variance.
+ */
+static int
+test_qsum_order(void)
+{
+	enum {N = 1000, D = 5};
+	static float x[N][D];
+	float		mn[D],
+				mx[D];
+	double		c1[D],
+				q1[D],
+				a[D] = {0},
+				b[D] = {0};
+	double		levels = ldexp(1.0, 52 - 10);	/* n <= 2^10 */
+	uint32_t	perm[N];
+
+	for (int r = 0; r < N; r++)
+		for (int d = 0; d < D; d++)
+			x[r][d] = (float) ((dlk_rng_uniform(&test_rng) - 0.5) * pow(10.0, d - 2) + 1000.0 * (d == 4));
+	memcpy(mn, x[0], sizeof(mn));
+	memcpy(mx, x[0], sizeof(mx));
+	for (int r = 0; r < N; r++)
+		dlk_minmax_accumulate(mn, mx, x[r], D);
+	for (int d = 0; d < D; d++)
+	{
+		float		tmn = x[0][d],
+					tmx = x[0][d];
+
+		for (int r = 0; r < N; r++)
+		{
+			tmn = fminf(tmn, x[r][d]);
+			tmx = fmaxf(tmx, x[r][d]);
+		}
+		if (mn[d] != tmn || mx[d] != tmx)
+			return fail("minmax of feature %d", d);
+		c1[d] = ((double) mx[d] + mn[d]) / 2;
+		q1[d] = levels / (((double) mx[d] - mn[d]) / 2);
+	}
+	for (int i = 0; i < N; i++)
+		perm[i] = i;
+	dlk_shuffle_u32(&test_rng, perm, N);
+	for (int r = 0; r < N; r++)
+	{
+		dlk_qsum_accumulate(a, x[r], c1, q1, D, 1);
+		dlk_qsum_accumulate(b, x[perm[r]], c1, q1, D, 1);
+	}
+	if (memcmp(a, b, sizeof(a)) != 0)
+		return fail("quantized sums differ between two row orders");
+	for (int d = 0; d < D; d++)
+	{
+		double		mean = 0,
+					got = c1[d] + a[d] / q1[d] / N;
+
+		for (int r = 0; r < N; r++)
+			mean += x[r][d];
+		mean /= N;
+		if (fabs(got - mean) > 1e-9 * ((double) mx[d] - mn[d]))
+			return fail("feature %d: mean %.17g, expected %.17g", d, got, mean);
+	}
+	/* squares around a center: also order-independent */
+	memset(a, 0, sizeof(a));
+	memset(b, 0, sizeof(b));
+	for (int d = 0; d < D; d++)
+		q1[d] = levels / pow((double) mx[d] - mn[d], 2);
+	for (int r = 0; r < N; r++)
+	{
+		dlk_qsum_accumulate(a, x[r], c1, q1, D, 2);
+		dlk_qsum_accumulate(b, x[perm[r]], c1, q1, D, 2);
+	}
+	if (memcmp(a, b, sizeof(a)) != 0)
+		return fail("quantized squares differ between two row orders");
+	return 1;
+}
+
 int
 main(void)
 {
@@ -1596,6 +1672,7 @@ main(void)
 	run_test("train_regression_mse", test_train_regression);
 	run_test("nonfinite", test_nonfinite);
 	run_test("feature_stats", test_feature_stats);
+	run_test("qsum_order", test_qsum_order);
 
 	if (n_skipped > 0)
 		printf("kernels: %d passed, %d failed, %d skipped\n",

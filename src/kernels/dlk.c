@@ -466,6 +466,35 @@ matmul_xwt(float *Y, const float *X, const float *W, int B, int I, int O,
 	return DLK_OK;
 }
 
+/*
+ * Y[B x O] = X[B x I] W[O x I]^T + b.  With BLAS the bias rows are written
+ * first and the GEMM accumulates onto them (beta = 1): OpenBLAS then skips
+ * its pass that scales C by beta = 0, and no second pass adds the bias.
+ */
+static dlk_status
+affine(float *Y, const float *X, const float *W, const float *b, int B, int I,
+	   int O, int use_blas)
+{
+	dlk_status	st;
+
+	if (use_blas)
+	{
+		if (dlk_cblas_sgemm == NULL)
+			return DLK_ENOBLAS;
+		for (int r = 0; r < B; r++)
+			memcpy(Y + (size_t) r * O, b, sizeof(float) * O);
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
+						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, I, W, I,
+						1.0f, Y, O);
+		return DLK_OK;
+	}
+	if ((st = matmul_xwt(Y, X, W, B, I, O, 0)) != DLK_OK)
+		return st;
+	bias_act(Y, b, B, O, DLK_ACT_IDENTITY);
+	return DLK_OK;
+}
+
+
 static int
 dense_sizes_ok(int B, int I, int O)
 {
@@ -477,14 +506,9 @@ dlk_status
 dlk_dense_forward(float *Y, const float *X, const float *W,
 				  const float *b, int B, int I, int O, int use_blas)
 {
-	dlk_status	st;
-
 	if (!dense_sizes_ok(B, I, O))
 		return DLK_EINVAL;
-	if ((st = matmul_xwt(Y, X, W, B, I, O, use_blas)) != DLK_OK)
-		return st;
-	bias_act(Y, b, B, O, DLK_ACT_IDENTITY);
-	return DLK_OK;
+	return affine(Y, X, W, b, B, I, O, use_blas);
 }
 
 /*
@@ -882,6 +906,18 @@ dlk_opt_step(dlk_net *net, const dlk_opt *opt)
  * ------------------------------------------------------------------------ */
 
 /* Forward into act[0..L-1]; X [B x D]. */
+/* y = max(y, 0) in place, NaN kept, without a branch (vectorized) */
+DLK_VECTOR static void
+relu_inplace(float *restrict y, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+	{
+		float		v = y[k];
+
+		y[k] = v < 0.0f ? 0.0f : v;
+	}
+}
+
 static dlk_status
 net_forward(dlk_net *net, const float *X, int B)
 {
@@ -895,11 +931,13 @@ net_forward(dlk_net *net, const float *X, int B)
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
 
-		st = matmul_xwt(net->act[l], in, net->W[l], B, I, O, net->use_blas);
+		st = affine(net->act[l], in, net->W[l], net->b[l], B, I, O, net->use_blas);
 		if (st != DLK_OK)
 			return st;
-		bias_act(net->act[l], net->b[l], B, O,
-				 l < L - 1 ? net->arch.act : DLK_ACT_IDENTITY);
+		if (l < L - 1 && net->arch.act == DLK_ACT_RELU)
+			relu_inplace(net->act[l], (size_t) B * O);
+		else if (l < L - 1)
+			dlk_act_forward(net->act[l], net->act[l], (size_t) B * O, net->arch.act);
 		in = net->act[l];
 	}
 	return DLK_OK;

@@ -12,7 +12,8 @@
  * float32 features and its label), ties broken by the content itself.  The
  * model then depends only on the multiset of rows, the options and the seed
  * (and on dltrain.threads, which can change BLAS summation order).
- * Normalization statistics are summed in the same canonical order.  With
+ * Normalization statistics are exact sums (ExactStats), so they do not depend
+ * on the order either.  With
  * "shuffle": false rows are used in the order they arrived, which is what a
  * user asking for no shuffle (an ORDER BY, say) means.
  *
@@ -730,7 +731,8 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
  * visits the spilled chunks in a new random order, K at a time (K chunk
  * buffers: the budget, or the buffer_rows option), and shuffles the rows of
  * those K chunks together before cutting them into mini-batches.  The
- * standardization statistics come from one sequential pass over the file.
+ * standardization statistics come from two sequential passes over the file
+ * (ExactStats).
  * Chunks hold rows in arrival order, so unlike the in-memory path the model
  * depends on the order rows arrive in (an ORDER BY makes it reproducible).
  */

@@ -813,7 +813,7 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 	m->epochs_run = o->epochs;
 	DltTrainerInit(&t, m, B);
 
-	/* statistics: one sequential pass over the spilled chunks */
+	/* statistics: two sequential passes over the spilled chunks */
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	if (o->normalize)
 	{

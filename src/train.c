@@ -783,8 +783,8 @@ ModelFromState(const TrainState *st)
 	return m;
 }
 
-static bytea *
-TrainSpilled(TrainState *st, MemoryContext resultcxt)
+static DltModel *
+TrainSpilled(TrainState *st)
 {
 	DltCache   *c = &st->cache;
 	const DltOptions *o = &st->opts;
@@ -802,15 +802,12 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 	uint32	   *idx;
 	float	   *fm = palloc(sizeof(float) * D);
 	float	   *fs = palloc(sizeof(float) * D);
-	bytea	   *result;
-	MemoryContext old;
 
 	if (o->buffer_rows > 0)
 		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
 	if (cls)
 		DltClassTableFinish(&st->classes, st->label_kind, m, n);
 	DltModelSetArch(m, D, cls ? m->n_classes : 1);
-	m->epochs_run = o->epochs;
 	DltTrainerInit(&t, m, B);
 
 	/* statistics: two sequential passes over the spilled chunks */
@@ -873,17 +870,11 @@ TrainSpilled(TrainState *st, MemoryContext resultcxt)
 		}
 		DltTrainerEpochEnd(&t);
 	}
-	m->epochs_run = o->epochs;
-	DltCacheClose(c);
-
-	old = MemoryContextSwitchTo(resultcxt);
-	result = ModelEncode(m);
-	MemoryContextSwitchTo(old);
-	return result;
+	return m;
 }
 
-static bytea *
-Train(TrainState *st, MemoryContext resultcxt)
+static DltModel *
+Train(TrainState *st)
 {
 	DltCache   *c = &st->cache;
 	const DltOptions *o = &st->opts;
@@ -896,8 +887,6 @@ Train(TrainState *st, MemoryContext resultcxt)
 	float	   *tgt = NULL;
 	DltTrainer	t;
 	dlk_rng		rng;
-	bytea	   *result;
-	MemoryContext old;
 
 	/*
 	 * Per-row arrays beside the cache: order, labels, and the sort's keys and
@@ -924,7 +913,6 @@ Train(TrainState *st, MemoryContext resultcxt)
 			tgt[r] = (float) DltLabelTarget(*DltCacheLabel(c, r), st->label_kind);
 	}
 	DltModelSetArch(m, D, cls ? m->n_classes : 1);
-	m->epochs_run = o->epochs;
 	DltTrainerInit(&t, m, B);
 
 	DltProgressPhase(DLT_PHASE_PREPARING);
@@ -971,12 +959,7 @@ Train(TrainState *st, MemoryContext resultcxt)
 		}
 		DltTrainerEpochEnd(&t);
 	}
-	m->epochs_run = o->epochs;
-
-	old = MemoryContextSwitchTo(resultcxt);
-	result = ModelEncode(m);
-	MemoryContextSwitchTo(old);
-	return result;
+	return m;
 }
 
 /* Trains the model from the cached rows and returns it. */
@@ -989,6 +972,7 @@ train_mlp_ffunc(PG_FUNCTION_ARGS)
 	MemoryContext traincxt;
 	MemoryContext resultcxt = CurrentMemoryContext;
 	MemoryContext old;
+	DltModel   *m;
 	bytea	   *result;
 
 	if (AggCheckCallContext(fcinfo, &aggcxt) == 0)
@@ -1012,10 +996,11 @@ train_mlp_ffunc(PG_FUNCTION_ARGS)
 									 ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(traincxt);
 	DltCacheFinishInput(&st->cache);
-	if (st->cache.file)
-		result = TrainSpilled(st, resultcxt);
-	else
-		result = Train(st, resultcxt);
+	m = st->cache.file ? TrainSpilled(st) : Train(st);
+	DltCacheClose(&st->cache);
+	/* the model goes out in the caller's context; the buffers go with st->mcxt */
+	MemoryContextSwitchTo(resultcxt);
+	result = ModelEncode(m);
 	MemoryContextSwitchTo(old);
 	/*
 	 * Free the cache now, not at the end of the query (many groups may train

@@ -511,6 +511,20 @@ dlk_dense_forward(float *Y, const float *X, const float *W,
 	return affine(Y, X, W, b, B, I, O, use_blas);
 }
 
+/* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous */
+static void
+bias_grad(float *gb, const float *dY, int B, int O)
+{
+	memcpy(gb, dY, (size_t) O * sizeof(float));
+	for (int r = 1; r < B; r++)
+	{
+		const float *dy = dY + (size_t) r * O;
+
+		for (int o = 0; o < O; o++)
+			gb[o] += dy[o];
+	}
+}
+
 /*
  * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I].
  */
@@ -528,15 +542,7 @@ dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
 	if (use_blas && dlk_cblas_sgemm == NULL)
 		return DLK_ENOBLAS;
 
-	/* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous */
-	memcpy(gb, dY, (size_t) O * sizeof(float));
-	for (r = 1; r < B; r++)
-	{
-		const float *dy = dY + (size_t) r * O;
-
-		for (o = 0; o < O; o++)
-			gb[o] += dy[o];
-	}
+	bias_grad(gb, dY, B, O);
 
 	if (use_blas)
 	{
@@ -905,7 +911,6 @@ dlk_opt_step(dlk_net *net, const dlk_opt *opt)
  * Whole network
  * ------------------------------------------------------------------------ */
 
-/* Forward into act[0..L-1]; X [B x D]. */
 /* y = max(y, 0) in place, NaN kept, without a branch (vectorized) */
 DLK_VECTOR static void
 relu_inplace(float *restrict y, size_t n)
@@ -918,8 +923,12 @@ relu_inplace(float *restrict y, size_t n)
 	}
 }
 
+/*
+ * Forward into act[0..L-1] from X [B x D]; with X NULL, act[0] already
+ * holds layer 0's output before its activation (the fused first layer).
+ */
 static dlk_status
-net_forward(dlk_net *net, const float *X, int B)
+net_forward_from(dlk_net *net, const float *X, int B)
 {
 	int			L = net->arch.n_layers;
 	const float *in = X;
@@ -931,9 +940,12 @@ net_forward(dlk_net *net, const float *X, int B)
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
 
-		st = affine(net->act[l], in, net->W[l], net->b[l], B, I, O, net->use_blas);
-		if (st != DLK_OK)
-			return st;
+		if (l > 0 || X != NULL)
+		{
+			st = affine(net->act[l], in, net->W[l], net->b[l], B, I, O, net->use_blas);
+			if (st != DLK_OK)
+				return st;
+		}
 		if (l < L - 1 && net->arch.act == DLK_ACT_RELU)
 			relu_inplace(net->act[l], (size_t) B * O);
 		else if (l < L - 1)
@@ -941,6 +953,13 @@ net_forward(dlk_net *net, const float *X, int B)
 		in = net->act[l];
 	}
 	return DLK_OK;
+}
+
+/* Forward into act[0..L-1]; X [B x D]. */
+static dlk_status
+net_forward(dlk_net *net, const float *X, int B)
+{
+	return net_forward_from(net, X, B);
 }
 
 const float *
@@ -970,52 +989,42 @@ all_finite(const float *x, size_t n)
 	return bad == 0;
 }
 
-dlk_status
-dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
-			  const float *targets, int B, double *loss)
+/* The loss of act[L-1] and dL/d(output) into dbuf[0]. */
+static dlk_status
+net_loss(dlk_net *net, const int32_t *labels, const float *targets, int B,
+		 double *lv)
 {
-	int			L;
-	int			C;
-	int			cur = 0;
-	int			l;
-	double		lv = 0.0;
-	dlk_status	st;
+	int			L = net->arch.n_layers;
+	int			C = net->arch.dims[L];
 
-	if (net == NULL || X == NULL || net->grads == NULL ||
-		B < 1 || B > net->max_batch)
-		return DLK_EINVAL;
-	L = net->arch.n_layers;
-	C = net->arch.dims[L];
-
-	if ((st = net_forward(net, X, B)) != DLK_OK)
-		return st;
-
-	/* loss and dL/d(output) into dbuf[0] */
+	*lv = 0.0;
 	if (net->arch.loss == DLK_LOSS_SOFTMAX_CE)
 	{
 		if (labels == NULL)
 			return DLK_EINVAL;
-		st = dlk_softmax_ce(&lv, net->dbuf[0], net->act[L - 1], labels, B, C);
-		if (st != DLK_OK)
-			return st;
+		return dlk_softmax_ce(lv, net->dbuf[0], net->act[L - 1], labels, B, C);
 	}
-	else
-	{
-		if (targets == NULL)
-			return DLK_EINVAL;
-		dlk_mse(&lv, net->dbuf[0], net->act[L - 1], targets, B, C);
-	}
-	if (loss != NULL)
-		*loss = lv;
-	if (!isfinite(lv))
-		return DLK_ENONFINITE;
+	if (targets == NULL)
+		return DLK_EINVAL;
+	dlk_mse(lv, net->dbuf[0], net->act[L - 1], targets, B, C);
+	return DLK_OK;
+}
 
-	/*
-	 * Backward.  dbuf[cur] holds dL/d(output of layer l) [B x O]; the input
-	 * gradient goes to dbuf[1 - cur], through the activation of layer l-1
-	 * (computed from its output act[l-1]) in place.
-	 */
-	for (l = L - 1; l >= 0; l--)
+/*
+ * Backward from the loss gradient in dbuf[0] through layers L-1 .. stop.
+ * dbuf[cur] holds dL/d(output of layer l) [B x O]; the input gradient goes
+ * to dbuf[1 - cur], through the activation of layer l-1 (computed from its
+ * output act[l-1]) in place.  Returns in *cur the dbuf that then holds
+ * dL/d(pre-activation output of layer stop - 1) (stop > 0).
+ */
+static dlk_status
+net_backward(dlk_net *net, const float *X, int B, int stop, int *curp)
+{
+	int			cur = 0;
+	int			l;
+	dlk_status	st;
+
+	for (l = net->arch.n_layers - 1; l >= stop; l--)
 	{
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
@@ -1033,7 +1042,32 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 			cur = 1 - cur;
 		}
 	}
+	*curp = cur;
+	return DLK_OK;
+}
 
+dlk_status
+dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
+			  const float *targets, int B, double *loss)
+{
+	double		lv = 0.0;
+	int			cur;
+	dlk_status	st;
+
+	if (net == NULL || X == NULL || net->grads == NULL ||
+		B < 1 || B > net->max_batch)
+		return DLK_EINVAL;
+	if ((st = net_forward(net, X, B)) != DLK_OK)
+		return st;
+	st = net_loss(net, labels, targets, B, &lv);
+	if (st != DLK_OK)
+		return st;
+	if (loss != NULL)
+		*loss = lv;
+	if (!isfinite(lv))
+		return DLK_ENONFINITE;
+	if ((st = net_backward(net, X, B, 0, &cur)) != DLK_OK)
+		return st;
 	if (!all_finite(net->grads, net->n_params))
 		return DLK_ENONFINITE;
 	return DLK_OK;
@@ -1055,6 +1089,165 @@ dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
 	if ((st = dlk_loss_grad(net, X, labels, targets, B, loss)) != DLK_OK)
 		return st;
 	dlk_opt_step(net, opt);
+	return DLK_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * K networks on one batch, first layers fused
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Model selection trains K networks with the same input width D on the same
+ * batch.  Their first layers are one GEMM: stacking the K weight matrices
+ * W0_k [O_k x D] gives Wcat [sum O x D], and X Wcat^T computes every first
+ * layer at once; the weight gradients are one GEMM too, dYcat^T X.  The
+ * stacking copies weights (sum O x D floats) and scatters outputs (B x sum O),
+ * small next to the 2 B D sum O flops of each GEMM, and it lets K vary from
+ * step to step (diverged or pruned networks drop out).
+ *
+ * Work: Wcat (reused for gWcat), bcat, and Ycat (reused for dYcat).
+ */
+size_t
+dlk_fused_work_size(dlk_net *const *nets, int K, int B)
+{
+	size_t		sum_o = 0;
+
+	for (int k = 0; k < K; k++)
+		sum_o += (size_t) nets[k]->arch.dims[1];
+	return sum_o * ((size_t) nets[0]->arch.dims[0] + 1 + (size_t) B);
+}
+
+dlk_status
+dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
+					 const float *X, const int32_t *labels,
+					 const float *targets, int B, float *work,
+					 double *losses, dlk_status *status)
+{
+	int			D;
+	int			sum_o = 0;
+	int			off;
+	float	   *Wcat = work;
+	float	   *bcat;
+	float	   *Ycat;
+	int			use_blas;
+	dlk_status	st;
+
+	if (nets == NULL || opts == NULL || K < 1 || X == NULL || work == NULL)
+		return DLK_EINVAL;
+	D = nets[0]->arch.dims[0];
+	use_blas = nets[0]->use_blas;
+	for (int k = 0; k < K; k++)
+	{
+		const dlk_net *n = nets[k];
+
+		if (n->arch.dims[0] != D || n->use_blas != use_blas || n->grads == NULL ||
+			B < 1 || B > n->max_batch)
+			return DLK_EINVAL;
+		sum_o += n->arch.dims[1];
+	}
+	bcat = Wcat + (size_t) sum_o * D;
+	Ycat = bcat + sum_o;
+
+	/* forward: every first layer in one GEMM, scattered to each act[0] */
+	off = 0;
+	for (int k = 0; k < K; k++)
+	{
+		int			O = nets[k]->arch.dims[1];
+
+		memcpy(Wcat + (size_t) off * D, nets[k]->W[0], sizeof(float) * O * (size_t) D);
+		memcpy(bcat + off, nets[k]->b[0], sizeof(float) * O);
+		off += O;
+	}
+	if ((st = affine(Ycat, X, Wcat, bcat, B, D, sum_o, use_blas)) != DLK_OK)
+		return st;
+	off = 0;
+	for (int k = 0; k < K; k++)
+	{
+		int			O = nets[k]->arch.dims[1];
+
+		for (int r = 0; r < B; r++)
+			memcpy(nets[k]->act[0] + (size_t) r * O, Ycat + (size_t) r * sum_o + off,
+				   sizeof(float) * O);
+		off += O;
+	}
+
+	/* each network alone above its first layer, down to dL/d(layer 0 out) */
+	off = 0;
+	for (int k = 0; k < K; k++)
+	{
+		dlk_net    *n = nets[k];
+		int			O = n->arch.dims[1];
+		int			cur = 0;
+		double		lv = 0.0;
+		const float *dY0;
+
+		status[k] = DLK_OK;
+		if ((st = net_forward_from(n, NULL, B)) != DLK_OK)
+			return st;
+		if ((st = net_loss(n, labels, targets, B, &lv)) != DLK_OK)
+			return st;
+		losses[k] = lv;
+		if (!isfinite(lv))
+			status[k] = DLK_ENONFINITE;
+		else if ((st = net_backward(n, X, B, 1, &cur)) != DLK_OK)
+			return st;
+		dY0 = n->dbuf[cur];
+		/* a diverged network contributes zeros and takes no step */
+		for (int r = 0; r < B; r++)
+		{
+			float	   *dst = Ycat + (size_t) r * sum_o + off;
+
+			if (status[k] == DLK_OK)
+				memcpy(dst, dY0 + (size_t) r * O, sizeof(float) * O);
+			else
+				memset(dst, 0, sizeof(float) * O);
+		}
+		if (status[k] == DLK_OK)
+			bias_grad(n->gb[0], dY0, B, O);
+		off += O;
+	}
+
+	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
+	if (use_blas)
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
+						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, Ycat, sum_o, X, D,
+						0.0f, Wcat, D);
+	else
+	{
+		memset(Wcat, 0, sizeof(float) * (size_t) sum_o * D);
+		for (int r = 0; r < B; r++)
+		{
+			const float *x = X + (size_t) r * D;
+			const float *dy = Ycat + (size_t) r * sum_o;
+
+			for (int o = 0; o < sum_o; o++)
+			{
+				float	   *gw = Wcat + (size_t) o * D;
+				float		d = dy[o];
+
+				for (int i = 0; i < D; i++)
+					gw[i] += d * x[i];
+			}
+		}
+	}
+
+	/* gather each network's share, check it, step */
+	off = 0;
+	for (int k = 0; k < K; k++)
+	{
+		dlk_net    *n = nets[k];
+		int			O = n->arch.dims[1];
+
+		if (status[k] == DLK_OK)
+		{
+			memcpy(n->gW[0], Wcat + (size_t) off * D, sizeof(float) * O * (size_t) D);
+			if (!all_finite(n->grads, n->n_params))
+				status[k] = DLK_ENONFINITE;
+			else
+				dlk_opt_step(n, opts[k]);
+		}
+		off += O;
+	}
 	return DLK_OK;
 }
 

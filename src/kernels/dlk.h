@@ -277,6 +277,23 @@ dlk_status	dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
 dlk_status	dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 						  const float *targets, int B, double *loss);
 
+/*
+ * Model selection: K networks with the same input width D, each with its
+ * own optimizer, take one step on the same batch X [B x D] (and labels or
+ * targets [B x 1]), their first layers computed as one GEMM and their
+ * first-layer weight gradients as another.  losses[k] and status[k] are
+ * per network: DLK_ENONFINITE leaves network k without an update while the
+ * others step.  work holds dlk_fused_work_size(nets, K, B) floats.  The
+ * result equals K dlk_train_step calls up to the summation order inside the
+ * GEMMs (identical with the reference kernels).  Returns DLK_EINVAL for
+ * networks that do not fit together.
+ */
+size_t		dlk_fused_work_size(dlk_net *const *nets, int K, int B);
+dlk_status	dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts,
+								 int K, const float *X, const int32_t *labels,
+								 const float *targets, int B, float *work,
+								 double *losses, dlk_status *status);
+
 /* ---- BLAS binding ---- */
 
 /*

@@ -1346,6 +1346,119 @@ test_train_regression(void)
 	return 1;
 }
 
+/*
+ * The fused step of K networks (first layers in one GEMM) against K separate
+ * steps from the same start: bit-identical with the reference kernels; with
+ * BLAS within float rounding (the GEMM's shape, so its blocking, differs).
+ * Three shapes, one a logistic model (no hidden layer), one SGD and one
+ * AdamW network, and a diverging network that must drop out alone.
+ */
+static int
+fused_case(int use_blas)
+{
+	enum {K = 4, D = 12, B = 9, STEPS = 5, CAP = 4096};
+	dlk_arch	arch[K] = {
+		{2, {D, 16, 3}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE},
+		{1, {D, 3}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE},
+		{3, {D, 7, 5, 3}, DLK_ACT_TANH, DLK_LOSS_SOFTMAX_CE},
+		{2, {D, 16, 3}, DLK_ACT_RELU, DLK_LOSS_SOFTMAX_CE},
+	};
+	dlk_opt		opt[K] = {
+		{DLK_OPT_ADAM, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.0f},
+		{DLK_OPT_SGD, 0.1f, 0.9f, 0.9f, 0.999f, 1e-8f, 1e-3f},
+		{DLK_OPT_ADAMW, 0.01f, 0.9f, 0.9f, 0.999f, 1e-8f, 0.01f},
+		{DLK_OPT_SGD, 1e30f, 0.0f, 0.9f, 0.999f, 1e-8f, 0.0f},	/* diverges */
+	};
+	static float buf[2][K][4][CAP];	/* [fused?][net][params grads state work] */
+	static float fwork[CAP];
+	dlk_net		net[2][K];
+	dlk_net    *ptr[K];
+	const dlk_opt *optp[K];
+	float		X[B * D];
+	int32_t		y[B];
+	double		losses[K];
+	dlk_status	st[K];
+	double		maxdiff = 0;
+	int			diverged_at = -1;
+
+	fill(X, B * D, -2, 2);
+	for (int r = 0; r < B; r++)
+		y[r] = r % 3;
+	for (int f = 0; f < 2; f++)
+		for (int k = 0; k < K; k++)
+		{
+			dlk_sizes	s;
+
+			dlk_sizes_for(&s, &arch[k], B, DLK_OPT_ADAM);
+			if (s.n_params > CAP || s.n_opt_state > CAP || s.n_work > CAP)
+				return fail("buffers too small");
+			if (dlk_net_bind(&net[f][k], &arch[k], B, use_blas, buf[f][k][0],
+							 buf[f][k][1], buf[f][k][2], buf[f][k][3]) != DLK_OK)
+				return fail("bind");
+			dlk_init_params(&net[f][k], 100 + k);
+		}
+	for (int k = 0; k < K; k++)
+	{
+		ptr[k] = &net[1][k];
+		optp[k] = &opt[k];
+	}
+	if (dlk_fused_work_size(ptr, K, B) > CAP)
+		return fail("fused work too small");
+	for (int t = 0, kk = K; t < STEPS; t++)
+	{
+		if (dlk_train_step_fused(ptr, optp, kk, X, y, NULL, B, fwork, losses, st) != DLK_OK)
+			return fail("fused step %d failed", t);
+		for (int k = 0; k < kk; k++)
+		{
+			double		l1;
+			dlk_status	s1 = dlk_train_step(&net[0][k], X, y, NULL, B, &opt[k], &l1);
+
+			if ((s1 == DLK_OK) != (st[k] == DLK_OK))
+				return fail("step %d net %d: alone %d, fused %d", t, k, s1, st[k]);
+			if (s1 != DLK_OK && k != K - 1)
+				return fail("net %d diverged", k);
+			if (s1 != DLK_OK)
+				diverged_at = t;
+			else if (!use_blas && l1 != losses[k])
+				return fail("step %d net %d: loss %.17g alone, %.17g fused", t, k, l1, losses[k]);
+		}
+		/* the diverged network (the last) is left out from now on */
+		if (diverged_at >= 0)
+			kk = K - 1;
+	}
+	if (diverged_at < 0)
+		return fail("the diverging network did not diverge");
+	for (int k = 0; k < K - 1; k++)
+		for (size_t i = 0; i < net[0][k].n_params; i++)
+		{
+			double		d = fabs((double) net[0][k].params[i] - net[1][k].params[i]);
+
+			if (!use_blas && d != 0)
+				return fail("net %d param %zu differs by %g", k, i, d);
+			maxdiff = fmax(maxdiff, d);
+		}
+	if (maxdiff > 1e-5)
+		return fail("BLAS: fused and separate differ by %g", maxdiff);
+	return 1;
+}
+
+static int
+test_fused_ref(void)
+{
+	return fused_case(0);
+}
+
+static int
+test_fused_blas(void)
+{
+	if (!blas_ok)
+	{
+		snprintf(msg, sizeof(msg), "no BLAS");
+		return -1;
+	}
+	return fused_case(1);
+}
+
 static int
 test_nonfinite(void)
 {
@@ -1671,6 +1784,8 @@ main(void)
 	run_test("train_determinism_xor", test_train_determinism);
 	run_test("train_regression_mse", test_train_regression);
 	run_test("nonfinite", test_nonfinite);
+	run_test("fused_step_ref", test_fused_ref);
+	run_test("fused_step_blas", test_fused_blas);
 	run_test("feature_stats", test_feature_stats);
 	run_test("qsum_order", test_qsum_order);
 

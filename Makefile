@@ -4,6 +4,8 @@ EXTVERSION = 0.1.0
 MODULE_big = dltrain
 OBJS = \
 	src/dltrain.o \
+	src/engine.o \
+	src/planner.o \
 	src/options.o \
 	src/cache.o \
 	src/train.o \

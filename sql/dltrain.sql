@@ -216,6 +216,104 @@ COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision) IS 
 COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
 
 -- ---------------------------------------------------------------------------
+-- Model selection: train_mlp_multi trains one model per configuration from
+-- one scan and one row cache.  The planner hook rewrites several train_mlp
+-- calls over the same rows into one of these.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.train_mlp_multi_sfunc(internal, "any", "any", jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_multi_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_multi_ffunc(internal) RETURNS dltrain.model[]
+    AS 'MODULE_PATHNAME', 'train_mlp_multi_ffunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.train_mlp_multi_sfunc(internal, "any", "any", jsonb) IS 'train_mlp_multi transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_multi_ffunc(internal) IS 'train_mlp_multi final function: trains every configuration from the row cache';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], smallint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], smallint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], integer, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], integer, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], bigint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], bigint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], text, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], text, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], real, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], real, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], double precision, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], double precision, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], smallint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], smallint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], integer, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], integer, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], bigint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], bigint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], text, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], text, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], real, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], real, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], double precision, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], double precision, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+
+-- ---------------------------------------------------------------------------
 -- Using a model
 -- ---------------------------------------------------------------------------
 

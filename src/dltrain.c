@@ -59,6 +59,30 @@ GucInit(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("dltrain.enable_merge",
+							 "Lets train_mlp calls of one statement over the same rows share one scan and row cache.",
+							 "Calls with the same features, label and FILTER train side by side from one cache; each still returns its own model.",
+							 &dltrain_enable_merge,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("dltrain.enable_merge_rewrite",
+							 "Lets the planner rewrite mergeable train_mlp calls into one train_mlp_multi call.",
+							 "The rewrite shows the merge in EXPLAIN VERBOSE. It needs dltrain loaded at planning time (shared_preload_libraries or LOAD).",
+							 &dltrain_enable_merge_rewrite,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("dltrain.enable_fusion",
+							 "Computes the first layers of models trained together in one matrix product.",
+							 "Off, every model takes its own steps and a merged model is byte for byte the one trained alone.",
+							 &dltrain_enable_fusion,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("dltrain");
 }
 
@@ -75,4 +99,5 @@ _PG_init(void)
 {
 	GucInit();
 	DltProgressShmemInit();
+	DltPlannerHookInstall();
 }

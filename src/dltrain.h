@@ -35,6 +35,12 @@ extern int	dltrain_threads;
 extern int	dltrain_cache_mem_kb;
 extern int	dltrain_max_cache_mem_kb;
 extern bool dltrain_verbose;
+extern bool dltrain_enable_merge;	/* sibling train_mlp calls share one cache */
+extern bool dltrain_enable_merge_rewrite;	/* ... and the planner hook shows it */
+extern bool dltrain_enable_fusion;	/* first layers of K models in one GEMM */
+
+/* installs the planner hook that merges train_mlp calls (planner.c) */
+extern void DltPlannerHookInstall(void);
 
 /* the memory budget of one training in bytes: min(cache_mem, max_cache_mem) */
 extern Size DltBudgetBytes(void);
@@ -64,8 +70,9 @@ typedef struct DltOptions
 	bool		normalize;
 	DltTask		task;
 	bool		init_pytorch;	/* PyTorch's nn.Linear init instead of He/Xavier */
+	double		validation_fraction;	/* rows held out, by content hash */
+	int			early_stopping;	/* patience in epochs; 0: off (aggregate only) */
 	/* fit() only */
-	double		validation_fraction;
 	int			buffer_rows;	/* rows shuffled together */
 	int			pages_per_range;	/* block_shuffle's range */
 } DltOptions;
@@ -197,6 +204,10 @@ typedef struct DltModel
 	int64		rows_skipped;
 	int			epochs_run;
 	float	   *epoch_loss;		/* [epochs_run] */
+	int64		rows_validation;	/* held out (format 2); 0: none */
+	int			best_epoch;		/* 1-based epoch of the weights kept; 0: the last */
+	float	   *val_loss;		/* [epochs_run] when rows_validation > 0 */
+	float	   *val_metric;		/* accuracy, or RMSE for regression */
 	bool		normalized;
 	double	   *mean;			/* [D] or NULL */
 	double	   *scale;			/* [D] 1/std (0-variance features: 1) or NULL */
@@ -298,6 +309,61 @@ extern void DltProgressRows(int64 rows_done, int64 rows_total, double loss,
 
 extern void DltBlasEnsure(void);
 
+/* what a training from cached rows reads: the cache, labels and counts */
+typedef struct DltRows
+{
+	DltCache	cache;
+	DltClassTable classes;
+	Oid			feat_elemtype;	/* FLOAT4OID or FLOAT8OID */
+	Oid			label_type;
+	DltLabelKind label_kind;
+	DltTask		task;			/* resolved from the option and label type */
+	int64		rows_seen;
+	int64		rows_skipped;
+} DltRows;
+
+/* ---- training K models from one cache (engine.c) ---- */
+
+typedef struct DltSelectConfig
+{
+	bool		tolerate;		/* a diverged model is dropped, not an error */
+	int			eta;			/* successive halving: keep 1/eta per rung; < 2 off */
+	int			min_epochs;		/* the first rung */
+} DltSelectConfig;
+
+typedef struct DltSelectResult
+{
+	int			index;			/* the configuration's position */
+	DltModel   *m;				/* NULL when it diverged */
+	bool		diverged;
+	int			diverged_epoch; /* 1-based */
+	int			pruned_epoch;	/* dropped by successive halving after it; 0 not */
+	int			stopped_epoch;	/* stopped early after it; 0 not */
+	int			epochs_trained;
+	double		seconds;		/* from the start of training to its end */
+	double		loss;			/* last training loss */
+	double		val_loss;		/* at the kept weights; NaN without validation */
+	double		val_metric;
+	/* the classes, shared by every model (engine.c) */
+	int			n_classes;
+	int64	   *class_int;
+	double	   *class_float;
+	char	  **class_text;
+} DltSelectResult;
+
+extern bool DltIsValidationRow(uint64 hash, double fraction);
+extern void DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
+						 const DltSelectConfig *cfg, DltSelectResult *res);
+
+/* ---- the aggregate's rows, for callers outside the aggregate (train.c) ---- */
+
+/* Resolves the task of options for a label type, checking the pair. */
+extern DltTask DltResolveTask(const DltOptions *opts, DltLabelKind kind);
+extern void DltRowsInit(DltRows *rows, MemoryContext mcxt, Oid feat_type,
+						Oid label_type, DltTask task);
+extern void DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull,
+						  Datum y, bool ynull);
+
 /* one model's network, optimizer and batch buffers, for any row source */
 typedef struct DltTrainer
 {
@@ -325,6 +391,10 @@ extern void DltStatsFinishScale(DltModel *m, int d, double mean, double var);
 extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 extern void DltTrainerStep(DltTrainer *t, int bs);
+/* The step without the error: DLK_ENONFINITE when the loss diverged. */
+extern dlk_status DltTrainerTryStep(DltTrainer *t, int bs);
+/* Counts a step taken elsewhere (a fused step) in the epoch's loss and progress. */
+extern void DltTrainerAccount(DltTrainer *t, int bs, double loss);
 extern double DltTrainerEpochEnd(DltTrainer *t);
 extern double DltTrainerEval(DltTrainer *t, int bs, double *score);
 

@@ -312,11 +312,7 @@ ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno, bool firs
 static inline bool
 IsValidation(const FitRun *fr, uint64 hash)
 {
-	/* the top bits of a second mix, so the choice is independent of the hash order */
-	uint64		h = hash_combine64(hash, UINT64CONST(0x76616c6964617465));
-
-	return fr->opts.validation_fraction > 0 &&
-		(double) (h >> 11) < fr->opts.validation_fraction * (double) (UINT64CONST(1) << 53);
+	return DltIsValidationRow(hash, fr->opts.validation_fraction);
 }
 
 static void
@@ -662,6 +658,12 @@ fit(PG_FUNCTION_ARGS)
 		DltClassTableFinish(&fr->classes, fr->label_kind, m, fr->rows);
 	DltModelSetArch(m, fr->D, fr->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
 	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows));
+	m->rows_validation = fr->n_val;
+	if (fr->n_val > 0)
+	{
+		m->val_loss = palloc0(sizeof(float) * Max(fr->opts.epochs, 1));
+		m->val_metric = palloc0(sizeof(float) * Max(fr->opts.epochs, 1));
+	}
 	fr->fmean = palloc(sizeof(float) * fr->D);
 	fr->fscale = palloc(sizeof(float) * fr->D);
 	if (fr->opts.normalize)
@@ -724,6 +726,11 @@ fit(PG_FUNCTION_ARGS)
 			TrainBuffer(fr, &t, &rng, buf_x, buf_y, filled);
 		secs = DltTrainerEpochEnd(&t);
 		Validate(fr, &t, &vloss, &vmetric);
+		if (fr->n_val > 0)
+		{
+			m->val_loss[e] = (float) vloss;
+			m->val_metric[e] = (float) vmetric;
+		}
 		ereport(NOTICE,
 				(errmsg("epoch %d/%d: loss %.6f%s, %lld rows, %.0f rows/s",
 						e + 1, fr->opts.epochs, m->epoch_loss[e],

@@ -9,7 +9,9 @@
  *                      total length (uint32), CRC-32C of the body (uint32)
  *   body               task, label kind and SQL type, activation, layer
  *                      dimensions, resolved options, rows used and skipped,
- *                      per-epoch training loss, normalization statistics,
+ *                      per-epoch training loss, (format 2) validation rows,
+ *                      best epoch and per-epoch validation loss and metric,
+ *                      normalization statistics,
  *                      class values, then all parameters in one float32 block
  *                      (the kernel library's layout: W_0, b_0, W_1, b_1, ...)
  *
@@ -43,7 +45,7 @@
 #include "dltrain.h"
 
 #define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
-#define MODEL_VERSION 1
+#define MODEL_VERSION 2			/* written; 1 is still read */
 #define MODEL_HEADER 16
 #define MAX_CLASS_LABEL_LEN 1024
 
@@ -72,6 +74,9 @@ PutOptions(StringInfo buf, const DltOptions *o)
 	PUT(buf, uint8, o->normalize ? 1 : 0);
 	PUT(buf, uint8, (uint8) o->task);
 	PUT(buf, uint8, o->init_pytorch ? 1 : 0);	/* 0 in models before the option */
+	/* format 2 */
+	PUT(buf, double, o->validation_fraction);
+	PUT(buf, int32, o->early_stopping);
 }
 
 static int	D(const DltModel *m)
@@ -99,7 +104,7 @@ ModelEncodedSize(const DltModel *m)
 {
 	Size		n = MODEL_HEADER + 64 + 8 * (DLK_MAX_LAYERS + 1) + 64;
 
-	n = add_size(n, mul_size(m->epochs_run, sizeof(float)));
+	n = add_size(n, mul_size(m->epochs_run, 3 * sizeof(float)));
 	if (m->normalized)
 		n = add_size(n, mul_size(2 * sizeof(double), D(m)));
 	if (m->label_kind == DLT_LABEL_TEXT)
@@ -144,6 +149,13 @@ ModelEncode(const DltModel *m)
 	PUT(&buf, int64, m->rows_skipped);
 	PUT(&buf, int32, m->epochs_run);
 	PutBytes(&buf, m->epoch_loss, sizeof(float) * m->epochs_run);
+	PUT(&buf, int64, m->rows_validation);
+	PUT(&buf, int32, m->best_epoch);
+	if (m->rows_validation > 0)
+	{
+		PutBytes(&buf, m->val_loss, sizeof(float) * m->epochs_run);
+		PutBytes(&buf, m->val_metric, sizeof(float) * m->epochs_run);
+	}
 	PUT(&buf, int32, m->normalized ? 1 : 0);
 	if (m->normalized)
 	{
@@ -267,11 +279,11 @@ ModelCheckHeader(const struct varlena *v)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("value is not a dltrain model"),
 				 errdetail("Its first bytes are not the dltrain model signature.")));
-	if (version != MODEL_VERSION)
+	if (version < 1 || version > MODEL_VERSION)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("dltrain model has unknown format version %u", version),
-				 errdetail("This version of dltrain reads format version %d.",
+				 errdetail("This version of dltrain reads format versions 1 to %d.",
 						   MODEL_VERSION),
 				 errhint("Update the dltrain extension to read models written by a newer version.")));
 	if (len < total)
@@ -301,11 +313,13 @@ ModelDecode(const struct varlena *v)
 	int32		i32;
 	uint8		u8;
 	int64		np;
+	uint16		version;
 	dlk_sizes	sz;
 
 	r.p = VARDATA_ANY(v) + MODEL_HEADER;
 	r.end = VARDATA_ANY(v) + total;
-	m->version = MODEL_VERSION;
+	memcpy(&version, VARDATA_ANY(v) + 4, 2);
+	m->version = version;
 	memcpy(&m->crc, VARDATA_ANY(v) + 12, 4);
 
 	GET(&r, int32, i32);
@@ -352,6 +366,14 @@ ModelDecode(const struct varlena *v)
 	m->opts.task = (DltTask) u8;
 	GET(&r, uint8, u8);
 	m->opts.init_pytorch = (u8 == 1);
+	if (version >= 2)
+	{
+		GET(&r, double, m->opts.validation_fraction);
+		GET(&r, int32, m->opts.early_stopping);
+		if (!(m->opts.validation_fraction >= 0 && m->opts.validation_fraction < 1) ||
+			m->opts.early_stopping < 0)
+			CorruptModel("The validation options are out of range.");
+	}
 	m->opts.activation = m->arch.act;
 	m->opts.n_hidden = m->arch.n_layers - 1;
 	for (int l = 0; l < m->opts.n_hidden; l++)
@@ -363,6 +385,18 @@ ModelDecode(const struct varlena *v)
 	if (m->epochs_run < 0)
 		CorruptModel("The epoch count is negative.");
 	m->epoch_loss = TakeArray(&r, m->epochs_run, sizeof(float));
+	if (version >= 2)
+	{
+		GET(&r, int64, m->rows_validation);
+		GET(&r, int32, m->best_epoch);
+		if (m->rows_validation < 0 || m->best_epoch < 0 || m->best_epoch > m->epochs_run)
+			CorruptModel("The validation counts are out of range.");
+		if (m->rows_validation > 0)
+		{
+			m->val_loss = TakeArray(&r, m->epochs_run, sizeof(float));
+			m->val_metric = TakeArray(&r, m->epochs_run, sizeof(float));
+		}
+	}
 	GET(&r, int32, i32);
 	m->normalized = i32 != 0;
 	if (m->normalized)
@@ -614,6 +648,28 @@ describe(PG_FUNCTION_ARGS)
 		DltAppendJsonFloat(&b, m->epoch_loss[e]);
 	}
 	appendStringInfoChar(&b, ']');
+	if (m->rows_validation > 0)
+	{
+		appendStringInfo(&b, ", \"validation_rows\": " INT64_FORMAT ", \"validation_loss\": [",
+						 m->rows_validation);
+		for (int e = 0; e < m->epochs_run; e++)
+		{
+			if (e)
+				appendStringInfoString(&b, ", ");
+			DltAppendJsonFloat(&b, m->val_loss[e]);
+		}
+		appendStringInfo(&b, "], \"validation_%s\": [",
+						 m->task == DLT_TASK_CLASSIFICATION ? "accuracy" : "rmse");
+		for (int e = 0; e < m->epochs_run; e++)
+		{
+			if (e)
+				appendStringInfoString(&b, ", ");
+			DltAppendJsonFloat(&b, m->val_metric[e]);
+		}
+		appendStringInfoChar(&b, ']');
+		if (m->best_epoch > 0)
+			appendStringInfo(&b, ", \"best_epoch\": %d", m->best_epoch);
+	}
 	appendStringInfo(&b, ", \"normalized\": %s", m->normalized ? "true" : "false");
 	if (m->normalized)
 	{
@@ -644,10 +700,13 @@ describe(PG_FUNCTION_ARGS)
 	appendStringInfoString(&b, ", \"weight_decay\": ");
 	DltAppendJsonDouble(&b, o->weight_decay);
 	appendStringInfo(&b, ", \"batch_size\": %d, \"epochs\": %d, \"seed\": " INT64_FORMAT
-					 ", \"shuffle\": %s, \"normalize\": %s, \"task\": \"%s\", \"init\": \"%s\"}",
+					 ", \"shuffle\": %s, \"normalize\": %s, \"task\": \"%s\", \"init\": \"%s\"",
 					 o->batch_size, o->epochs, o->seed,
 					 o->shuffle ? "true" : "false", o->normalize ? "true" : "false",
 					 DltTaskName(o->task), o->init_pytorch ? "pytorch" : "he");
+	appendStringInfoString(&b, ", \"validation_fraction\": ");
+	DltAppendJsonDouble(&b, o->validation_fraction);
+	appendStringInfo(&b, ", \"early_stopping\": %d}", o->early_stopping);
 	appendStringInfo(&b, ", \"checksum\": \"%08x\"}", m->crc);
 
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));

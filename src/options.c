@@ -16,8 +16,9 @@
 
 #include "dltrain.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows"
-#define FIT_OPTIONS ", validation_fraction, pages_per_range"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction"
+#define AGG_OPTIONS ", early_stopping"
+#define FIT_OPTIONS ", pages_per_range"
 
 #define MAX_BATCH_SIZE 1048576
 #define MAX_EPOCHS 1000000
@@ -215,7 +216,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object"),
-				 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : "")));
+				 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : AGG_OPTIONS)));
 
 	it = JsonbIteratorInit(&jb->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -272,7 +273,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			opts->shuffle = OptionBool(key, &v);
 		else if (strcmp(key, "normalize") == 0)
 			opts->normalize = OptionBool(key, &v);
-		else if (fit && strcmp(key, "validation_fraction") == 0)
+		else if (strcmp(key, "validation_fraction") == 0)
 		{
 			opts->validation_fraction = OptionNumber(key, &v, "a number in [0, 0.9]");
 			if (opts->validation_fraction < 0 || opts->validation_fraction > 0.9)
@@ -287,6 +288,9 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (strcmp(key, "buffer_rows") == 0)
 			opts->buffer_rows = (int) OptionInteger(key, &v, 1, 100000000,
 													"an integer between 1 and 100000000");
+		else if (!fit && strcmp(key, "early_stopping") == 0)
+			opts->early_stopping = (int) OptionInteger(key, &v, 0, MAX_EPOCHS,
+													   "an integer between 0 and 1000000");
 		else if (fit && strcmp(key, "pages_per_range") == 0)
 			opts->pages_per_range = (int) OptionInteger(key, &v, 1, 1000000,
 														"an integer between 1 and 1000000");
@@ -294,9 +298,15 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\"", key),
-					 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : "")));
+					 errhint("Valid options are: %s%s.", VALID_OPTIONS, fit ? FIT_OPTIONS : AGG_OPTIONS)));
 		pfree(key);
 	}
+
+	if (opts->early_stopping > 0 && opts->validation_fraction == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"early_stopping\" needs a \"validation_fraction\" above 0"),
+				 errdetail("Early stopping watches the loss on held-out validation rows.")));
 
 	/* AdamW without an explicit decay uses PyTorch's default */
 	if (opts->optimizer == DLK_OPT_ADAMW && !wd_given)

@@ -1,25 +1,31 @@
 /*
- * train.c — the dltrain.train_mlp aggregate.
+ * train.c — the dltrain.train_mlp aggregate, its multi-model sibling
+ * train_mlp_multi, and the trainer (one model's network and optimizer).
  *
  * Training is an aggregate.  The transition function only appends each row,
  * converted once to float32, to the row cache (cache.c); the final function
- * trains for every epoch from that cache, so multi-epoch training never runs
- * the query again.
+ * trains every epoch from that cache (engine.c), so multi-epoch training
+ * never runs the query again.
+ *
+ * Merging.  Several train_mlp calls of one Agg node over the same features
+ * and label (the same expressions and FILTER; their options may differ)
+ * share one row cache: the first of them (the leader) caches the rows, the
+ * others (followers) only check their options, and the first final call
+ * trains all of them side by side (DltTrainMany); each then returns its own
+ * model.  This happens at execution, whether or not the planner hook
+ * (planner.c) ran, and needs nothing from the planner: the executor calls
+ * the transition functions of one input row for one group one after the
+ * other in the order of the Agg node's transition states, so the leader's
+ * state last touched is the group's.  It is limited to Agg nodes without
+ * grouping sets and to calls without DISTINCT or ORDER BY (those run their
+ * transitions aggregate by aggregate).  dltrain.enable_merge turns it off.
  *
  * Reproducibility.  A scan does not promise an order (synchronized scans,
- * parallel plans), so before the seeded shuffle the final function puts the
- * rows in a canonical order: by a 64-bit hash of each row's content (its
- * float32 features and its label), ties broken by the content itself.  The
- * model then depends only on the multiset of rows, the options and the seed
- * (and on dltrain.threads, which can change BLAS summation order).
- * Normalization statistics are exact sums (ExactStats), so they do not depend
- * on the order either.  With
- * "shuffle": false rows are used in the order they arrived, which is what a
- * user asking for no shuffle (an ORDER BY, say) means.
- *
- * Class values are sorted (integers and floats numerically, text bytewise),
- * so class indices do not depend on arrival order either; that order is the
- * column order of predict_proba().
+ * parallel plans), so before the seeded shuffle the rows go into a canonical
+ * order by content (engine.c); the model depends only on the multiset of
+ * rows, the options and the seed (and on dltrain.threads, which can change
+ * BLAS summation order).  With "shuffle": false rows are used in the order
+ * they arrived, which is what a user asking for no shuffle means.
  *
  * Memory.  Everything a training allocates lives in one memory context under
  * the aggregate's context; the per-batch loop allocates nothing.  An error or
@@ -32,75 +38,322 @@
 #include <signal.h>
 #include <pthread.h>
 
+#include "catalog/pg_aggregate.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
+#include "executor/nodeAgg.h"
 #include "miscadmin.h"
+#include "nodes/execnodes.h"
 #include "portability/instr_time.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "dltrain.h"
 
+bool		dltrain_enable_merge = true;
+
+/* one model trained from a state's cache */
+typedef struct TrainMember
+{
+	DltOptions	opts;
+	bytea	   *result;			/* encoded, in the aggregate's context */
+	int			diverged_epoch; /* 0: trained */
+} TrainMember;
 
 typedef struct TrainState
 {
+	MemoryContext aggcxt;		/* holds this struct, options and results */
 	MemoryContext mcxt;			/* owns the cache and everything of training */
-	bool		consumed;		/* trained: mcxt is gone */
-	DltCache	cache;
-	Oid			feat_elemtype;
-	Oid			label_type;
-	DltLabelKind label_kind;
-	DltTask		task;			/* resolved from the option and label type */
-	bytea	   *options;		/* first row's options (a copy), or NULL */
+	bool		consumed;		/* its final function ran */
+	bool		trained;		/* its members are trained: mcxt is gone */
+	bool		multi;			/* train_mlp_multi: one member per configuration */
+	DltRows		rows;
+	Jsonb	   *options;		/* first row's options (a copy), or NULL */
 	DltOptions	opts;
-	int64		rows_seen;
-	int64		rows_skipped;
-	DltClassTable classes;
+	/* merging */
+	struct TrainState *leader;	/* a follower: the state whose cache it shares */
+	int			member_no;		/* a follower: its member in the leader */
+	int			n_members;		/* the models this state's cache trains */
+	int			max_members;
+	TrainMember *members;
 } TrainState;
+
+/*
+ * What a train_mlp transition function knows about its siblings
+ * (fn_extra of its FmgrInfo, in the Agg node's lifetime).
+ */
+typedef struct MergeGroup
+{
+	TrainState *current;		/* the leader's state last called */
+} MergeGroup;
+
+typedef struct MergeSlot
+{
+	bool		follower;
+	MergeGroup *group;			/* NULL: trains alone */
+} MergeSlot;
+
+PGDLLEXPORT Datum train_mlp_sfunc(PG_FUNCTION_ARGS);
+
+/* ---- merging at execution ---- */
+
+static bool
+Mergeable(AggStatePerTrans pt)
+{
+	Aggref	   *a = pt->aggref;
+
+	return pt->transfn.fn_addr == train_mlp_sfunc &&
+		a->aggorder == NIL && a->aggdistinct == NIL &&
+		a->aggkind == AGGKIND_NORMAL && list_length(a->args) >= 2;
+}
+
+/* Same features, label and FILTER (the options may differ)? */
+static bool
+SameInputs(AggStatePerTrans a, AggStatePerTrans b)
+{
+	return equal(linitial(a->aggref->args), linitial(b->aggref->args)) &&
+		equal(lsecond(a->aggref->args), lsecond(b->aggref->args)) &&
+		equal(a->aggref->aggfilter, b->aggref->aggfilter);
+}
+
+/*
+ * Finds, on a transition function's first call, whether its aggregate
+ * leads or follows a group of mergeable siblings in its Agg node.
+ */
+static MergeSlot *
+GetMergeSlot(FunctionCallInfo fcinfo)
+{
+	FmgrInfo   *fl = fcinfo->flinfo;
+	MergeSlot  *slot = (MergeSlot *) fl->fn_extra;
+	AggState   *as;
+	int			me = -1;
+
+	if (slot != NULL)
+		return slot;
+	slot = MemoryContextAllocZero(fl->fn_mcxt, sizeof(MergeSlot));
+	fl->fn_extra = slot;
+	if (!dltrain_enable_merge || fcinfo->context == NULL || !IsA(fcinfo->context, AggState))
+		return slot;
+	as = (AggState *) fcinfo->context;
+	if (((Agg *) as->ss.ps.plan)->groupingSets != NIL || as->aggstrategy == AGG_MIXED)
+		return slot;
+	for (int i = 0; i < as->numtrans; i++)
+		if (&as->pertrans[i].transfn == fl)
+			me = i;
+	if (me < 0 || !Mergeable(&as->pertrans[me]))
+		return slot;
+
+	/* the leader is the first mergeable sibling with the same inputs */
+	for (int i = 0; i < as->numtrans; i++)
+	{
+		AggStatePerTrans pt = &as->pertrans[i];
+
+		if (i == me || !Mergeable(pt) || !SameInputs(pt, &as->pertrans[me]))
+			continue;
+		if (i < me)
+		{
+			MergeSlot  *ls = (MergeSlot *) pt->transfn.fn_extra;
+
+			/* the leader's transition ran first, for this very row */
+			if (ls == NULL || ls->group == NULL)
+				elog(ERROR, "dltrain: merged training found no leader");
+			slot->follower = true;
+			slot->group = ls->group;
+			return slot;
+		}
+		/* a sibling comes later: this one leads */
+		slot->group = MemoryContextAllocZero(fl->fn_mcxt, sizeof(MergeGroup));
+		return slot;
+	}
+	return slot;
+}
 
 /* ---- transition ---- */
 
-static TrainState *
-TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt)
+DltTask
+DltResolveTask(const DltOptions *opts, DltLabelKind kind)
 {
-	MemoryContext mcxt = AllocSetContextCreate(aggcxt, "dltrain training",
-											   ALLOCSET_DEFAULT_SIZES);
-	/* the state itself lives in the aggregate's context: see the final function */
-	TrainState *st = MemoryContextAllocZero(aggcxt, sizeof(TrainState));
-	Oid			feattype = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	Jsonb	   *jb = NULL;
+	DltTask		task = opts->task;
 
-	st->mcxt = mcxt;
-	st->feat_elemtype = get_element_type(feattype);
-	if (st->feat_elemtype != FLOAT4OID && st->feat_elemtype != FLOAT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("features must be real[] or double precision[], not %s",
-						format_type_be(feattype))));
-	st->label_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-	st->label_kind = DltLabelKindOf(st->label_type);
-
-	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
-	{
-		jb = PG_GETARG_JSONB_P(3);
-		st->options = (bytea *) MemoryContextAlloc(mcxt, VARSIZE(jb));
-		memcpy(st->options, jb, VARSIZE(jb));
-	}
-	DltOptionsParse(&st->opts, jb, false);
-
-	st->task = st->opts.task;
-	if (st->task == DLT_TASK_AUTO)
-		st->task = st->label_kind == DLT_LABEL_FLOAT ?
-			DLT_TASK_REGRESSION : DLT_TASK_CLASSIFICATION;
-	if (st->task == DLT_TASK_REGRESSION && st->label_kind == DLT_LABEL_TEXT)
+	if (task == DLT_TASK_AUTO)
+		task = kind == DLT_LABEL_FLOAT ? DLT_TASK_REGRESSION : DLT_TASK_CLASSIFICATION;
+	if (task == DLT_TASK_REGRESSION && kind == DLT_LABEL_TEXT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("text labels cannot be used for regression"),
 				 errhint("Use \"task\": \"classification\", or a numeric label.")));
+	return task;
+}
 
-	DltCacheInit(&st->cache, mcxt, DltBudgetBytes(), true);
-	DltProgressStart(mcxt, "train_mlp", InvalidOid);
+void
+DltRowsInit(DltRows *rows, MemoryContext mcxt, Oid feattype, Oid label_type, DltTask task)
+{
+	memset(rows, 0, sizeof(DltRows));
+	rows->feat_elemtype = get_element_type(feattype);
+	if (rows->feat_elemtype != FLOAT4OID && rows->feat_elemtype != FLOAT8OID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("features must be real[] or double precision[], not %s",
+						format_type_be(feattype))));
+	rows->label_type = label_type;
+	rows->label_kind = DltLabelKindOf(label_type);
+	rows->task = task;
+	DltCacheInit(&rows->cache, mcxt, DltBudgetBytes(), true);
+}
+
+static int64
+LabelSlot(DltRows *rows, MemoryContext mcxt, Datum d)
+{
+	int64		v;
+
+	if (rows->label_type == TEXTOID)
+	{
+		text	   *t = DatumGetTextPP(d);
+
+		return DltClassId(&rows->classes, mcxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+	v = DltLabelValue(d, rows->label_type, rows->task, rows->rows_seen);
+	/* regression keeps the value; classification stores its class id */
+	if (rows->task == DLT_TASK_REGRESSION)
+		return v;
+	return DltClassId(&rows->classes, mcxt, v, NULL, 0);
+}
+
+/* Appends one input row (features x, label y) to the row cache. */
+void
+DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull, Datum y, bool ynull)
+{
+	DltCache   *c = &rows->cache;
+	ArrayType  *arr;
+	int			n;
+	float	   *slot;
+	int64	   *label;
+	int64		lv;
+
+	rows->rows_seen++;
+	if (xnull || ynull)
+	{
+		rows->rows_skipped++;
+		return;
+	}
+	arr = DatumGetArrayTypeP(x);
+	n = CheckFeatureArray(arr, c->dim, rows->rows_seen);
+	c->dim = n;
+	/* the label first: a bad label must not leave a half-written row */
+	lv = LabelSlot(rows, mcxt, y);
+	slot = DltCacheAppend(c, &label);
+	*label = lv;
+	FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
+	if (c->fmin == NULL)
+	{
+		c->fmin = MemoryContextAlloc(mcxt, sizeof(float) * n);
+		c->fmax = MemoryContextAlloc(mcxt, sizeof(float) * n);
+		memcpy(c->fmin, slot, sizeof(float) * n);
+		memcpy(c->fmax, slot, sizeof(float) * n);
+	}
+	dlk_minmax_accumulate(c->fmin, c->fmax, slot, n);
+	if ((c->n_rows & 4095) == 0)
+		DltProgressRows(c->n_rows, -1, NAN, 0);
+}
+
+static void
+AddMember(TrainState *st, const DltOptions *opts)
+{
+	if (st->n_members == st->max_members)
+	{
+		st->max_members = Max(4, st->max_members * 2);
+		st->members = st->members == NULL ?
+			MemoryContextAllocZero(st->aggcxt, sizeof(TrainMember) * st->max_members) :
+			repalloc(st->members, sizeof(TrainMember) * st->max_members);
+	}
+	memset(&st->members[st->n_members], 0, sizeof(TrainMember));
+	st->members[st->n_members].opts = *opts;
+	st->n_members++;
+}
+
+/*
+ * The configurations of train_mlp_multi: a JSON array of option objects
+ * (an empty object: the defaults).
+ */
+static void
+ParseConfigs(TrainState *st, Jsonb *jb)
+{
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			k = 0;
+
+	if (jb == NULL || !JB_ROOT_IS_ARRAY(jb) || JB_ROOT_IS_SCALAR(jb) ||
+		JB_ROOT_COUNT(jb) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("configurations must be a non-empty JSON array of option objects")));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		DltOptions	o;
+
+		if (tok != WJB_ELEM)
+			continue;
+		k++;
+		if (v.type != jbvBinary || !JsonContainerIsObject(v.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("configuration %d is not a JSON object", k)));
+		DltOptionsParse(&o, JsonbValueToJsonb(&v), false);
+		AddMember(st, &o);
+	}
+}
+
+static TrainState *
+TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt, MergeSlot *slot, bool multi)
+{
+	TrainState *st = MemoryContextAllocZero(aggcxt, sizeof(TrainState));
+	Oid			feattype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Oid			label_type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	Jsonb	   *jb = NULL;
+	DltTask		task;
+	MemoryContext old;
+
+	st->aggcxt = aggcxt;
+	st->multi = multi;
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		jb = PG_GETARG_JSONB_P(3);
+		st->options = (Jsonb *) MemoryContextAlloc(aggcxt, VARSIZE(jb));
+		memcpy(st->options, jb, VARSIZE(jb));
+	}
+	old = MemoryContextSwitchTo(aggcxt);
+	if (multi)
+	{
+		ParseConfigs(st, jb);
+		st->opts = st->members[0].opts;
+	}
+	else
+		DltOptionsParse(&st->opts, jb, false);
+	MemoryContextSwitchTo(old);
+	task = DltResolveTask(&st->opts, DltLabelKindOf(label_type));
+
+	/* a follower joins the leader's cache when it trains the same task */
+	if (slot != NULL && slot->follower)
+	{
+		TrainState *L = slot->group->current;
+
+		if (L != NULL && L->leader == NULL && !L->trained && L->rows.task == task)
+		{
+			st->leader = L;
+			st->member_no = L->n_members;
+			AddMember(L, &st->opts);
+			return st;
+		}
+	}
+
+	st->mcxt = AllocSetContextCreate(aggcxt, "dltrain training", ALLOCSET_DEFAULT_SIZES);
+	DltRowsInit(&st->rows, st->mcxt, feattype, label_type, task);
+	if (!multi)
+		AddMember(st, &st->opts);
+	DltProgressStart(st->mcxt, multi ? "train_mlp_multi" : "train_mlp", InvalidOid);
 	DltProgressPhase(DLT_PHASE_CACHING);
 	return st;
 }
@@ -126,42 +379,20 @@ CheckSameOptions(TrainState *st, FunctionCallInfo fcinfo)
 	if (!same)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("options of dltrain.train_mlp differ between rows"),
+				 errmsg("options of dltrain.%s differ between rows",
+						st->multi ? "train_mlp_multi" : "train_mlp"),
 				 errdetail("Input row %lld has options different from the first row's.",
-						   (long long) st->rows_seen),
+						   (long long) st->rows.rows_seen),
 				 errhint("Pass the options as a constant.")));
 }
 
-static int64
-LabelSlot(TrainState *st, FunctionCallInfo fcinfo)
-{
-	Datum		d = PG_GETARG_DATUM(2);
-	int64		v;
-
-	if (st->label_type == TEXTOID)
-	{
-		text	   *t = DatumGetTextPP(d);
-
-		return DltClassId(&st->classes, st->mcxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-	}
-	v = DltLabelValue(d, st->label_type, st->task, st->rows_seen);
-	/* regression keeps the value; classification stores its class id */
-	if (st->task == DLT_TASK_REGRESSION)
-		return v;
-	return DltClassId(&st->classes, st->mcxt, v, NULL, 0);
-}
-
-/* Appends one row (features, label) to the training's row cache. */
-PG_FUNCTION_INFO_V1(train_mlp_sfunc);
-Datum
-train_mlp_sfunc(PG_FUNCTION_ARGS)
+/* The transition of train_mlp and train_mlp_multi. */
+static Datum
+Transition(FunctionCallInfo fcinfo, bool multi)
 {
 	MemoryContext aggcxt;
 	TrainState *st;
-	ArrayType  *arr;
-	int			n;
-	float	   *slot;
-	int64	   *label;
+	MergeSlot  *slot = NULL;
 	int			ctx = AggCheckCallContext(fcinfo, &aggcxt);
 
 	if (ctx == 0)
@@ -169,330 +400,205 @@ train_mlp_sfunc(PG_FUNCTION_ARGS)
 	if (ctx == AGG_CONTEXT_WINDOW)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("dltrain.train_mlp cannot be used as a window function")));
+				 errmsg("dltrain.%s cannot be used as a window function",
+						multi ? "train_mlp_multi" : "train_mlp")));
+	if (!multi)
+		slot = GetMergeSlot(fcinfo);
 
 	if (PG_ARGISNULL(0))
-		st = TrainStateCreate(fcinfo, aggcxt);
+		st = TrainStateCreate(fcinfo, aggcxt, slot, multi);
 	else
 	{
 		st = (TrainState *) PG_GETARG_POINTER(0);
-		if (st->consumed)
+		if (st->consumed || st->trained)
 			elog(ERROR, "dltrain.train_mlp state was already finalized");
 		CheckSameOptions(st, fcinfo);
 	}
-	st->rows_seen++;
-
-	if (PG_ARGISNULL(1) || PG_ARGISNULL(2))
+	if (slot != NULL && slot->group != NULL && !slot->follower)
+		slot->group->current = st;
+	if (st->leader != NULL)
 	{
-		st->rows_skipped++;
+		/* a follower: the leader cached this row just before */
+		if (slot == NULL || slot->group->current != st->leader)
+			elog(ERROR, "dltrain: merged training lost its leader");
+		st->rows.rows_seen++;
 		PG_RETURN_POINTER(st);
 	}
-
-	arr = PG_GETARG_ARRAYTYPE_P(1);
-	n = CheckFeatureArray(arr, st->cache.dim, st->rows_seen);
-	st->cache.dim = n;
-	/* the label first: a bad label must not leave a half-written row */
-	{
-		int64		y = LabelSlot(st, fcinfo);
-
-		slot = DltCacheAppend(&st->cache, &label);
-		*label = y;
-	}
-	FeatureArrayToFloat(slot, arr, st->feat_elemtype, st->rows_seen);
-	if (st->cache.fmin == NULL)
-	{
-		st->cache.fmin = MemoryContextAlloc(st->mcxt, sizeof(float) * n);
-		st->cache.fmax = MemoryContextAlloc(st->mcxt, sizeof(float) * n);
-		memcpy(st->cache.fmin, slot, sizeof(float) * n);
-		memcpy(st->cache.fmax, slot, sizeof(float) * n);
-	}
-	dlk_minmax_accumulate(st->cache.fmin, st->cache.fmax, slot, n);
-	if ((st->cache.n_rows & 4095) == 0)
-		DltProgressRows(st->cache.n_rows, -1, NAN, 0);
+	DltRowsAppend(&st->rows, st->mcxt, PG_GETARG_DATUM(1), PG_ARGISNULL(1),
+				  PG_GETARG_DATUM(2), PG_ARGISNULL(2));
 	PG_RETURN_POINTER(st);
 }
 
-/* ---- canonical order ---- */
-
-typedef struct RowKey
+/* Appends one row (features, label) to the training's row cache. */
+PG_FUNCTION_INFO_V1(train_mlp_sfunc);
+Datum
+train_mlp_sfunc(PG_FUNCTION_ARGS)
 {
-	uint64		hash;
-	uint32		row;
-} RowKey;
-
-static const TrainState *sort_state;	/* for the tie-break comparator */
-
-/*
- * Labels compared by content: class indices (ranks of the sorted values)
- * for classification, the value's bits for regression.
- */
-static int
-CompareLabelSlots(const TrainState *st, int64 a, int64 b)
-{
-	if (st->task == DLT_TASK_CLASSIFICATION)
-	{
-		a = st->classes.rank[a];
-		b = st->classes.rank[b];
-	}
-	return (a > b) - (a < b);
+	return Transition(fcinfo, false);
 }
 
-static int
-CompareRowKeys(const void *pa, const void *pb)
+PG_FUNCTION_INFO_V1(train_mlp_multi_sfunc);
+Datum
+train_mlp_multi_sfunc(PG_FUNCTION_ARGS)
 {
-	const RowKey *a = pa;
-	const RowKey *b = pb;
-	const DltCache *c = &sort_state->cache;
-	int			r;
-
-	if (a->hash != b->hash)
-		return a->hash < b->hash ? -1 : 1;
-	r = memcmp(DltCacheRow(c, a->row), DltCacheRow(c, b->row), sizeof(float) * c->dim);
-	if (r)
-		return r;
-	return CompareLabelSlots(sort_state, *DltCacheLabel(c, a->row), *DltCacheLabel(c, b->row));
+	return Transition(fcinfo, true);
 }
 
+/* ---- final ---- */
+
 /*
- * LSD radix sort of keys by hash, 16 bits a pass (4 passes).  Unlike qsort it
- * costs a few sequential passes whatever n, and its result does not depend on
- * the input order except among equal hashes, which the caller then orders by
- * content.
+ * Trains every member of a leader (or multi) state from its cache and keeps
+ * the encoded models in the aggregate's context; frees the cache.
  */
 static void
-RadixSortKeys(RowKey *keys, int64 n)
+TrainMembers(TrainState *st, const char *fname)
 {
-	RowKey	   *tmp = palloc_extended(sizeof(RowKey) * Max(n, 1), MCXT_ALLOC_HUGE);
-	int64	   *count = palloc(sizeof(int64) * 65536);
-	RowKey	   *src = keys,
-			   *dst = tmp;
+	MemoryContext traincxt;
+	MemoryContext old;
+	DltOptions *opts;
+	DltSelectResult *res;
+	DltSelectConfig cfg = {0};
+	int			K = st->n_members;
 
-	for (int shift = 0; shift < 64; shift += 16)
+	if (st->rows.cache.n_rows == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("dltrain.%s has no rows to train on", fname),
+				 errdetail("All %lld input rows were skipped because their features or label were NULL.",
+						   (long long) st->rows.rows_skipped)));
+
+	traincxt = AllocSetContextCreate(st->mcxt, "dltrain model buffers",
+									 ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(traincxt);
+	opts = palloc(sizeof(DltOptions) * K);
+	res = palloc(sizeof(DltSelectResult) * K);
+	for (int k = 0; k < K; k++)
+		opts[k] = st->members[k].opts;
+	/* a single train_mlp fails on divergence; merged ones drop that model */
+	cfg.tolerate = K > 1 || st->multi;
+	DltCacheFinishInput(&st->rows.cache);
+	DltTrainMany(&st->rows, opts, K, &cfg, res);
+	DltCacheClose(&st->rows.cache);
+	/* the models go to the aggregate's context; the buffers go with st->mcxt */
+	MemoryContextSwitchTo(st->aggcxt);
+	for (int k = 0; k < K; k++)
 	{
-		int64		pos = 0;
-
-		memset(count, 0, sizeof(int64) * 65536);
-		for (int64 i = 0; i < n; i++)
-			count[(src[i].hash >> shift) & 0xFFFF]++;
-		for (int b = 0; b < 65536; b++)
-		{
-			int64		c = count[b];
-
-			count[b] = pos;
-			pos += c;
-		}
-		for (int64 i = 0; i < n; i++)
-			dst[count[(src[i].hash >> shift) & 0xFFFF]++] = src[i];
-		{
-			RowKey	   *t = src;
-
-			src = dst;
-			dst = t;
-		}
+		st->members[k].diverged_epoch = res[k].diverged_epoch;
+		st->members[k].result = res[k].m ? ModelEncode(res[k].m) : NULL;
 	}
-	/* four passes: the result is back in keys */
-	Assert(src == keys);
-	pfree(tmp);
-	pfree(count);
+	MemoryContextSwitchTo(old);
+
+	/*
+	 * Free the cache now, not at the end of the query (many groups may train
+	 * one after the other).  It was normalized in place anyway, so it could
+	 * not feed a second final call: FINALFUNC_MODIFY = READ_WRITE tells the
+	 * planner so.
+	 */
+	MemoryContextDelete(st->mcxt);
+	st->mcxt = NULL;
+	st->trained = true;
 }
 
-/* Fills order[] with the cache's rows in canonical (content hash) order. */
-static void
-CanonicalOrder(const TrainState *st, uint32 *order)
+static TrainState *
+FinalState(FunctionCallInfo fcinfo, const char *fname)
 {
-	const DltCache *c = &st->cache;
-	int64		n = c->n_rows;
-	RowKey	   *keys = palloc_extended(sizeof(RowKey) * n, MCXT_ALLOC_HUGE);
+	TrainState *st;
+	MemoryContext aggcxt;
 
-	for (int64 r = 0; r < n; r++)
+	if (AggCheckCallContext(fcinfo, &aggcxt) == 0)
+		elog(ERROR, "train_mlp_ffunc called in non-aggregate context");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("dltrain.%s received no rows", fname),
+				 errhint("Check that the query feeding the aggregate returns rows.")));
+	st = (TrainState *) PG_GETARG_POINTER(0);
+	if (st->consumed)
+		elog(ERROR, "dltrain.%s state was already finalized", fname);
+	st->consumed = true;
+	return st;
+}
+
+/* A copy of a member's model in the current context (and the original freed). */
+static bytea *
+TakeResult(TrainMember *mb)
+{
+	bytea	   *r = (bytea *) palloc(VARSIZE(mb->result));
+
+	memcpy(r, mb->result, VARSIZE(mb->result));
+	pfree(mb->result);
+	mb->result = NULL;
+	return r;
+}
+
+/* Trains the model from the cached rows and returns it. */
+PG_FUNCTION_INFO_V1(train_mlp_ffunc);
+Datum
+train_mlp_ffunc(PG_FUNCTION_ARGS)
+{
+	TrainState *st = FinalState(fcinfo, "train_mlp");
+	TrainState *L = st->leader ? st->leader : st;
+	TrainMember *mb;
+
+	if (!L->trained)
+		TrainMembers(L, "train_mlp");
+	mb = &L->members[st->leader ? st->member_no : 0];
+	if (mb->result == NULL)
 	{
-		int64		y = *DltCacheLabel(c, r);
-		uint64		h = hash_bytes_extended((const unsigned char *) DltCacheRow(c, r),
-										   sizeof(float) * c->dim, 0);
-		uint64		hy;
-
-		if (st->task == DLT_TASK_CLASSIFICATION)
-			hy = st->classes.chash[y];
-		else
-			hy = hash_bytes_extended((const unsigned char *) &y, sizeof(y), 1);
-		keys[r].hash = hash_combine64(h, hy);
-		keys[r].row = (uint32) r;
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+						mb->diverged_epoch),
+				 errdetail("The statement trains %d models from one row cache; this one is NULL, the others are kept.",
+						   L->n_members),
+				 errhint("Lower \"lr\", or enable \"normalize\".")));
+		PG_RETURN_NULL();
 	}
-	RadixSortKeys(keys, n);
-	/* equal hashes (duplicate rows, or a collision): order by content */
-	sort_state = st;
-	for (int64 i = 0; i < n;)
+	PG_RETURN_BYTEA_P(TakeResult(mb));
+}
+
+/* Trains one model per configuration; returns them as dltrain.model[]. */
+PG_FUNCTION_INFO_V1(train_mlp_multi_ffunc);
+Datum
+train_mlp_multi_ffunc(PG_FUNCTION_ARGS)
+{
+	TrainState *st = FinalState(fcinfo, "train_mlp_multi");
+	Oid			arraytype = get_fn_expr_rettype(fcinfo->flinfo);
+	Oid			elemtype = get_element_type(arraytype);
+	int			K;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			dims[1];
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	if (!OidIsValid(elemtype))
+		elog(ERROR, "train_mlp_multi must return an array");
+	if (!st->trained)
+		TrainMembers(st, "train_mlp_multi");
+	K = st->n_members;
+	elems = palloc(sizeof(Datum) * K);
+	nulls = palloc(sizeof(bool) * K);
+	for (int k = 0; k < K; k++)
 	{
-		int64		j = i + 1;
+		TrainMember *mb = &st->members[k];
 
-		while (j < n && keys[j].hash == keys[i].hash)
-			j++;
-		if (j - i > 1)
-			qsort(keys + i, j - i, sizeof(RowKey), CompareRowKeys);
-		i = j;
+		nulls[k] = mb->result == NULL;
+		elems[k] = nulls[k] ? (Datum) 0 : PointerGetDatum(TakeResult(mb));
+		if (nulls[k])
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("training of configuration %d diverged: the loss became NaN or infinite in epoch %d",
+							k + 1, mb->diverged_epoch),
+					 errdetail("Its element of the result is NULL; the other models are kept."),
+					 errhint("Lower \"lr\", or enable \"normalize\".")));
 	}
-	for (int64 i = 0; i < n; i++)
-		order[i] = keys[i].row;
-	pfree(keys);
-}
-
-/* ---- classes ---- */
-
-/*
- * Sorts the distinct label values into the model's classes and writes every
- * row's class index to cls[row].
- */
-static void
-BuildClasses(TrainState *st, DltModel *m, int32 *cls)
-{
-	const DltCache *c = &st->cache;
-
-	DltClassTableFinish(&st->classes, st->label_kind, m, c->n_rows);
-	for (int64 r = 0; r < c->n_rows; r++)
-		cls[r] = st->classes.rank[*DltCacheLabel(c, r)];
-}
-
-/*
- * Sets m's standardization from one pass of shifted moments over n rows:
- * mean, and scale = 1/std (population std), or 1 for a (near) constant
- * feature, so a zero-variance feature becomes 0 instead of dividing by zero.
- * fm and fs get the float32 versions that training and predict apply.
- */
-/*
- * scale = 1/std (population std), or 1 for a (near) constant feature, so a
- * zero-variance feature becomes 0 instead of dividing by zero.
- */
-void
-DltStatsFinishScale(DltModel *m, int d, double mean, double var)
-{
-	double		sd = sqrt(Max(var, 0.0));
-
-	m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(mean))) ? 1.0 / sd : 1.0;
-}
-
-void
-DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
-			   const float *shift, float *fm, float *fs)
-{
-	int			D = m->arch.dims[0];
-
-	m->normalized = true;
-	m->mean = palloc(sizeof(double) * D);
-	m->scale = palloc(sizeof(double) * D);
-	for (int d = 0; d < D; d++)
-	{
-		double		mu = sum[d] / n;
-
-		m->mean[d] = shift[d] + mu;
-		DltStatsFinishScale(m, d, m->mean[d], sq[d] / n - mu * mu);
-		fm[d] = (float) m->mean[d];
-		fs[d] = (float) m->scale[d];
-	}
-}
-
-/* ---- normalization ---- */
-
-/* Starts loading a cached row that will be read soon (rows are scattered). */
-static inline void
-PrefetchRow(const DltCache *c, int64 r)
-{
-#ifdef __GNUC__
-	const char *p = (const char *) DltCacheRow(c, r);
-	Size		bytes = sizeof(float) * c->dim;
-
-	for (Size off = 0; off < bytes; off += 64)
-		__builtin_prefetch(p + off);
-#endif
-}
-
-/*
- * Exact standardization statistics, in whatever order the rows are stored.
- * Two sequential passes of quantized sums (dlk_qsum_accumulate): the first
- * around the middle of each feature's range gives the mean, the second
- * around the mean the variance, with no cancellation.  The quantum of a
- * feature is its range (known from the transition) over 2^52/n, so every
- * partial sum is an exact integer in double: the result depends only on the
- * multiset of rows, without walking them in canonical order.  Relative
- * precision: range * 2^-(52 - log2 n), e.g. 2e-10 of the range at a million
- * rows.  row(arg, i) returns row i of a pass, i from 0 to n - 1 in turn.
- */
-typedef const float *(*RowIter) (void *arg, int64 i);
-
-static void
-ExactStats(DltModel *m, int64 n, const float *fmin, const float *fmax,
-		   RowIter row, void *arg, float *fm, float *fs)
-{
-	int			D = m->arch.dims[0];
-	double	   *center = palloc(sizeof(double) * D);
-	double	   *inv_q = palloc(sizeof(double) * D);
-	double	   *acc = palloc0(sizeof(double) * D);
-	double		levels = ldexp(1.0, 52);
-	int			L = 0;
-
-	while (L < 62 && ((int64) 1 << L) < n)
-		L++;
-	levels = ldexp(levels, -L);	/* 2^52 / 2^ceil(log2 n) per term */
-
-	/* pass 1: the mean */
-	for (int d = 0; d < D; d++)
-	{
-		double		half = ((double) fmax[d] - (double) fmin[d]) / 2;
-
-		center[d] = ((double) fmax[d] + (double) fmin[d]) / 2;
-		inv_q[d] = half > 0 ? levels / half : 0;
-	}
-	for (int64 i = 0; i < n; i++)
-		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 1);
-	m->mean = palloc(sizeof(double) * D);
-	m->scale = palloc(sizeof(double) * D);
-	for (int d = 0; d < D; d++)
-		m->mean[d] = center[d] + (inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
-
-	/* pass 2: the variance around the mean */
-	for (int d = 0; d < D; d++)
-	{
-		double		b = Max((double) fmax[d] - m->mean[d], m->mean[d] - (double) fmin[d]);
-
-		center[d] = m->mean[d];
-		inv_q[d] = b > 0 ? levels / (b * b) : 0;
-		acc[d] = 0;
-	}
-	for (int64 i = 0; i < n; i++)
-		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 2);
-	for (int d = 0; d < D; d++)
-	{
-		DltStatsFinishScale(m, d, m->mean[d], inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
-		fm[d] = (float) m->mean[d];
-		fs[d] = (float) m->scale[d];
-	}
-	m->normalized = true;
-	pfree(center);
-	pfree(inv_q);
-	pfree(acc);
-}
-
-static const float *
-CacheRowIter(void *arg, int64 i)
-{
-	return DltCacheRow((const DltCache *) arg, i);
-}
-
-/*
- * Standardizes the in-memory cache in place with exact statistics:
- * x = (x - mean) * scale, in float32 as predict does it.
- */
-static void
-Standardize(DltCache *c, DltModel *m)
-{
-	int			D = c->dim;
-	float	   *fm = palloc(sizeof(float) * D);
-	float	   *fs = palloc(sizeof(float) * D);
-
-	ExactStats(m, c->n_rows, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
-	for (int64 r = 0; r < c->n_rows; r++)
-		dlk_standardize(DltCacheRow(c, r), fm, fs, D);
-	pfree(fm);
-	pfree(fs);
+	dims[0] = K;
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
+											 typlen, typbyval, typalign));
 }
 
 /* ---- BLAS ---- */
@@ -642,24 +748,10 @@ DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
 	INSTR_TIME_SET_CURRENT(t->t0);
 }
 
-/* One optimizer step on the first bs rows of xb (and yb or tb). */
+/* Counts a step of bs rows with mean loss in the epoch and the progress report. */
 void
-DltTrainerStep(DltTrainer *t, int bs)
+DltTrainerAccount(DltTrainer *t, int bs, double loss)
 {
-	bool		cls = t->m->task == DLT_TASK_CLASSIFICATION;
-	double		loss;
-	dlk_status	s;
-
-	s = dlk_train_step(&t->net, t->xb, cls ? t->yb : NULL, cls ? NULL : t->tb,
-					   bs, &t->opt, &loss);
-	if (s == DLK_ENONFINITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
-						t->epoch + 1),
-				 errhint("Lower \"lr\", or enable \"normalize\".")));
-	if (s != DLK_OK)
-		elog(ERROR, "training step failed: %s", dlk_status_string(s));
 	t->loss_sum += loss * bs;
 	t->rows += bs;
 	if ((++t->batches & 15) == 0)
@@ -674,6 +766,40 @@ DltTrainerStep(DltTrainer *t, int bs)
 						secs > 0 ? t->rows / secs : 0);
 	}
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * One optimizer step on the first bs rows of xb (and yb or tb); returns
+ * DLK_ENONFINITE, without an update, when the loss or gradients are not
+ * finite.
+ */
+dlk_status
+DltTrainerTryStep(DltTrainer *t, int bs)
+{
+	bool		cls = t->m->task == DLT_TASK_CLASSIFICATION;
+	double		loss;
+	dlk_status	s;
+
+	s = dlk_train_step(&t->net, t->xb, cls ? t->yb : NULL, cls ? NULL : t->tb,
+					   bs, &t->opt, &loss);
+	if (s == DLK_ENONFINITE)
+		return s;
+	if (s != DLK_OK)
+		elog(ERROR, "training step failed: %s", dlk_status_string(s));
+	DltTrainerAccount(t, bs, loss);
+	return DLK_OK;
+}
+
+/* DltTrainerTryStep, with divergence an error. */
+void
+DltTrainerStep(DltTrainer *t, int bs)
+{
+	if (DltTrainerTryStep(t, bs) != DLK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+						t->epoch + 1),
+				 errhint("Lower \"lr\", or enable \"normalize\".")));
 }
 
 /* Ends an epoch: records its mean training loss; returns its seconds. */
@@ -726,290 +852,3 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
 	return loss;
 }
 
-/*
- * Training from a spilled cache: CorgiPile's two-level shuffle.  Every epoch
- * visits the spilled chunks in a new random order, K at a time (K chunk
- * buffers: the budget, or the buffer_rows option), and shuffles the rows of
- * those K chunks together before cutting them into mini-batches.  The
- * standardization statistics come from two sequential passes over the file
- * (ExactStats).
- * Chunks hold rows in arrival order, so unlike the in-memory path the model
- * depends on the order rows arrive in (an ORDER BY makes it reproducible).
- */
-/* Rows of a spilled cache, chunk by chunk (sequential reads of the file). */
-typedef struct SpillIter
-{
-	DltCache   *c;
-	int64		chunk;			/* loaded in buffer 0 */
-	int64		first;			/* row number of its first row */
-	int			rows;
-} SpillIter;
-
-static const float *
-SpillRowIter(void *arg, int64 i)
-{
-	SpillIter  *it = (SpillIter *) arg;
-	DltCache   *c = it->c;
-
-	if (i == 0)
-	{
-		it->chunk = -1;
-		it->first = 0;
-		it->rows = 0;
-	}
-	while (i >= it->first + it->rows)
-	{
-		it->first += it->rows;
-		it->chunk++;
-		it->rows = DltCacheReadChunk(c, it->chunk, 0);
-		CHECK_FOR_INTERRUPTS();
-	}
-	return c->chunk_x[0] + (Size) (i - it->first) * c->dim;
-}
-
-/* A model with what the aggregate's state determines: task, labels, options, rows. */
-static DltModel *
-ModelFromState(const TrainState *st)
-{
-	DltModel   *m = palloc0(sizeof(DltModel));
-
-	m->task = st->task;
-	m->label_kind = st->label_kind;
-	m->label_type = st->label_type;
-	m->opts = st->opts;
-	m->rows_used = st->cache.n_rows;
-	m->rows_skipped = st->rows_skipped;
-	m->epochs_run = st->opts.epochs;
-	return m;
-}
-
-static DltModel *
-TrainSpilled(TrainState *st)
-{
-	DltCache   *c = &st->cache;
-	const DltOptions *o = &st->opts;
-	int64		n = c->n_rows;
-	int			D = c->dim;
-	int			rpc = c->rows_per_chunk;
-	int			B = (int) Min((int64) o->batch_size, n);
-	int64		N = c->n_file_chunks;
-	int			K = c->n_chunks;
-	DltModel   *m = ModelFromState(st);
-	bool		cls = st->task == DLT_TASK_CLASSIFICATION;
-	DltTrainer	t;
-	dlk_rng		rng;
-	uint32	   *perm;
-	uint32	   *idx;
-	float	   *fm = palloc(sizeof(float) * D);
-	float	   *fs = palloc(sizeof(float) * D);
-
-	if (o->buffer_rows > 0)
-		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
-	if (cls)
-		DltClassTableFinish(&st->classes, st->label_kind, m, n);
-	DltModelSetArch(m, D, cls ? m->n_classes : 1);
-	DltTrainerInit(&t, m, B);
-
-	/* statistics: two sequential passes over the spilled chunks */
-	DltProgressPhase(DLT_PHASE_PREPARING);
-	if (o->normalize)
-	{
-		SpillIter	it = {c, -1, 0, 0};
-
-		ExactStats(m, n, c->fmin, c->fmax, SpillRowIter, &it, fm, fs);
-	}
-
-	perm = palloc_extended(sizeof(uint32) * N, MCXT_ALLOC_HUGE);
-	for (int64 k = 0; k < N; k++)
-		perm[k] = (uint32) k;
-	idx = palloc_extended(sizeof(uint32) * (Size) K * rpc, MCXT_ALLOC_HUGE);
-	dlk_rng_seed(&rng, (uint64) o->seed ^ UINT64CONST(0x53485546464c4521));
-
-	DltProgressPhase(DLT_PHASE_TRAINING);
-	for (int e = 0; e < o->epochs; e++)
-	{
-		DltTrainerEpochBegin(&t, e, n);
-		if (o->shuffle)
-			dlk_shuffle_u32(&rng, perm, (size_t) N);	/* level one: chunks */
-		for (int64 g = 0; g < N; g += K)
-		{
-			int			kk = (int) Min((int64) K, N - g);
-			int			nrows = 0;
-
-			for (int j = 0; j < kk; j++)
-			{
-				int			rows = DltCacheReadChunk(c, perm[g + j], j);
-
-				for (int r = 0; r < rows; r++)
-				{
-					if (o->normalize)
-						dlk_standardize(c->chunk_x[j] + (Size) r * D, fm, fs, D);
-					idx[nrows++] = (uint32) j * rpc + r;
-				}
-			}
-			if (o->shuffle)
-				dlk_shuffle_u32(&rng, idx, nrows);	/* level two: rows */
-			for (int start = 0; start < nrows; start += B)
-			{
-				int			bs = Min(B, nrows - start);
-
-				for (int i = 0; i < bs; i++)
-				{
-					uint32		j = idx[start + i] / rpc;
-					uint32		r = idx[start + i] % rpc;
-					int64		y = c->chunk_y[j][r];
-
-					memcpy(t.xb + (Size) i * D, c->chunk_x[j] + (Size) r * D, sizeof(float) * D);
-					if (cls)
-						t.yb[i] = st->classes.rank[y];
-					else
-						t.tb[i] = (float) DltLabelTarget(y, st->label_kind);
-				}
-				DltTrainerStep(&t, bs);
-			}
-		}
-		DltTrainerEpochEnd(&t);
-	}
-	return m;
-}
-
-static DltModel *
-Train(TrainState *st)
-{
-	DltCache   *c = &st->cache;
-	const DltOptions *o = &st->opts;
-	int64		n = c->n_rows;
-	int			D = c->dim;
-	int			B = (int) Min((int64) o->batch_size, n);
-	DltModel   *m = ModelFromState(st);
-	uint32	   *order;
-	int32	   *cls = NULL;
-	float	   *tgt = NULL;
-	DltTrainer	t;
-	dlk_rng		rng;
-
-	/*
-	 * Per-row arrays beside the cache: order, labels, and the sort's keys and
-	 * their radix buffer (2 x 16 bytes a row) while it runs.
-	 */
-	if (mul_size(n, 4 + 4 + 32) > DltBudgetBytes())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("ordering %lld rows needs %zu bytes of row indexes, more than the memory budget of %zu bytes",
-						(long long) n, mul_size(n, 40), DltBudgetBytes()),
-				 errhint("Raise dltrain.cache_mem.")));
-	order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
-
-	/* labels: class indices or float targets, indexed by cache row */
-	if (m->task == DLT_TASK_CLASSIFICATION)
-	{
-		cls = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
-		BuildClasses(st, m, cls);
-	}
-	else
-	{
-		tgt = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
-		for (int64 r = 0; r < n; r++)
-			tgt[r] = (float) DltLabelTarget(*DltCacheLabel(c, r), st->label_kind);
-	}
-	DltModelSetArch(m, D, cls ? m->n_classes : 1);
-	DltTrainerInit(&t, m, B);
-
-	DltProgressPhase(DLT_PHASE_PREPARING);
-	DltProgressRows(n, n, NAN, 0);
-
-	/*
-	 * order: canonical then shuffled, or arrival order without shuffle (and
-	 * without epochs nothing needs an order: the statistics do not)
-	 */
-	if (o->shuffle && o->epochs > 0)
-		CanonicalOrder(st, order);
-	else
-		for (int64 i = 0; i < n; i++)
-			order[i] = (uint32) i;
-	if (o->normalize)
-		Standardize(c, m);
-
-	/* the shuffle stream is independent of the initialization stream */
-	dlk_rng_seed(&rng, (uint64) o->seed ^ UINT64CONST(0x53485546464c4521));
-
-	DltProgressPhase(DLT_PHASE_TRAINING);
-	for (int e = 0; e < o->epochs; e++)
-	{
-		DltTrainerEpochBegin(&t, e, n);
-		if (o->shuffle)
-			dlk_shuffle_u32(&rng, order, (size_t) n);
-		for (int64 start = 0; start < n; start += B)
-		{
-			int			bs = (int) Min((int64) B, n - start);
-
-			for (int i = 0; i < bs; i++)
-			{
-				uint32		r = order[start + i];
-
-				if (start + i + 8 < n)
-					PrefetchRow(c, order[start + i + 8]);
-				memcpy(t.xb + (Size) i * D, DltCacheRow(c, r), sizeof(float) * D);
-				if (cls)
-					t.yb[i] = cls[r];
-				else
-					t.tb[i] = tgt[r];
-			}
-			DltTrainerStep(&t, bs);
-		}
-		DltTrainerEpochEnd(&t);
-	}
-	return m;
-}
-
-/* Trains the model from the cached rows and returns it. */
-PG_FUNCTION_INFO_V1(train_mlp_ffunc);
-Datum
-train_mlp_ffunc(PG_FUNCTION_ARGS)
-{
-	TrainState *st;
-	MemoryContext aggcxt;
-	MemoryContext traincxt;
-	MemoryContext resultcxt = CurrentMemoryContext;
-	MemoryContext old;
-	DltModel   *m;
-	bytea	   *result;
-
-	if (AggCheckCallContext(fcinfo, &aggcxt) == 0)
-		elog(ERROR, "train_mlp_ffunc called in non-aggregate context");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("dltrain.train_mlp received no rows"),
-				 errhint("Check that the query feeding the aggregate returns rows.")));
-	st = (TrainState *) PG_GETARG_POINTER(0);
-	if (st->consumed)
-		elog(ERROR, "dltrain.train_mlp state was already finalized");
-	if (st->cache.n_rows == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("dltrain.train_mlp has no rows to train on"),
-				 errdetail("All %lld input rows were skipped because their features or label were NULL.",
-						   (long long) st->rows_skipped)));
-
-	traincxt = AllocSetContextCreate(st->mcxt, "dltrain model buffers",
-									 ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(traincxt);
-	DltCacheFinishInput(&st->cache);
-	m = st->cache.file ? TrainSpilled(st) : Train(st);
-	DltCacheClose(&st->cache);
-	/* the model goes out in the caller's context; the buffers go with st->mcxt */
-	MemoryContextSwitchTo(resultcxt);
-	result = ModelEncode(m);
-	MemoryContextSwitchTo(old);
-	/*
-	 * Free the cache now, not at the end of the query (many groups may train
-	 * one after the other).  It was normalized in place anyway, so it could
-	 * not feed a second final call: FINALFUNC_MODIFY = READ_WRITE tells the
-	 * planner so.
-	 */
-	MemoryContextDelete(st->mcxt);
-	st->mcxt = NULL;
-	st->consumed = true;
-	PG_RETURN_BYTEA_P(result);
-}

@@ -105,7 +105,7 @@ SELECT * FROM dltrain.fit('fpts', '{x}', 'y', '{"pages_per_range": 0}');
 SELECT * FROM dltrain.fit('fpts', '{x}', 'y', '{"epoch": 1}');
 SELECT * FROM dltrain.fit(NULL, '{x}', 'y');
 SELECT * FROM dltrain.fit('pg_class_oid_index', '{x}', 'y');
-SELECT dltrain.train_mlp(x, y, '{"validation_fraction": 0.1}') FROM fpts;
+SELECT * FROM dltrain.fit('fpts', '{x}', 'y', '{"early_stopping": 2}');
 
 DROP POLICY fpts_who ON fpts;
 DROP OWNED BY dltrain_fit_a, dltrain_fit_b;

@@ -1,0 +1,1221 @@
+/*
+ * engine.c — training K models from one row cache.
+ *
+ * Every training from the aggregate's row cache comes through DltTrainMany:
+ * one train_mlp call is K = 1; sibling train_mlp calls of one statement
+ * (merged at execution, train.c, or rewritten by the planner hook,
+ * planner.c), train_mlp_multi and grid_search give K > 1.  The rows were
+ * scanned and converted once; here they are put in canonical order once,
+ * their statistics computed once, and the models train side by side.
+ *
+ * Streams.  Members whose batch stream would be the same when trained alone
+ * (same shuffle, seed, batch size, normalization and validation fraction)
+ * share one: one shuffle per epoch, one gather of each mini-batch, and, with
+ * dltrain.enable_fusion, one GEMM for the first layers of all its members
+ * (dlk_train_step_fused).  Each member keeps its own network, optimizer and
+ * epoch count, so a member trains exactly as it would alone: with fusion off
+ * the bytes are the same; with fusion on the GEMM's summation order may
+ * change the last bit of some values.
+ *
+ * Validation.  validation_fraction holds rows out by a hash of their content
+ * (the same choice as fit()), so the split is reproducible and does not
+ * depend on the order rows arrive in.  After every epoch each member's
+ * validation loss and metric go into its model; early_stopping stops a
+ * member after that many epochs without a lower validation loss and keeps
+ * its best epoch's weights.
+ *
+ * Selection.  A member whose loss becomes NaN or infinite is dropped
+ * (tolerant callers) or raises the usual error (a single train_mlp).
+ * Successive halving (grid_search) keeps the best 1/eta of the members
+ * still training after each rung of epochs and drops the rest.
+ *
+ * Spilled caches are read chunk by chunk with the two-level shuffle; there
+ * every member reads the file itself (its own chunk order), one epoch of
+ * each member after the other, so early stopping and halving work the same.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "common/hashfn.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/memutils.h"
+
+#include "dltrain.h"
+
+bool		dltrain_enable_fusion = true;
+
+#define SHUFFLE_STREAM_SALT UINT64CONST(0x53485546464c4521)
+
+/* ---- row hashes and canonical order ---- */
+
+/* Is a row (by its content hash) held out for validation?  (fit() too.) */
+bool
+DltIsValidationRow(uint64 hash, double fraction)
+{
+	/* the top bits of a second mix, so the choice is independent of the hash order */
+	uint64		h = hash_combine64(hash, UINT64CONST(0x76616c6964617465));
+
+	return fraction > 0 &&
+		(double) (h >> 11) < fraction * (double) (UINT64CONST(1) << 53);
+}
+
+/* A row's content hash: its float32 features and its label. */
+static inline uint64
+RowHash(const DltRows *rows, const float *x, int64 y)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) x,
+										sizeof(float) * rows->cache.dim, 0);
+	uint64		hy;
+
+	if (rows->task == DLT_TASK_CLASSIFICATION)
+		hy = rows->classes.chash[y];
+	else
+		hy = hash_bytes_extended((const unsigned char *) &y, sizeof(y), 1);
+	return hash_combine64(h, hy);
+}
+
+typedef struct RowKey
+{
+	uint64		hash;
+	uint32		row;
+} RowKey;
+
+static const DltRows *sort_rows;	/* for the tie-break comparator */
+
+/*
+ * Labels compared by content: class indices (ranks of the sorted values)
+ * for classification, the value's bits for regression.
+ */
+static int
+CompareLabelSlots(const DltRows *rows, int64 a, int64 b)
+{
+	if (rows->task == DLT_TASK_CLASSIFICATION)
+	{
+		a = rows->classes.rank[a];
+		b = rows->classes.rank[b];
+	}
+	return (a > b) - (a < b);
+}
+
+static int
+CompareRowKeys(const void *pa, const void *pb)
+{
+	const RowKey *a = pa;
+	const RowKey *b = pb;
+	const DltCache *c = &sort_rows->cache;
+	int			r;
+
+	if (a->hash != b->hash)
+		return a->hash < b->hash ? -1 : 1;
+	r = memcmp(DltCacheRow(c, a->row), DltCacheRow(c, b->row), sizeof(float) * c->dim);
+	if (r)
+		return r;
+	return CompareLabelSlots(sort_rows, *DltCacheLabel(c, a->row), *DltCacheLabel(c, b->row));
+}
+
+/*
+ * LSD radix sort of keys by hash, 16 bits a pass (4 passes).  Unlike qsort it
+ * costs a few sequential passes whatever n, and its result does not depend on
+ * the input order except among equal hashes, which the caller then orders by
+ * content.
+ */
+static void
+RadixSortKeys(RowKey *keys, int64 n)
+{
+	RowKey	   *tmp = palloc_extended(sizeof(RowKey) * Max(n, 1), MCXT_ALLOC_HUGE);
+	int64	   *count = palloc(sizeof(int64) * 65536);
+	RowKey	   *src = keys,
+			   *dst = tmp;
+
+	for (int shift = 0; shift < 64; shift += 16)
+	{
+		int64		pos = 0;
+
+		memset(count, 0, sizeof(int64) * 65536);
+		for (int64 i = 0; i < n; i++)
+			count[(src[i].hash >> shift) & 0xFFFF]++;
+		for (int b = 0; b < 65536; b++)
+		{
+			int64		c = count[b];
+
+			count[b] = pos;
+			pos += c;
+		}
+		for (int64 i = 0; i < n; i++)
+			dst[count[(src[i].hash >> shift) & 0xFFFF]++] = src[i];
+		{
+			RowKey	   *t = src;
+
+			src = dst;
+			dst = t;
+		}
+	}
+	/* four passes: the result is back in keys */
+	Assert(src == keys);
+	pfree(tmp);
+	pfree(count);
+}
+
+/* Fills order[] with the cache's rows in canonical (content hash) order. */
+static void
+CanonicalOrder(const DltRows *rows, const uint64 *hash, uint32 *order)
+{
+	const DltCache *c = &rows->cache;
+	int64		n = c->n_rows;
+	RowKey	   *keys = palloc_extended(sizeof(RowKey) * Max(n, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 r = 0; r < n; r++)
+	{
+		keys[r].hash = hash[r];
+		keys[r].row = (uint32) r;
+	}
+	RadixSortKeys(keys, n);
+	/* equal hashes (duplicate rows, or a collision): order by content */
+	sort_rows = rows;
+	for (int64 i = 0; i < n;)
+	{
+		int64		j = i + 1;
+
+		while (j < n && keys[j].hash == keys[i].hash)
+			j++;
+		if (j - i > 1)
+			qsort(keys + i, j - i, sizeof(RowKey), CompareRowKeys);
+		i = j;
+	}
+	for (int64 i = 0; i < n; i++)
+		order[i] = keys[i].row;
+	pfree(keys);
+}
+
+/* ---- normalization statistics ---- */
+
+/*
+ * scale = 1/std (population std), or 1 for a (near) constant feature, so a
+ * zero-variance feature becomes 0 instead of dividing by zero.
+ */
+void
+DltStatsFinishScale(DltModel *m, int d, double mean, double var)
+{
+	double		sd = sqrt(Max(var, 0.0));
+
+	m->scale[d] = (sd > 1e-12 * Max(1.0, fabs(mean))) ? 1.0 / sd : 1.0;
+}
+
+/*
+ * Sets m's standardization from one pass of shifted moments over n rows
+ * (fit()): mean, and scale as DltStatsFinishScale.  fm and fs get the
+ * float32 versions that training and predict apply.
+ */
+void
+DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
+			   const float *shift, float *fm, float *fs)
+{
+	int			D = m->arch.dims[0];
+
+	m->normalized = true;
+	m->mean = palloc(sizeof(double) * D);
+	m->scale = palloc(sizeof(double) * D);
+	for (int d = 0; d < D; d++)
+	{
+		double		mu = sum[d] / n;
+
+		m->mean[d] = shift[d] + mu;
+		DltStatsFinishScale(m, d, m->mean[d], sq[d] / n - mu * mu);
+		fm[d] = (float) m->mean[d];
+		fs[d] = (float) m->scale[d];
+	}
+}
+
+/*
+ * Exact standardization statistics, in whatever order the rows are stored.
+ * Two sequential passes of quantized sums (dlk_qsum_accumulate): the first
+ * around the middle of each feature's range gives the mean, the second
+ * around the mean the variance, with no cancellation.  The quantum of a
+ * feature is its range (known from the transition) over 2^52/n, so every
+ * partial sum is an exact integer in double: the result depends only on the
+ * multiset of rows, without walking them in canonical order.  Relative
+ * precision: range * 2^-(52 - log2 n), e.g. 2e-10 of the range at a million
+ * rows.  row(arg, i) returns row i of a pass, i from 0 to n - 1 in turn.
+ * The statistics are over every cached row, validation rows included (they
+ * are part of the data the model is for, and this keeps one set of
+ * statistics for all members).
+ */
+typedef const float *(*RowIter) (void *arg, int64 i);
+
+static void
+ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
+		   RowIter row, void *arg, float *fm, float *fs)
+{
+	double	   *center = palloc(sizeof(double) * D);
+	double	   *inv_q = palloc(sizeof(double) * D);
+	double	   *acc = palloc0(sizeof(double) * D);
+	double		levels = ldexp(1.0, 52);
+	int			L = 0;
+
+	while (L < 62 && ((int64) 1 << L) < n)
+		L++;
+	levels = ldexp(levels, -L);	/* 2^52 / 2^ceil(log2 n) per term */
+
+	/* pass 1: the mean */
+	for (int d = 0; d < D; d++)
+	{
+		double		half = ((double) fmax[d] - (double) fmin[d]) / 2;
+
+		center[d] = ((double) fmax[d] + (double) fmin[d]) / 2;
+		inv_q[d] = half > 0 ? levels / half : 0;
+	}
+	for (int64 i = 0; i < n; i++)
+		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 1);
+	m->mean = palloc(sizeof(double) * D);
+	m->scale = palloc(sizeof(double) * D);
+	for (int d = 0; d < D; d++)
+		m->mean[d] = center[d] + (inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
+
+	/* pass 2: the variance around the mean */
+	for (int d = 0; d < D; d++)
+	{
+		double		b = Max((double) fmax[d] - m->mean[d], m->mean[d] - (double) fmin[d]);
+
+		center[d] = m->mean[d];
+		inv_q[d] = b > 0 ? levels / (b * b) : 0;
+		acc[d] = 0;
+	}
+	for (int64 i = 0; i < n; i++)
+		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 2);
+	for (int d = 0; d < D; d++)
+	{
+		DltStatsFinishScale(m, d, m->mean[d], inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
+		fm[d] = (float) m->mean[d];
+		fs[d] = (float) m->scale[d];
+	}
+	m->normalized = true;
+	pfree(center);
+	pfree(inv_q);
+	pfree(acc);
+}
+
+static const float *
+CacheRowIter(void *arg, int64 i)
+{
+	return DltCacheRow((const DltCache *) arg, i);
+}
+
+/* Rows of a spilled cache, chunk by chunk (sequential reads of the file). */
+typedef struct SpillIter
+{
+	DltCache   *c;
+	int64		chunk;			/* loaded in buffer 0 */
+	int64		first;			/* row number of its first row */
+	int			rows;
+} SpillIter;
+
+static const float *
+SpillRowIter(void *arg, int64 i)
+{
+	SpillIter  *it = (SpillIter *) arg;
+	DltCache   *c = it->c;
+
+	if (i == 0)
+	{
+		it->chunk = -1;
+		it->first = 0;
+		it->rows = 0;
+	}
+	while (i >= it->first + it->rows)
+	{
+		it->first += it->rows;
+		it->chunk++;
+		it->rows = DltCacheReadChunk(c, it->chunk, 0);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return c->chunk_x[0] + (Size) (i - it->first) * c->dim;
+}
+
+/* Starts loading a cached row that will be read soon (rows are scattered). */
+static inline void
+PrefetchRow(const DltCache *c, int64 r)
+{
+#ifdef __GNUC__
+	const char *p = (const char *) DltCacheRow(c, r);
+	Size		bytes = sizeof(float) * c->dim;
+
+	for (Size off = 0; off < bytes; off += 64)
+		__builtin_prefetch(p + off);
+#endif
+}
+
+/* ---- members ---- */
+
+typedef struct Member
+{
+	DltModel   *m;
+	DltTrainer	t;
+	DltSelectResult *res;
+	int			stream;
+	bool		active;			/* still training */
+	bool		fuse;			/* may join its stream's fused step */
+	double		best_vloss;
+	int			since_best;
+	float	   *best_params;
+} Member;
+
+/* A model with what the rows determine, for one member's options. */
+static DltModel *
+MemberModel(const DltRows *rows, const DltOptions *opts)
+{
+	DltModel   *m = palloc0(sizeof(DltModel));
+
+	m->task = rows->task;
+	m->label_kind = rows->label_kind;
+	m->label_type = rows->label_type;
+	m->opts = *opts;
+	m->rows_used = rows->cache.n_rows;
+	m->rows_skipped = rows->rows_skipped;
+	m->epochs_run = 0;
+	return m;
+}
+
+static double
+Elapsed(instr_time t0)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, t0);
+	return INSTR_TIME_GET_DOUBLE(now);
+}
+
+/* A member's loss went NaN or infinite in epoch e (0-based). */
+static void
+MemberDiverged(Member *mb, int e, bool tolerate, instr_time t0)
+{
+	if (!tolerate)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+						e + 1),
+				 errhint("Lower \"lr\", or enable \"normalize\".")));
+	mb->active = false;
+	mb->res->diverged = true;
+	mb->res->diverged_epoch = e + 1;
+	mb->res->epochs_trained = e;
+	mb->res->seconds = Elapsed(t0);
+	mb->m->epochs_run = e;
+}
+
+/* Epoch e is over for an active member: its losses, early stopping, the end. */
+static void
+MemberEpochDone(Member *mb, int e, double vloss, double vmetric, instr_time t0)
+{
+	DltModel   *m = mb->m;
+	const DltOptions *o = &m->opts;
+
+	DltTrainerEpochEnd(&mb->t);
+	mb->res->loss = m->epoch_loss[e];
+	mb->res->epochs_trained = e + 1;
+	if (m->rows_validation > 0)
+	{
+		m->val_loss[e] = (float) vloss;
+		m->val_metric[e] = (float) vmetric;
+		if (e == 0 || vloss < mb->best_vloss)
+		{
+			mb->best_vloss = vloss;
+			mb->since_best = 0;
+			if (o->early_stopping > 0)
+			{
+				m->best_epoch = e + 1;
+				memcpy(mb->best_params, m->params, sizeof(float) * m->n_params);
+			}
+		}
+		else
+			mb->since_best++;
+		mb->res->val_loss = vloss;
+		mb->res->val_metric = vmetric;
+	}
+	if (e + 1 >= o->epochs ||
+		(o->early_stopping > 0 && mb->since_best >= o->early_stopping))
+	{
+		if (e + 1 < o->epochs)
+			mb->res->stopped_epoch = e + 1;
+		mb->active = false;
+		mb->res->seconds = Elapsed(t0);
+	}
+}
+
+/* After training: the best epoch's weights, and the result's summary. */
+static void
+MemberFinish(Member *mb)
+{
+	DltModel   *m = mb->m;
+
+	if (m->best_epoch > 0 && m->best_epoch < m->epochs_run)
+		memcpy(m->params, mb->best_params, sizeof(float) * m->n_params);
+	if (m->rows_validation > 0 && m->best_epoch > 0)
+	{
+		mb->res->val_loss = m->val_loss[m->best_epoch - 1];
+		mb->res->val_metric = m->val_metric[m->best_epoch - 1];
+	}
+	mb->res->m = m;
+}
+
+static int
+CompareByValLoss(const void *pa, const void *pb)
+{
+	const Member *a = *(Member *const *) pa;
+	const Member *b = *(Member *const *) pb;
+	double		la = a->m->rows_validation > 0 ? a->res->val_loss : a->res->loss;
+	double		lb = b->m->rows_validation > 0 ? b->res->val_loss : b->res->loss;
+
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return (a->res->index > b->res->index) - (a->res->index < b->res->index);
+}
+
+/*
+ * Successive halving: after epoch e (0-based), at the end of a rung, keep
+ * the best ceil(n / eta) of the n members still training (by validation
+ * loss, else training loss), drop the rest.
+ */
+static void
+Halve(Member *mem, int K, int e, const DltSelectConfig *cfg, instr_time t0)
+{
+	Member	  **act;
+	int			n = 0;
+	int			rung = cfg->min_epochs;
+	int			keep;
+
+	if (cfg->eta < 2)
+		return;
+	while (rung < e + 1)
+		rung *= cfg->eta;
+	if (rung != e + 1)
+		return;
+	act = palloc(sizeof(Member *) * K);
+	for (int k = 0; k < K; k++)
+		if (mem[k].active)
+			act[n++] = &mem[k];
+	keep = (n + cfg->eta - 1) / cfg->eta;
+	if (n > 1)
+	{
+		qsort(act, n, sizeof(Member *), CompareByValLoss);
+		for (int i = keep; i < n; i++)
+		{
+			act[i]->active = false;
+			act[i]->res->pruned_epoch = e + 1;
+			act[i]->res->seconds = Elapsed(t0);
+		}
+	}
+	pfree(act);
+}
+
+/* Sets up member k: model, network, validation arrays. */
+static void
+MemberInit(Member *mb, const DltRows *rows, const DltOptions *opts, DltSelectResult *res,
+		   int B, int64 n_train, int64 n_val)
+{
+	DltModel   *m = MemberModel(rows, opts);
+	bool		cls = rows->task == DLT_TASK_CLASSIFICATION;
+
+	memset(mb, 0, sizeof(*mb));
+	mb->res = res;
+	mb->m = m;
+	mb->active = opts->epochs > 0;
+	m->rows_used = n_train;
+	m->rows_validation = n_val;
+	if (cls)
+	{
+		/* the classes are the rows', the same for every member */
+		m->n_classes = res->n_classes;
+		m->class_int = res->class_int;
+		m->class_float = res->class_float;
+		m->class_text = res->class_text;
+	}
+	DltModelSetArch(m, rows->cache.dim, cls ? m->n_classes : 1);
+	DltTrainerInit(&mb->t, m, B);
+	if (n_val > 0)
+	{
+		m->val_loss = palloc0(sizeof(float) * Max(opts->epochs, 1));
+		m->val_metric = palloc0(sizeof(float) * Max(opts->epochs, 1));
+		if (opts->early_stopping > 0)
+			mb->best_params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
+	}
+	res->m = NULL;
+}
+
+/* Takes the standardization into a member's model. */
+static void
+MemberStats(Member *mb, const DltModel *stats, int D)
+{
+	DltModel   *m = mb->m;
+
+	if (!m->opts.normalize)
+		return;
+	m->normalized = true;
+	m->mean = palloc(sizeof(double) * D);
+	m->scale = palloc(sizeof(double) * D);
+	memcpy(m->mean, stats->mean, sizeof(double) * D);
+	memcpy(m->scale, stats->scale, sizeof(double) * D);
+}
+
+static void
+NoTrainingRows(int64 n, double fraction)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("validation_fraction %g leaves no training rows", fraction),
+			 errdetail("All %lld rows were held out for validation.", (long long) n)));
+}
+
+/* ---- in memory ---- */
+
+typedef struct Stream
+{
+	bool		shuffle;
+	int64		seed;
+	int			batch_size;
+	int			B;
+	bool		normalize;
+	double		vfrac;
+	uint32	   *order;			/* training rows */
+	int64		n_train;
+	uint32	   *val;			/* validation rows, canonical order */
+	int64		n_val;
+	dlk_rng		rng;
+	float	   *xb;				/* the gathered batch, shared by the members */
+	int32	   *yb;
+	float	   *tb;
+	float	   *fused_work;
+	dlk_net   **nets;
+	const dlk_opt **opts;
+	Member	  **who;
+	double	   *losses;
+	dlk_status *status;
+} Stream;
+
+/* Gathers rows idx[0..bs) into the stream's batch buffers. */
+static void
+Gather(Stream *s, const DltCache *c, const uint32 *idx, int64 left, int bs,
+	   const int32 *cls, const float *tgt, const float *fm, const float *fs,
+	   bool standardize)
+{
+	int			D = c->dim;
+
+	for (int i = 0; i < bs; i++)
+	{
+		uint32		r = idx[i];
+		float	   *x = s->xb + (Size) i * D;
+
+		if (i + 8 < left)
+			PrefetchRow(c, idx[i + 8]);
+		memcpy(x, DltCacheRow(c, r), sizeof(float) * D);
+		if (standardize)
+			dlk_standardize(x, fm, fs, D);
+		if (cls)
+			s->yb[i] = cls[r];
+		else
+			s->tb[i] = tgt[r];
+	}
+}
+
+/* Validation loss and metric of every active member of a stream. */
+static void
+ValidateStream(Stream *s, Member *mem, int K, int si, const DltCache *c,
+			   const int32 *cls, const float *tgt, const float *fm, const float *fs,
+			   bool standardize, double *vloss, double *vscore)
+{
+	for (int k = 0; k < K; k++)
+		vloss[k] = vscore[k] = 0;
+	for (int64 start = 0; start < s->n_val; start += s->B)
+	{
+		int			bs = (int) Min((int64) s->B, s->n_val - start);
+
+		Gather(s, c, s->val + start, s->n_val - start, bs, cls, tgt, fm, fs, standardize);
+		for (int k = 0; k < K; k++)
+		{
+			double		score;
+
+			if (mem[k].stream != si || !mem[k].active)
+				continue;
+			vloss[k] += DltTrainerEval(&mem[k].t, bs, &score) * bs;
+			vscore[k] += score;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	for (int k = 0; k < K; k++)
+	{
+		if (mem[k].stream != si || !mem[k].active)
+			continue;
+		vloss[k] /= s->n_val;
+		vscore[k] = mem[k].m->task == DLT_TASK_CLASSIFICATION ?
+			vscore[k] / s->n_val : sqrt(vscore[k] / s->n_val / mem[k].t.C);
+	}
+}
+
+static void
+TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
+			  const DltSelectConfig *cfg, DltSelectResult *res)
+{
+	DltCache   *c = &rows->cache;
+	int64		n = c->n_rows;
+	int			D = c->dim;
+	bool		classify = rows->task == DLT_TASK_CLASSIFICATION;
+	int32	   *cls = NULL;
+	float	   *tgt = NULL;
+	uint64	   *hash = NULL;
+	uint32	   *canon = NULL;
+	bool		any_norm = false,
+				all_norm = true,
+				any_shuffle = false,
+				any_val = false,
+				inplace;
+	int			max_epochs = 0;
+	int			S = 0;
+	Stream	   *streams = palloc0(sizeof(Stream) * K);
+	Member	   *mem = palloc0(sizeof(Member) * K);
+	DltModel   *stats = palloc0(sizeof(DltModel));
+	float	   *fm = palloc(sizeof(float) * D);
+	float	   *fs = palloc(sizeof(float) * D);
+	double	   *vloss = palloc(sizeof(double) * K);
+	double	   *vscore = palloc(sizeof(double) * K);
+	instr_time	t0;
+
+	INSTR_TIME_SET_CURRENT(t0);
+	for (int k = 0; k < K; k++)
+	{
+		any_norm |= opts[k].normalize;
+		all_norm &= opts[k].normalize;
+		any_shuffle |= opts[k].shuffle && opts[k].epochs > 0;
+		any_val |= opts[k].validation_fraction > 0;
+		max_epochs = Max(max_epochs, opts[k].epochs);
+	}
+
+	/*
+	 * Per-row arrays beside the cache: labels, hashes, one order per stream,
+	 * and the sort's keys and their radix buffer (2 x 16 bytes a row) while
+	 * it runs.
+	 */
+	if (mul_size(n, 4 + 8 + 32 + 4 * (Size) K) > DltBudgetBytes())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("ordering %lld rows needs %zu bytes of row indexes, more than the memory budget of %zu bytes",
+						(long long) n, mul_size(n, 44 + 4 * (Size) K), DltBudgetBytes()),
+				 errhint("Raise dltrain.cache_mem.")));
+
+	/* labels: class indices or float targets, indexed by cache row */
+	if (classify)
+	{
+		cls = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
+		for (int64 r = 0; r < n; r++)
+			cls[r] = rows->classes.rank[*DltCacheLabel(c, r)];
+	}
+	else
+	{
+		tgt = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
+		for (int64 r = 0; r < n; r++)
+			tgt[r] = (float) DltLabelTarget(*DltCacheLabel(c, r), rows->label_kind);
+	}
+
+	DltProgressPhase(DLT_PHASE_PREPARING);
+	DltProgressRows(n, n, NAN, 0);
+
+	/* content hashes and the canonical order, before any standardization */
+	if (any_shuffle || any_val)
+	{
+		hash = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
+		for (int64 r = 0; r < n; r++)
+			hash[r] = RowHash(rows, DltCacheRow(c, r), *DltCacheLabel(c, r));
+	}
+	if (any_shuffle || any_val)
+	{
+		canon = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
+		CanonicalOrder(rows, hash, canon);
+	}
+
+	/* statistics once; standardize in place when every member wants it */
+	if (any_norm)
+		ExactStats(stats, D, n, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
+	inplace = any_norm && all_norm;
+	if (inplace)
+		for (int64 r = 0; r < n; r++)
+			dlk_standardize(DltCacheRow(c, r), fm, fs, D);
+
+	/* streams */
+	for (int k = 0; k < K; k++)
+	{
+		const DltOptions *o = &opts[k];
+		bool		shuf = o->shuffle && o->epochs > 0;
+		int			si;
+		Stream	   *s;
+
+		for (si = 0; si < S; si++)
+		{
+			s = &streams[si];
+			if (s->shuffle == shuf && s->seed == o->seed &&
+				s->normalize == o->normalize && s->vfrac == o->validation_fraction &&
+				s->batch_size == o->batch_size)
+				break;
+		}
+		if (si == S)
+		{
+			s = &streams[S++];
+			s->shuffle = shuf;
+			s->seed = o->seed;
+			s->normalize = o->normalize;
+			s->vfrac = o->validation_fraction;
+			s->order = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
+			if (s->vfrac > 0)
+				s->val = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
+			for (int64 i = 0; i < n; i++)
+			{
+				/* shuffled: from the canonical order; else as rows arrived */
+				uint32		r = shuf ? canon[i] : (uint32) i;
+
+				if (s->vfrac > 0 && DltIsValidationRow(hash[r], s->vfrac))
+					continue;
+				s->order[s->n_train++] = r;
+			}
+			if (s->vfrac > 0)
+				for (int64 i = 0; i < n; i++)
+					if (DltIsValidationRow(hash[canon[i]], s->vfrac))
+						s->val[s->n_val++] = canon[i];
+			if (s->n_train == 0)
+				NoTrainingRows(n, s->vfrac);
+			s->batch_size = o->batch_size;
+			s->B = (int) Min((int64) o->batch_size, s->n_train);
+			dlk_rng_seed(&s->rng, (uint64) o->seed ^ SHUFFLE_STREAM_SALT);
+			s->xb = palloc_extended(sizeof(float) * (Size) s->B * D, MCXT_ALLOC_HUGE);
+			s->yb = palloc(sizeof(int32) * s->B);
+			s->tb = palloc(sizeof(float) * s->B);
+		}
+		mem[k].stream = si;
+	}
+
+	/* members: models, networks; the classes come from the rows */
+	for (int k = 0; k < K; k++)
+	{
+		Stream	   *s = &streams[mem[k].stream];
+		int			si = mem[k].stream;
+
+		MemberInit(&mem[k], rows, &opts[k], &res[k], s->B, s->n_train, s->n_val);
+		mem[k].stream = si;
+		if (any_norm)
+			MemberStats(&mem[k], stats, D);
+		/* the stream's gather buffers replace the trainer's own */
+		mem[k].t.xb = s->xb;
+		mem[k].t.yb = s->yb;
+		mem[k].t.tb = s->tb;
+	}
+
+	/* fusion: per stream, the networks that step together */
+	for (int si = 0; si < S; si++)
+	{
+		Stream	   *s = &streams[si];
+		int			ks = 0;
+
+		s->nets = palloc(sizeof(dlk_net *) * K);
+		s->opts = palloc(sizeof(dlk_opt *) * K);
+		s->who = palloc(sizeof(Member *) * K);
+		s->losses = palloc(sizeof(double) * K);
+		s->status = palloc(sizeof(dlk_status) * K);
+		for (int k = 0; k < K; k++)
+			if (mem[k].stream == si)
+				s->nets[ks++] = &mem[k].t.net;
+		if (dltrain_enable_fusion && ks > 1)
+			s->fused_work = palloc_extended(sizeof(float) * dlk_fused_work_size(s->nets, ks, s->B),
+											MCXT_ALLOC_HUGE);
+	}
+
+	DltProgressPhase(DLT_PHASE_TRAINING);
+	for (int e = 0; e < max_epochs; e++)
+	{
+		bool		any = false;
+
+		for (int si = 0; si < S; si++)
+		{
+			Stream	   *s = &streams[si];
+			int			nact = 0;
+			bool		standardize = s->normalize && !inplace;
+
+			for (int k = 0; k < K; k++)
+				if (mem[k].stream == si && mem[k].active)
+					nact++;
+			if (nact == 0)
+				continue;
+			any = true;
+
+			/* the stream shuffles every epoch, as each member alone would */
+			if (s->shuffle)
+				dlk_shuffle_u32(&s->rng, s->order, (size_t) s->n_train);
+			for (int k = 0; k < K; k++)
+				if (mem[k].stream == si && mem[k].active)
+					DltTrainerEpochBegin(&mem[k].t, e, s->n_train);
+
+			for (int64 start = 0; start < s->n_train; start += s->B)
+			{
+				int			bs = (int) Min((int64) s->B, s->n_train - start);
+				int			ks = 0;
+
+				Gather(s, c, s->order + start, s->n_train - start, bs, cls, tgt, fm, fs,
+					   standardize);
+				for (int k = 0; k < K; k++)
+				{
+					if (mem[k].stream != si || !mem[k].active)
+						continue;
+					s->who[ks] = &mem[k];
+					s->nets[ks] = &mem[k].t.net;
+					s->opts[ks] = &mem[k].t.opt;
+					ks++;
+				}
+				if (s->fused_work != NULL && ks > 1)
+				{
+					dlk_status	st;
+
+					st = dlk_train_step_fused(s->nets, s->opts, ks, s->xb,
+											  classify ? s->yb : NULL,
+											  classify ? NULL : s->tb, bs,
+											  s->fused_work, s->losses, s->status);
+					if (st != DLK_OK)
+						elog(ERROR, "fused training step failed: %s", dlk_status_string(st));
+					for (int j = 0; j < ks; j++)
+					{
+						if (s->status[j] == DLK_OK)
+							DltTrainerAccount(&s->who[j]->t, bs, s->losses[j]);
+						else
+							MemberDiverged(s->who[j], e, cfg->tolerate, t0);
+					}
+				}
+				else
+				{
+					for (int j = 0; j < ks; j++)
+						if (DltTrainerTryStep(&s->who[j]->t, bs) != DLK_OK)
+							MemberDiverged(s->who[j], e, cfg->tolerate, t0);
+				}
+				CHECK_FOR_INTERRUPTS();
+			}
+
+			if (s->n_val > 0)
+				ValidateStream(s, mem, K, si, c, cls, tgt, fm, fs, standardize, vloss, vscore);
+			for (int k = 0; k < K; k++)
+				if (mem[k].stream == si && mem[k].active)
+					MemberEpochDone(&mem[k], e, vloss[k], vscore[k], t0);
+		}
+		if (!any)
+			break;
+		Halve(mem, K, e, cfg, t0);
+	}
+	for (int k = 0; k < K; k++)
+	{
+		if (res[k].diverged)
+			continue;
+		if (mem[k].active)
+			res[k].seconds = Elapsed(t0);
+		MemberFinish(&mem[k]);
+	}
+}
+
+/* ---- spilled ---- */
+
+/*
+ * CorgiPile's two-level shuffle over the spilled chunks: every epoch visits
+ * the chunks in a new random order, K at a time (K chunk buffers: the
+ * budget, or the buffer_rows option), and shuffles the rows of those K
+ * chunks together before cutting them into mini-batches.  Chunks hold rows
+ * in arrival order, so unlike the in-memory path the model depends on the
+ * order rows arrive in (an ORDER BY makes it reproducible).
+ */
+typedef struct SpillMember
+{
+	uint32	   *perm;			/* chunk order */
+	dlk_rng		rng;
+} SpillMember;
+
+static void
+SpillEpoch(DltRows *rows, Member *mb, SpillMember *sm, int e, const float *fm,
+		   const float *fs, uint32 *idx, bool tolerate, instr_time t0)
+{
+	DltCache   *c = &rows->cache;
+	const DltOptions *o = &mb->m->opts;
+	DltTrainer *t = &mb->t;
+	int			D = c->dim;
+	int			rpc = c->rows_per_chunk;
+	int64		N = c->n_file_chunks;
+	int			K = c->n_chunks;
+	bool		cls = rows->task == DLT_TASK_CLASSIFICATION;
+	int			B = t->B;
+
+	if (o->buffer_rows > 0)
+		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
+	DltTrainerEpochBegin(t, e, mb->m->rows_used);
+	if (o->shuffle)
+		dlk_shuffle_u32(&sm->rng, sm->perm, (size_t) N);	/* level one: chunks */
+	for (int64 g = 0; g < N; g += K)
+	{
+		int			kk = (int) Min((int64) K, N - g);
+		int			nrows = 0;
+
+		for (int j = 0; j < kk; j++)
+		{
+			int			nr = DltCacheReadChunk(c, sm->perm[g + j], j);
+
+			for (int r = 0; r < nr; r++)
+			{
+				float	   *x = c->chunk_x[j] + (Size) r * D;
+
+				if (o->validation_fraction > 0 &&
+					DltIsValidationRow(RowHash(rows, x, c->chunk_y[j][r]),
+									   o->validation_fraction))
+					continue;
+				if (o->normalize)
+					dlk_standardize(x, fm, fs, D);
+				idx[nrows++] = (uint32) j * rpc + r;
+			}
+		}
+		if (o->shuffle)
+			dlk_shuffle_u32(&sm->rng, idx, nrows);	/* level two: rows */
+		for (int start = 0; start < nrows; start += B)
+		{
+			int			bs = Min(B, nrows - start);
+
+			for (int i = 0; i < bs; i++)
+			{
+				uint32		j = idx[start + i] / rpc;
+				uint32		r = idx[start + i] % rpc;
+				int64		y = c->chunk_y[j][r];
+
+				memcpy(t->xb + (Size) i * D, c->chunk_x[j] + (Size) r * D, sizeof(float) * D);
+				if (cls)
+					t->yb[i] = rows->classes.rank[y];
+				else
+					t->tb[i] = (float) DltLabelTarget(y, rows->label_kind);
+			}
+			if (DltTrainerTryStep(t, bs) != DLK_OK)
+			{
+				MemberDiverged(mb, e, tolerate, t0);
+				return;
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+}
+
+static void
+TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
+			 const DltSelectConfig *cfg, DltSelectResult *res)
+{
+	DltCache   *c = &rows->cache;
+	int64		n = c->n_rows;
+	int			D = c->dim;
+	int			rpc = c->rows_per_chunk;
+	int64		N = c->n_file_chunks;
+	bool		classify = rows->task == DLT_TASK_CLASSIFICATION;
+	Member	   *mem = palloc0(sizeof(Member) * K);
+	SpillMember *sm = palloc0(sizeof(SpillMember) * K);
+	DltModel   *stats = palloc0(sizeof(DltModel));
+	float	   *fm = palloc(sizeof(float) * D);
+	float	   *fs = palloc(sizeof(float) * D);
+	uint32	   *idx = palloc_extended(sizeof(uint32) * (Size) c->n_chunks * rpc, MCXT_ALLOC_HUGE);
+	bool		any_norm = false;
+	double		max_vfrac = 0;
+	int			max_epochs = 0;
+	/* validation rows of the largest fraction (raw), for every member */
+	float	   *val_x = NULL;
+	int64	   *val_y = NULL;
+	uint64	   *val_h = NULL;
+	int64		n_val = 0;
+	float	   *vx;
+	instr_time	t0;
+
+	INSTR_TIME_SET_CURRENT(t0);
+	for (int k = 0; k < K; k++)
+	{
+		any_norm |= opts[k].normalize;
+		max_vfrac = Max(max_vfrac, opts[k].validation_fraction);
+		max_epochs = Max(max_epochs, opts[k].epochs);
+	}
+
+	/* statistics: two sequential passes over the spilled chunks */
+	DltProgressPhase(DLT_PHASE_PREPARING);
+	if (any_norm)
+	{
+		SpillIter	it = {c, -1, 0, 0};
+
+		ExactStats(stats, D, n, c->fmin, c->fmax, SpillRowIter, &it, fm, fs);
+	}
+
+	/* the validation rows: one sequential pass, kept in memory */
+	if (max_vfrac > 0)
+	{
+		Size		cap = (Size) Max(1024, (int64) (n * max_vfrac * 1.1) + 1024);
+
+		if (mul_size(cap, sizeof(float) * D + 16) > DltBudgetBytes())
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
+							mul_size(cap, sizeof(float) * D + 16), DltBudgetBytes()),
+					 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
+		val_x = palloc_extended(sizeof(float) * D * cap, MCXT_ALLOC_HUGE);
+		val_y = palloc_extended(sizeof(int64) * cap, MCXT_ALLOC_HUGE);
+		val_h = palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
+		for (int64 k = 0; k < N; k++)
+		{
+			int			nr = DltCacheReadChunk(c, k, 0);
+
+			for (int r = 0; r < nr; r++)
+			{
+				const float *x = c->chunk_x[0] + (Size) r * D;
+				uint64		h = RowHash(rows, x, c->chunk_y[0][r]);
+
+				if (!DltIsValidationRow(h, max_vfrac))
+					continue;
+				if ((Size) n_val == cap)
+					elog(ERROR, "more validation rows than expected");
+				memcpy(val_x + (Size) n_val * D, x, sizeof(float) * D);
+				val_y[n_val] = c->chunk_y[0][r];
+				val_h[n_val++] = h;
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+
+	for (int k = 0; k < K; k++)
+	{
+		const DltOptions *o = &opts[k];
+		int64		nv = 0;
+		int64		n_train;
+
+		if (o->validation_fraction > 0)
+			for (int64 i = 0; i < n_val; i++)
+				nv += DltIsValidationRow(val_h[i], o->validation_fraction);
+		n_train = n - nv;
+		if (n_train == 0)
+			NoTrainingRows(n, o->validation_fraction);
+		MemberInit(&mem[k], rows, o, &res[k], (int) Min((int64) o->batch_size, n_train),
+				   n_train, nv);
+		if (any_norm)
+			MemberStats(&mem[k], stats, D);
+		sm[k].perm = palloc_extended(sizeof(uint32) * Max(N, 1), MCXT_ALLOC_HUGE);
+		for (int64 i = 0; i < N; i++)
+			sm[k].perm[i] = (uint32) i;
+		dlk_rng_seed(&sm[k].rng, (uint64) o->seed ^ SHUFFLE_STREAM_SALT);
+	}
+	vx = palloc(sizeof(float) * D);
+
+	DltProgressPhase(DLT_PHASE_TRAINING);
+	for (int e = 0; e < max_epochs; e++)
+	{
+		bool		any = false;
+
+		for (int k = 0; k < K; k++)
+		{
+			Member	   *mb = &mem[k];
+			const DltOptions *o = &mb->m->opts;
+			double		vl = 0,
+						vs = 0;
+
+			if (!mb->active)
+				continue;
+			any = true;
+			SpillEpoch(rows, mb, &sm[k], e, fm, fs, idx, cfg->tolerate, t0);
+			if (!mb->active)
+				continue;		/* diverged */
+			if (mb->m->rows_validation > 0)
+			{
+				int			bs = 0;
+				int64		seen = 0;
+
+				for (int64 i = 0; i < n_val; i++)
+				{
+					double		score;
+
+					if (!DltIsValidationRow(val_h[i], o->validation_fraction))
+						continue;
+					memcpy(mb->t.xb + (Size) bs * D, val_x + (Size) i * D, sizeof(float) * D);
+					if (o->normalize)
+						dlk_standardize(mb->t.xb + (Size) bs * D, fm, fs, D);
+					if (classify)
+						mb->t.yb[bs] = rows->classes.rank[val_y[i]];
+					else
+						mb->t.tb[bs] = (float) DltLabelTarget(val_y[i], rows->label_kind);
+					bs++;
+					seen++;
+					if (bs == mb->t.B || seen == mb->m->rows_validation)
+					{
+						vl += DltTrainerEval(&mb->t, bs, &score) * bs;
+						vs += score;
+						bs = 0;
+					}
+				}
+				vl /= mb->m->rows_validation;
+				vs = classify ? vs / mb->m->rows_validation :
+					sqrt(vs / mb->m->rows_validation / mb->t.C);
+			}
+			MemberEpochDone(mb, e, vl, vs, t0);
+		}
+		if (!any)
+			break;
+		Halve(mem, K, e, cfg, t0);
+	}
+	pfree(vx);
+	for (int k = 0; k < K; k++)
+	{
+		if (res[k].diverged)
+			continue;
+		if (mem[k].active)
+			res[k].seconds = Elapsed(t0);
+		MemberFinish(&mem[k]);
+	}
+}
+
+/*
+ * Trains K models (options opts[k]) from the rows; res[k] gets model k, or
+ * m NULL and diverged set when its loss became NaN or infinite and
+ * cfg->tolerate (else that is an error).  Allocates in the current memory
+ * context; the caller encodes the models and then deletes it.
+ */
+void
+DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
+			 const DltSelectConfig *cfg, DltSelectResult *res)
+{
+	DltModel   *classes = palloc0(sizeof(DltModel));
+
+	for (int k = 0; k < K; k++)
+	{
+		DltTask		task = opts[k].task == DLT_TASK_AUTO ?
+			(rows->label_kind == DLT_LABEL_FLOAT ? DLT_TASK_REGRESSION : DLT_TASK_CLASSIFICATION) :
+			opts[k].task;
+
+		if (task != rows->task)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("configurations trained together must have the same task"),
+					 errdetail("Configuration %d is for %s, the first for %s.",
+							   k + 1, DltTaskName(task), DltTaskName(rows->task))));
+		memset(&res[k], 0, sizeof(DltSelectResult));
+		res[k].index = k;
+		res[k].loss = res[k].val_loss = res[k].val_metric = NAN;
+	}
+
+	/* classes: sorted once, shared by every model */
+	if (rows->task == DLT_TASK_CLASSIFICATION)
+	{
+		DltClassTableFinish(&rows->classes, rows->label_kind, classes, rows->cache.n_rows);
+		for (int k = 0; k < K; k++)
+		{
+			res[k].n_classes = classes->n_classes;
+			res[k].class_int = classes->class_int;
+			res[k].class_float = classes->class_float;
+			res[k].class_text = classes->class_text;
+		}
+	}
+	if (K > 1)
+		ereport(DEBUG1,
+				(errmsg_internal("dltrain: training %d models from one row cache of %lld rows",
+								 K, (long long) rows->cache.n_rows)));
+	if (rows->cache.file)
+		TrainSpilled(rows, opts, K, cfg, res);
+	else
+		TrainInMemory(rows, opts, K, cfg, res);
+}

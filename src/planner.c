@@ -1,0 +1,321 @@
+/*
+ * planner.c — the planner hook that merges train_mlp calls.
+ *
+ * Several dltrain.train_mlp calls of one query level over the same features
+ * and label (the same expressions and FILTER), with constant options that
+ * name the same task, become one multi-model aggregate:
+ *
+ *   train_mlp(x, y, o1), train_mlp(x, y, o2)
+ *     -> (train_mlp_multi(x, y, '[o1, o2]'))[1], (train_mlp_multi(x, y, '[o1, o2]'))[2]
+ *
+ * The planner computes identical aggregate calls once, so the statement
+ * scans, converts and caches the rows once and trains both models side by
+ * side; EXPLAIN VERBOSE shows the merged call.  Without the hook (dltrain
+ * not loaded at planning time) the executor merges the same calls anyway
+ * (train.c); the hook makes the merge visible and covers calls that the
+ * executor cannot see as siblings.
+ *
+ * The hook chains to the previous planner_hook, keeps no state between
+ * calls (so a planner call nested in another is safe), walks subqueries,
+ * CTEs and sublinks, and steps aside when dltrain.enable_merge or
+ * dltrain.enable_merge_rewrite is off, when the extension is not installed
+ * in the current database, or when a call has DISTINCT, ORDER BY or
+ * non-constant options.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/planner.h"
+#include "parser/parse_func.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+
+#include "dltrain.h"
+
+bool		dltrain_enable_merge_rewrite = true;
+
+static planner_hook_type prev_planner_hook = NULL;
+
+typedef struct MergeCtx
+{
+	int			installed;		/* -1 unknown, 0 no, 1 yes */
+} MergeCtx;
+
+/* Is this aggregate dltrain.train_mlp of an installed extension? */
+static bool
+IsTrainMlp(Oid fn, MergeCtx *ctx)
+{
+	char	   *name = get_func_name(fn);
+	bool		is;
+
+	if (name == NULL || strcmp(name, "train_mlp") != 0)
+		return false;
+	is = get_func_namespace(fn) == get_namespace_oid("dltrain", true);
+	if (is && ctx->installed < 0)
+		ctx->installed = OidIsValid(get_extension_oid("dltrain", true)) ? 1 : 0;
+	return is && ctx->installed == 1;
+}
+
+/* The options argument of a call: a Const (NULL: none), or false if not constant. */
+static bool
+ConstOptions(Aggref *a, Const **opts)
+{
+	*opts = NULL;
+	if (list_length(a->args) == 2)
+		return true;
+	if (list_length(a->args) != 3)
+		return false;
+	*opts = (Const *) ((TargetEntry *) lthird(a->args))->expr;
+	return IsA(*opts, Const) && (*opts)->consttype == JSONBOID;
+}
+
+/* The "task" option of a call, or NULL (the default). */
+static char *
+TaskOf(Const *c)
+{
+	JsonbValue *v;
+	JsonbValue	key;
+
+	if (c == NULL || c->constisnull)
+		return NULL;
+	key.type = jbvString;
+	key.val.string.val = "task";
+	key.val.string.len = 4;
+	v = findJsonbValueFromContainer(&DatumGetJsonbP(c->constvalue)->root, JB_FOBJECT, &key);
+	if (v == NULL)
+		return NULL;
+	if (v->type != jbvString)
+		return "";
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
+typedef struct Collect
+{
+	MergeCtx   *ctx;
+	List	   *calls;
+} Collect;
+
+static bool
+CollectCalls(Node *node, Collect *c)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return false;			/* a sublink's query: its own level */
+	if (IsA(node, Aggref))
+	{
+		Aggref	   *a = (Aggref *) node;
+		Const	   *opts;
+
+		if (a->agglevelsup == 0 && a->aggorder == NIL && a->aggdistinct == NIL &&
+			a->aggkind == AGGKIND_NORMAL && IsTrainMlp(a->aggfnoid, c->ctx) &&
+			ConstOptions(a, &opts))
+			c->calls = lappend(c->calls, a);
+		return false;
+	}
+	return expression_tree_walker(node, CollectCalls, c);
+}
+
+typedef struct Replace
+{
+	List	   *from;			/* Aggrefs */
+	List	   *to;				/* their replacements */
+} Replace;
+
+static Node *
+ReplaceCalls(Node *node, Replace *r)
+{
+	ListCell   *f,
+			   *t;
+
+	if (node == NULL || IsA(node, Query))
+		return node;
+	forboth(f, r->from, t, r->to)
+	{
+		if (node == lfirst(f))
+			return (Node *) lfirst(t);
+	}
+	return expression_tree_mutator(node, ReplaceCalls, r);
+}
+
+/* Builds the multi call and the subscripts replacing the calls of one group. */
+static void
+MergeGroup(List *group, Replace *r)
+{
+	Aggref	   *first = linitial(group);
+	Oid			argtypes[3];
+	Oid			multi_fn;
+	Oid			model_type = first->aggtype;
+	Oid			array_type = get_array_type(model_type);
+	StringInfoData buf;
+	Aggref	   *multi;
+	TargetEntry *te;
+	ListCell   *lc;
+	int			i = 0;
+
+	argtypes[0] = exprType((Node *) ((TargetEntry *) linitial(first->args))->expr);
+	argtypes[1] = exprType((Node *) ((TargetEntry *) lsecond(first->args))->expr);
+	argtypes[2] = JSONBOID;
+	if (list_length(first->aggargtypes) >= 2)
+	{
+		argtypes[0] = linitial_oid(first->aggargtypes);
+		argtypes[1] = lsecond_oid(first->aggargtypes);
+	}
+	multi_fn = LookupFuncName(list_make2(makeString("dltrain"), makeString("train_mlp_multi")),
+							  3, argtypes, true);
+	if (!OidIsValid(multi_fn) || !OidIsValid(array_type) ||
+		get_func_rettype(multi_fn) != array_type)
+		return;
+
+	/* the configurations, in call order */
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	foreach(lc, group)
+	{
+		Const	   *opts;
+
+		ConstOptions(lfirst(lc), &opts);
+		if (lc != list_head(group))
+			appendStringInfoString(&buf, ", ");
+		if (opts == NULL || opts->constisnull)
+			appendStringInfoString(&buf, "{}");
+		else
+			appendStringInfoString(&buf, JsonbToCString(NULL, &DatumGetJsonbP(opts->constvalue)->root,
+														VARSIZE(DatumGetPointer(opts->constvalue))));
+	}
+	appendStringInfoChar(&buf, ']');
+
+	multi = copyObject(first);
+	multi->aggfnoid = multi_fn;
+	multi->aggtype = array_type;
+	multi->aggargtypes = list_make3_oid(argtypes[0], argtypes[1], JSONBOID);
+	te = makeTargetEntry((Expr *) makeConst(JSONBOID, -1, InvalidOid, -1,
+											DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)),
+											false, false),
+						 3, NULL, false);
+	multi->args = list_make3(copyObject(linitial(first->args)),
+							 copyObject(lsecond(first->args)), te);
+
+	foreach(lc, group)
+	{
+		SubscriptingRef *sr = makeNode(SubscriptingRef);
+
+		sr->refcontainertype = array_type;
+		sr->refelemtype = model_type;
+		sr->refrestype = model_type;
+		sr->reftypmod = -1;
+		sr->refcollid = InvalidOid;
+		sr->refupperindexpr = list_make1(makeConst(INT4OID, -1, InvalidOid, sizeof(int32),
+												   Int32GetDatum(++i), false, true));
+		sr->reflowerindexpr = NIL;
+		sr->refexpr = (Expr *) copyObject(multi);
+		sr->refassgnexpr = NULL;
+		r->from = lappend(r->from, lfirst(lc));
+		r->to = lappend(r->to, sr);
+	}
+}
+
+/* Merges the train_mlp calls of one query level. */
+static void
+MergeQuery(Query *q, MergeCtx *ctx)
+{
+	Collect		c = {ctx, NIL};
+	Replace		r = {NIL, NIL};
+	List	   *groups = NIL;
+	ListCell   *lc;
+
+	if (q->groupingSets != NIL)
+		return;
+	CollectCalls((Node *) q->targetList, &c);
+	CollectCalls(q->havingQual, &c);
+	if (list_length(c.calls) < 2)
+		return;
+
+	/* group by inputs, FILTER and task */
+	foreach(lc, c.calls)
+	{
+		Aggref	   *a = lfirst(lc);
+		Const	   *ao;
+		char	   *atask;
+		ListCell   *g;
+		bool		placed = false;
+
+		ConstOptions(a, &ao);
+		atask = TaskOf(ao);
+		foreach(g, groups)
+		{
+			List	   *group = lfirst(g);
+			Aggref	   *b = linitial(group);
+			Const	   *bo;
+			char	   *btask;
+
+			ConstOptions(b, &bo);
+			btask = TaskOf(bo);
+			if (equal(((TargetEntry *) linitial(a->args))->expr, ((TargetEntry *) linitial(b->args))->expr) &&
+				equal(((TargetEntry *) lsecond(a->args))->expr, ((TargetEntry *) lsecond(b->args))->expr) &&
+				equal(a->aggfilter, b->aggfilter) &&
+				((atask == NULL && btask == NULL) ||
+				 (atask != NULL && btask != NULL && strcmp(atask, btask) == 0)))
+			{
+				lfirst(g) = lappend(group, a);
+				placed = true;
+				break;
+			}
+		}
+		if (!placed)
+			groups = lappend(groups, list_make1(a));
+	}
+	foreach(lc, groups)
+	{
+		if (list_length(lfirst(lc)) > 1)
+			MergeGroup(lfirst(lc), &r);
+	}
+	if (r.from == NIL)
+		return;
+	q->targetList = (List *) ReplaceCalls((Node *) q->targetList, &r);
+	q->havingQual = ReplaceCalls(q->havingQual, &r);
+}
+
+static bool
+MergeWalker(Node *node, MergeCtx *ctx)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *q = (Query *) node;
+
+		if (q->hasAggs)
+			MergeQuery(q, ctx);
+		return query_tree_walker(q, MergeWalker, ctx, 0);
+	}
+	return expression_tree_walker(node, MergeWalker, ctx);
+}
+
+static PlannedStmt *
+DltPlanner(Query *parse, const char *query_string, int cursorOptions,
+		   ParamListInfo boundParams)
+{
+	if (dltrain_enable_merge && dltrain_enable_merge_rewrite && parse != NULL)
+	{
+		MergeCtx	ctx = {-1};
+
+		MergeWalker((Node *) parse, &ctx);
+	}
+	if (prev_planner_hook)
+		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);
+	return standard_planner(parse, query_string, cursorOptions, boundParams);
+}
+
+void
+DltPlannerHookInstall(void)
+{
+	prev_planner_hook = planner_hook;
+	planner_hook = DltPlanner;
+}

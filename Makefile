@@ -11,6 +11,7 @@ OBJS = \
 	src/train.o \
 	src/labels.o \
 	src/fit.o \
+	src/grid.o \
 	src/model.o \
 	src/predict.o \
 	src/score.o \
@@ -26,7 +27,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit cancel drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

@@ -560,3 +560,20 @@ CREATE FUNCTION dltrain.fit(relation regclass, features text[], label text,
     AS 'MODULE_PATHNAME', 'fit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dltrain.fit(regclass, text[], text, jsonb, text) IS
     'trains on a relation without caching it: block-shuffled reads each epoch, a shuffle buffer, one row per epoch; stores the model in dltrain.models when given a name';
+
+-- ---------------------------------------------------------------------------
+-- Model selection over a relation: one read, every configuration side by side
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.grid_search(relation regclass, features text[], label text,
+                                    options jsonb, grid jsonb,
+                                    validation_fraction double precision DEFAULT 0.2,
+                                    halving_eta integer DEFAULT NULL,
+                                    halving_min_epochs integer DEFAULT 1,
+                                    name text DEFAULT NULL)
+    RETURNS TABLE (rank integer, configuration jsonb, validation_metric double precision,
+                   validation_loss double precision, loss double precision, epochs integer,
+                   status text, seconds double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'grid_search' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.grid_search(regclass, text[], text, jsonb, jsonb, double precision, integer, integer, text) IS
+    'trains every configuration of a grid (or random search) from one read of a relation; returns a leaderboard';

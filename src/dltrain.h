@@ -355,6 +355,12 @@ extern bool DltIsValidationRow(uint64 hash, double fraction);
 extern void DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
 						 const DltSelectConfig *cfg, DltSelectResult *res);
 
+/* ---- reading a relation (fit.c) ---- */
+
+extern char *DltQualifiedName(Oid relid);
+extern char *DltSelectList(Oid relid, ArrayType *features, const char *label,
+						   Oid *label_type, const char *caller);
+
 /* ---- the aggregate's rows, for callers outside the aggregate (train.c) ---- */
 
 /* Resolves the task of options for a label type, checking the pair. */

@@ -105,7 +105,7 @@ typedef struct RowSource
 } RowSource;
 
 static char *
-FeatureExpression(Oid relid, ArrayType *features, int *ncols)
+FeatureExpression(Oid relid, ArrayType *features, int *ncols, const char *caller)
 {
 	Datum	   *elems;
 	bool	   *nulls;
@@ -116,7 +116,7 @@ FeatureExpression(Oid relid, ArrayType *features, int *ncols)
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("dltrain.fit needs at least one feature column")));
+				 errmsg("%s needs at least one feature column", caller)));
 	initStringInfo(&b);
 	for (int i = 0; i < n; i++)
 	{
@@ -155,11 +155,37 @@ FeatureExpression(Oid relid, ArrayType *features, int *ncols)
 	return b.data;
 }
 
-static char *
-QualifiedName(Oid relid)
+char *
+DltQualifiedName(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/*
+ * The select list "features, label" of a training read of relid: the
+ * feature expression (one array column, or ARRAY[...] of numeric columns,
+ * as float8) and the label column (text for varchar and char), all quoted.
+ * *label_type gets the label's type.
+ */
+char *
+DltSelectList(Oid relid, ArrayType *features, const char *label, Oid *label_type,
+			  const char *caller)
+{
+	int			ncols;
+	char	   *feat_expr = FeatureExpression(relid, features, &ncols, caller);
+	AttrNumber	latt = get_attnum(relid, label);
+
+	if (latt == InvalidAttrNumber || latt < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						label, get_rel_name(relid))));
+	*label_type = get_atttype(relid, latt);
+	if (*label_type == VARCHAROID || *label_type == BPCHAROID)
+		*label_type = TEXTOID;
+	return psprintf("%s, %s%s", feat_expr, quote_identifier(label),
+					*label_type == TEXTOID ? "::pg_catalog.text" : "");
 }
 
 /* May each partition be read directly with the same result as the parent? */
@@ -190,7 +216,7 @@ InterleavedPartitions(Oid relid)
 			return NIL;
 		if (pg_class_aclcheck(part, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 			return NIL;
-		leaves = lappend(leaves, QualifiedName(part));
+		leaves = lappend(leaves, DltQualifiedName(part));
 	}
 	return leaves;
 }
@@ -577,9 +603,6 @@ fit(PG_FUNCTION_ARGS)
 	MemoryContext old;
 	ArrayType  *features;
 	char	   *label;
-	char	   *feat_expr;
-	int			ncols;
-	AttrNumber	latt;
 	Jsonb	   *options = NULL;
 	char	   *name = NULL;
 	DltModel   *m;
@@ -616,17 +639,8 @@ fit(PG_FUNCTION_ARGS)
 
 	DltLockRelation(fr->relid);
 	fr->relkind = get_rel_relkind(fr->relid);
-	fr->relname = QualifiedName(fr->relid);
-	feat_expr = FeatureExpression(fr->relid, features, &ncols);
-	latt = get_attnum(fr->relid, label);
-	if (latt == InvalidAttrNumber || latt < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						label, get_rel_name(fr->relid))));
-	fr->label_type = get_atttype(fr->relid, latt);
-	if (fr->label_type == VARCHAROID || fr->label_type == BPCHAROID)
-		fr->label_type = TEXTOID;
+	fr->relname = DltQualifiedName(fr->relid);
+	fr->select_list = DltSelectList(fr->relid, features, label, &fr->label_type, "dltrain.fit");
 	fr->label_kind = DltLabelKindOf(fr->label_type);
 	fr->task = fr->opts.task;
 	if (fr->task == DLT_TASK_AUTO)
@@ -635,8 +649,6 @@ fit(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("text labels cannot be used for regression")));
-	fr->select_list = psprintf("%s, %s%s", feat_expr, quote_identifier(label),
-							   fr->label_type == TEXTOID ? "::pg_catalog.text" : "");
 	CheckRelation(fr);
 
 	DltProgressStart(cxt, "fit", fr->relid);

@@ -60,4 +60,9 @@ if [ ! -x "$BENCH/sgemm_rate" ] || [ "$BENCH/sgemm_rate.c" -nt "$BENCH/sgemm_rat
 	cc -O2 -Wall -o "$BENCH/sgemm_rate" "$BENCH/sgemm_rate.c" -ldl
 fi
 
+# --select: the model-selection benchmark (bench/select.py) instead
+if [ "${1:-}" = "--select" ]; then
+	shift
+	exec "$PY" "$BENCH/select.py" "$@"
+fi
 exec "$PY" "$BENCH/bench.py" "$@"

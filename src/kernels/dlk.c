@@ -16,7 +16,9 @@
  *                  input gradient of layer 0 is never formed, so D does not
  *                  size them.
  * A batch of B <= max_batch rows uses the first B rows of each buffer, packed
- * (row stride = the width), so every matrix handed to sgemm is dense.
+ * (row stride = the width), so every matrix handed to sgemm is dense; the
+ * one exception is a fused step (dlk_train_step_fused), where act[0] is a
+ * column block of the K networks' shared first-layer output (net->ld0).
  *
  * The network input X is not copied: dlk_loss_grad and dlk_train_step take it
  * as an argument and use it both for the forward pass and for layer 0's
@@ -25,14 +27,15 @@
  * Dense layers.  Each has a plain reference version (use_blas = 0; loops
  * ordered so the inner loop is contiguous) and a BLAS version that calls
  * cblas_sgemm through the pointer bound by dlk_blas_open (dlk_blas.c):
- *   forward   Y = X W^T          sgemm(NoTrans, Trans), beta = 0, then the
- *                                bias is added in the same pass as the
- *                                activation (bias_act)
+ *   forward   Y = X W^T + b      the bias rows first, then sgemm(NoTrans,
+ *                                Trans) with beta = 1; the activation in
+ *                                one vectorized pass (act_rows)
  *   backward  gW = dY^T X        sgemm(Trans, NoTrans)
  *             dX = dY W          sgemm(NoTrans, NoTrans)
  *             gb = column sums of dY (one contiguous pass)
  * Softmax and cross-entropy are fused and stable (max subtracted, loss from
- * log-sum-exp, never log(p)).  Losses are accumulated in double.
+ * log-sum-exp, never log(p)), with a vectorized exponential (exp_neg).
+ * Losses are accumulated in double.
  *
  * Determinism.  The PRNG is xoshiro256** seeded through splitmix64 and the
  * initializer draws parameters in buffer order, so a seed gives the same
@@ -210,6 +213,8 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 	hmax = (size_t) max_batch * (size_t) max_out_width(arch);
 	net->dbuf[0] = work + off;
 	net->dbuf[1] = work + off + hmax;
+	net->ld0 = arch->dims[1];
+	net->dact0 = NULL;
 
 	/*
 	 * The optimizer state size depends on the optimizer, unknown here: zero
@@ -349,57 +354,12 @@ dlk_init_params(dlk_net *net, uint64_t seed)
  * Dense layer
  * ------------------------------------------------------------------------ */
 
-/*
- * Y[B x O] = act(Y + b) row by row, b [O]: the bias and the activation in
- * one pass over the GEMM's output.
- */
-DLK_VECTOR static void
-bias_relu_row(float *restrict y, const float *restrict b, int O)
-{
-	for (int o = 0; o < O; o++)
-	{
-		float		v = y[o] + b[o];
-
-		y[o] = v < 0.0f ? 0.0f : v;	/* NaN propagates; no branch */
-	}
-}
-
+/* y += b */
 DLK_VECTOR static void
 bias_row(float *restrict y, const float *restrict b, int O)
 {
 	for (int o = 0; o < O; o++)
 		y[o] += b[o];
-}
-
-static void
-bias_act(float *Y, const float *b, int B, int O, dlk_act act)
-{
-	int			r;
-	int			o;
-
-	for (r = 0; r < B; r++)
-	{
-		float	   *y = Y + (size_t) r * O;
-
-		switch (act)
-		{
-			case DLK_ACT_RELU:
-				bias_relu_row(y, b, O);
-				break;
-			case DLK_ACT_TANH:
-				for (o = 0; o < O; o++)
-					y[o] = tanhf(y[o] + b[o]);
-				break;
-			case DLK_ACT_SIGMOID:
-				for (o = 0; o < O; o++)
-					y[o] = 1.0f / (1.0f + expf(-(y[o] + b[o])));
-				break;
-			case DLK_ACT_IDENTITY:
-			default:
-				bias_row(y, b, O);
-				break;
-		}
-	}
 }
 
 /*
@@ -437,60 +397,37 @@ dot8(const float *restrict x, const float *restrict w, int n)
 	return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-/* Y[B x O] = X[B x I] W[O x I]^T, no bias. */
-static dlk_status
-matmul_xwt(float *Y, const float *X, const float *W, int B, int I, int O,
-		   int use_blas)
-{
-	int			r;
-	int			o;
-
-	if (use_blas)
-	{
-		if (dlk_cblas_sgemm == NULL)
-			return DLK_ENOBLAS;
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, I, W, I,
-						0.0f, Y, O);
-		return DLK_OK;
-	}
-	/* reference: one dot product of two contiguous rows per output */
-	for (r = 0; r < B; r++)
-	{
-		const float *x = X + (size_t) r * I;
-		float	   *y = Y + (size_t) r * O;
-
-		for (o = 0; o < O; o++)
-			y[o] = dot8(x, W + (size_t) o * I, I);
-	}
-	return DLK_OK;
-}
-
 /*
- * Y[B x O] = X[B x I] W[O x I]^T + b.  With BLAS the bias rows are written
- * first and the GEMM accumulates onto them (beta = 1): OpenBLAS then skips
- * its pass that scales C by beta = 0, and no second pass adds the bias.
+ * Y[B x O] = X[B x I] W[O x I]^T + b, rows of Y ldy floats apart and rows
+ * of X ldx apart.  With BLAS the bias rows are written first and the GEMM
+ * accumulates onto them (beta = 1): OpenBLAS then skips its pass that scales
+ * C by beta = 0, and no second pass adds the bias.
  */
 static dlk_status
-affine(float *Y, const float *X, const float *W, const float *b, int B, int I,
-	   int O, int use_blas)
+affine(float *Y, int ldy, const float *X, int ldx, const float *W, const float *b,
+	   int B, int I, int O, int use_blas)
 {
-	dlk_status	st;
-
 	if (use_blas)
 	{
 		if (dlk_cblas_sgemm == NULL)
 			return DLK_ENOBLAS;
 		for (int r = 0; r < B; r++)
-			memcpy(Y + (size_t) r * O, b, sizeof(float) * O);
+			memcpy(Y + (size_t) r * ldy, b, sizeof(float) * O);
 		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, I, W, I,
-						1.0f, Y, O);
+						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, ldx, W, I,
+						1.0f, Y, ldy);
 		return DLK_OK;
 	}
-	if ((st = matmul_xwt(Y, X, W, B, I, O, 0)) != DLK_OK)
-		return st;
-	bias_act(Y, b, B, O, DLK_ACT_IDENTITY);
+	/* reference: one dot product of two contiguous rows per output */
+	for (int r = 0; r < B; r++)
+	{
+		const float *x = X + (size_t) r * ldx;
+		float	   *y = Y + (size_t) r * ldy;
+
+		for (int o = 0; o < O; o++)
+			y[o] = dot8(x, W + (size_t) o * I, I);
+		bias_row(y, b, O);
+	}
 	return DLK_OK;
 }
 
@@ -508,17 +445,17 @@ dlk_dense_forward(float *Y, const float *X, const float *W,
 {
 	if (!dense_sizes_ok(B, I, O))
 		return DLK_EINVAL;
-	return affine(Y, X, W, b, B, I, O, use_blas);
+	return affine(Y, O, X, I, W, b, B, I, O, use_blas);
 }
 
-/* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous */
+/* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous; rows ld apart */
 static void
-bias_grad(float *gb, const float *dY, int B, int O)
+bias_grad(float *gb, const float *dY, int ld, int B, int O)
 {
 	memcpy(gb, dY, (size_t) O * sizeof(float));
 	for (int r = 1; r < B; r++)
 	{
-		const float *dy = dY + (size_t) r * O;
+		const float *dy = dY + (size_t) r * ld;
 
 		for (int o = 0; o < O; o++)
 			gb[o] += dy[o];
@@ -526,51 +463,46 @@ bias_grad(float *gb, const float *dY, int B, int O)
 }
 
 /*
- * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I].
+ * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I];
+ * rows of dX, dY and X are lddx, lddy and ldx floats apart.
  */
-dlk_status
-dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
-				   const float *X, const float *W, int B, int I,
-				   int O, int use_blas)
+static dlk_status
+dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int lddy,
+			   const float *X, int ldx, const float *W, int B, int I, int O,
+			   int use_blas)
 {
-	int			r;
-	int			o;
-	int			i;
-
-	if (!dense_sizes_ok(B, I, O))
-		return DLK_EINVAL;
 	if (use_blas && dlk_cblas_sgemm == NULL)
 		return DLK_ENOBLAS;
 
-	bias_grad(gb, dY, B, O);
+	bias_grad(gb, dY, lddy, B, O);
 
 	if (use_blas)
 	{
 		/* gW[O x I] = dY^T [O x B] X [B x I] */
 		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
-						DLK_CBLAS_NO_TRANS, O, I, B, 1.0f, dY, O, X, I,
+						DLK_CBLAS_NO_TRANS, O, I, B, 1.0f, dY, lddy, X, ldx,
 						0.0f, gW, I);
 		/* dX[B x I] = dY [B x O] W [O x I] */
 		if (dX != NULL)
 			dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-							DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, O, W, I,
-							0.0f, dX, I);
+							DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, lddy, W, I,
+							0.0f, dX, lddx);
 		return DLK_OK;
 	}
 
 	/* reference gW: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
 	memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
-	for (r = 0; r < B; r++)
+	for (int r = 0; r < B; r++)
 	{
-		const float *x = X + (size_t) r * I;
-		const float *dy = dY + (size_t) r * O;
+		const float *x = X + (size_t) r * ldx;
+		const float *dy = dY + (size_t) r * lddy;
 
-		for (o = 0; o < O; o++)
+		for (int o = 0; o < O; o++)
 		{
 			float	   *gw = gW + (size_t) o * I;
 			float		d = dy[o];
 
-			for (i = 0; i < I; i++)
+			for (int i = 0; i < I; i++)
 				gw[i] += d * x[i];
 		}
 	}
@@ -578,23 +510,33 @@ dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
 	/* reference dX: dX[r, :] = sum_o dY[r, o] * W[o, :] */
 	if (dX != NULL)
 	{
-		for (r = 0; r < B; r++)
+		for (int r = 0; r < B; r++)
 		{
-			float	   *dx = dX + (size_t) r * I;
-			const float *dy = dY + (size_t) r * O;
+			float	   *dx = dX + (size_t) r * lddx;
+			const float *dy = dY + (size_t) r * lddy;
 
 			memset(dx, 0, (size_t) I * sizeof(float));
-			for (o = 0; o < O; o++)
+			for (int o = 0; o < O; o++)
 			{
 				const float *w = W + (size_t) o * I;
 				float		d = dy[o];
 
-				for (i = 0; i < I; i++)
+				for (int i = 0; i < I; i++)
 					dx[i] += d * w[i];
 			}
 		}
 	}
 	return DLK_OK;
+}
+
+dlk_status
+dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
+				   const float *X, const float *W, int B, int I,
+				   int O, int use_blas)
+{
+	if (!dense_sizes_ok(B, I, O))
+		return DLK_EINVAL;
+	return dense_backward(dX, I, gW, gb, dY, O, X, I, W, B, I, O, use_blas);
 }
 
 /* ------------------------------------------------------------------------
@@ -692,61 +634,177 @@ dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
  * ------------------------------------------------------------------------ */
 
 /*
+ * e^x for x <= 0, the arguments of a softmax after the row maximum is
+ * subtracted, in plain arithmetic so that loops of it vectorize (libm's expf
+ * is one call per element): Cody-Waite reduction x = n ln2 + r with n
+ * rounded by the 1.5 * 2^23 trick, a degree-6 polynomial for e^r on
+ * [-ln2/2, ln2/2] (Cephes' expf coefficients), and 2^n built in the
+ * exponent bits.  Relative error about 2 ulp.  Below -87.3 (e^x under
+ * FLT_MIN) the argument is clamped: e^x is then 2^-126 instead of a
+ * denormal or 0, which a sum of exponentials that includes e^0 = 1 cannot
+ * tell apart.  NaN goes through the clamp as NaN (the comparison is false)
+ * and stays NaN, so divergence is still seen.
+ */
+static inline float
+exp_neg(float x)
+{
+	float		n,
+				r,
+				p,
+				scale;
+	int32_t		i;
+	uint32_t	u;
+
+	x = x < -87.3f ? -87.3f : x;
+	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	i = (int32_t) n + 127;
+	u = (uint32_t) (i < 0 ? 0 : i) << 23;
+	memcpy(&scale, &u, sizeof(scale));
+	return p * scale;
+}
+
+/* exp_neg on eight lanes, in vector extensions (the compiler does not
+ * vectorize the scalar form's clamp and bit tricks by itself) */
+typedef int32_t dlk_v8si __attribute__((vector_size(32)));
+
+static inline void
+exp_neg8(dlk_v8sf *xp)
+{
+	dlk_v8sf	x = *xp;
+	const dlk_v8sf lo = {-87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f, -87.3f};
+	dlk_v8si	below = x < lo;
+	dlk_v8sf	n,
+				r,
+				p;
+	dlk_v8si	i;
+
+	x = (dlk_v8sf) (((dlk_v8si) x & ~below) | ((dlk_v8si) lo & below));
+	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+	r = x - n * 0.693359375f;
+	r = r - n * -2.12194440e-4f;
+	p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.0f;
+	i = __builtin_convertvector(n, dlk_v8si) + 127;
+	i = i & ~(i < 0);
+	*xp = p * (dlk_v8sf) (i << 23);
+}
+
+DLK_VECTOR static void
+exp_neg_inplace(float *restrict x, size_t n)
+{
+	size_t		k = 0;
+	dlk_v8sf	v;
+
+	for (; k + 8 <= n; k += 8)
+	{
+		memcpy(&v, x + k, sizeof(v));
+		exp_neg8(&v);
+		memcpy(x + k, &v, sizeof(v));
+	}
+	if (k < n)
+	{
+		dlk_v8sf	t = {0, 0, 0, 0, 0, 0, 0, 0};
+
+		memcpy(&t, x + k, sizeof(float) * (n - k));
+		exp_neg8(&t);
+		memcpy(x + k, &t, sizeof(float) * (n - k));
+	}
+}
+
+/*
  * Per row z = logits[r, :]: m = max z, s = sum exp(z - m),
  * loss_r = log s + m - z[y]; dlogits = (exp(z - m) / s - onehot(y)) / B.
- * The exponentials are written straight into dlogits and rescaled in place.
+ * Rows of logits and dlogits are ldz and ldd floats apart.  The differences
+ * z - m become exponentials in one vectorized pass over a contiguous block:
+ * dlogits itself when its rows are packed, else tmp [B x C] (a fused step's
+ * column block, where one short call per row would cost more than the
+ * exponentials), and are rescaled into dlogits.
  */
-dlk_status
-dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
-			   const int32_t *labels, int B, int C)
+static dlk_status
+softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
+		   const int32_t *labels, int B, int C, float *tmp)
 {
 	double		total = 0.0;
 	float		invB;
-	int			r;
-	int			c;
 
 	if (B < 1 || C < 1 || logits == NULL || labels == NULL)
 		return DLK_EINVAL;
-	for (r = 0; r < B; r++)
+	for (int r = 0; r < B; r++)
 		if (labels[r] < 0 || labels[r] >= C)
 			return DLK_EINVAL;
 
 	invB = 1.0f / (float) B;
-	for (r = 0; r < B; r++)
+	if (dlogits == NULL)
 	{
-		const float *z = logits + (size_t) r * C;
-		int			y = labels[r];
+		for (int r = 0; r < B; r++)
+		{
+			const float *z = logits + (size_t) r * ldz;
+			float		m = z[0];
+			float		s = 0.0f;
+
+			for (int c = 1; c < C; c++)
+				m = z[c] > m ? z[c] : m;
+			for (int c = 0; c < C; c++)
+				s += exp_neg(z[c] - m);
+			total += log((double) s) + (double) m - (double) z[labels[r]];
+		}
+		if (loss != NULL)
+			*loss = total / (double) B;
+		return DLK_OK;
+	}
+
+	if (ldd == C)
+		tmp = dlogits;
+	for (int r = 0; r < B; r++)
+	{
+		const float *z = logits + (size_t) r * ldz;
+		float	   *e = tmp + (size_t) r * C;
 		float		m = z[0];
-		float		s = 0.0f;
 
-		for (c = 1; c < C; c++)
+		for (int c = 1; c < C; c++)
 			m = z[c] > m ? z[c] : m;
+		total += (double) m - (double) z[labels[r]];
+		for (int c = 0; c < C; c++)
+			e[c] = z[c] - m;
+	}
+	exp_neg_inplace(tmp, (size_t) B * C);
+	for (int r = 0; r < B; r++)
+	{
+		const float *e = tmp + (size_t) r * C;
+		float	   *d = dlogits + (size_t) r * ldd;
+		float		s = 0.0f;
+		float		scale;
 
-		if (dlogits != NULL)
-		{
-			float	   *d = dlogits + (size_t) r * C;
-			float		scale;
-
-			for (c = 0; c < C; c++)
-			{
-				d[c] = expf(z[c] - m);
-				s += d[c];
-			}
-			scale = invB / s;
-			for (c = 0; c < C; c++)
-				d[c] *= scale;
-			d[y] -= invB;
-		}
-		else
-		{
-			for (c = 0; c < C; c++)
-				s += expf(z[c] - m);
-		}
-		total += log((double) s) + (double) m - (double) z[y];
+		for (int c = 0; c < C; c++)
+			s += e[c];
+		scale = invB / s;
+		for (int c = 0; c < C; c++)
+			d[c] = e[c] * scale;
+		d[labels[r]] -= invB;
+		total += log((double) s);
 	}
 	if (loss != NULL)
 		*loss = total / (double) B;
 	return DLK_OK;
+}
+
+dlk_status
+dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
+			   const int32_t *labels, int B, int C)
+{
+	return softmax_ce(loss, dlogits, C, logits, C, labels, B, C, NULL);
 }
 
 void
@@ -923,15 +981,52 @@ relu_inplace(float *restrict y, size_t n)
 	}
 }
 
+/* The activation on B rows of O values, ld floats apart. */
+static void
+act_rows(float *Y, int ld, int B, int O, dlk_act act)
+{
+	if (ld == O)
+	{
+		if (act == DLK_ACT_RELU)
+			relu_inplace(Y, (size_t) B * O);
+		else
+			dlk_act_forward(Y, Y, (size_t) B * O, act);
+		return;
+	}
+	for (int r = 0; r < B; r++)
+	{
+		if (act == DLK_ACT_RELU)
+			relu_inplace(Y + (size_t) r * ld, O);
+		else
+			dlk_act_forward(Y + (size_t) r * ld, Y + (size_t) r * ld, O, act);
+	}
+}
+
+/* dX *= act'(Y) in place on B rows of I values, ldx and ldy floats apart. */
+static void
+act_backward_rows(float *dX, int ldx, const float *Y, int ldy, int B, int I, dlk_act act)
+{
+	if (ldx == I && ldy == I)
+	{
+		dlk_act_backward(dX, dX, Y, (size_t) B * I, act);
+		return;
+	}
+	for (int r = 0; r < B; r++)
+		dlk_act_backward(dX + (size_t) r * ldx, dX + (size_t) r * ldx,
+						 Y + (size_t) r * ldy, I, act);
+}
+
 /*
  * Forward into act[0..L-1] from X [B x D]; with X NULL, act[0] already
  * holds layer 0's output before its activation (the fused first layer).
+ * Rows of act[0] are ld0 floats apart.
  */
 static dlk_status
 net_forward_from(dlk_net *net, const float *X, int B)
 {
 	int			L = net->arch.n_layers;
 	const float *in = X;
+	int			ldin = net->arch.dims[0];
 	int			l;
 	dlk_status	st;
 
@@ -939,18 +1034,19 @@ net_forward_from(dlk_net *net, const float *X, int B)
 	{
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
+		int			ldout = l == 0 ? net->ld0 : O;
 
 		if (l > 0 || X != NULL)
 		{
-			st = affine(net->act[l], in, net->W[l], net->b[l], B, I, O, net->use_blas);
+			st = affine(net->act[l], ldout, in, ldin, net->W[l], net->b[l], B, I, O,
+						net->use_blas);
 			if (st != DLK_OK)
 				return st;
 		}
-		if (l < L - 1 && net->arch.act == DLK_ACT_RELU)
-			relu_inplace(net->act[l], (size_t) B * O);
-		else if (l < L - 1)
-			dlk_act_forward(net->act[l], net->act[l], (size_t) B * O, net->arch.act);
+		if (l < L - 1)
+			act_rows(net->act[l], ldout, B, O, net->arch.act);
 		in = net->act[l];
+		ldin = ldout;
 	}
 	return DLK_OK;
 }
@@ -989,36 +1085,60 @@ all_finite(const float *x, size_t n)
 	return bad == 0;
 }
 
-/* The loss of act[L-1] and dL/d(output) into dbuf[0]. */
+/*
+ * The loss of act[L-1] and dL/d(output) into dbuf[0] (into dact0 for a
+ * fused logistic model, whose output is act[0]).
+ */
 static dlk_status
 net_loss(dlk_net *net, const int32_t *labels, const float *targets, int B,
 		 double *lv)
 {
 	int			L = net->arch.n_layers;
 	int			C = net->arch.dims[L];
+	int			ldz = L == 1 ? net->ld0 : C;
+	float	   *d = (L == 1 && net->dact0) ? net->dact0 : net->dbuf[0];
+	int			ldd = (L == 1 && net->dact0) ? net->ld0 : C;
 
 	*lv = 0.0;
 	if (net->arch.loss == DLK_LOSS_SOFTMAX_CE)
 	{
 		if (labels == NULL)
 			return DLK_EINVAL;
-		return dlk_softmax_ce(lv, net->dbuf[0], net->act[L - 1], labels, B, C);
+		/* a strided dlogits has dbuf[0] (unused then) for its exponentials */
+		return softmax_ce(lv, d, ldd, net->act[L - 1], ldz, labels, B, C, net->dbuf[0]);
 	}
 	if (targets == NULL)
 		return DLK_EINVAL;
-	dlk_mse(lv, net->dbuf[0], net->act[L - 1], targets, B, C);
+	if (ldz != C || ldd != C)
+	{
+		/* a fused regression model without hidden layers: row by row */
+		double		t = 0;
+
+		for (int r = 0; r < B; r++)
+		{
+			double		lr;
+
+			dlk_mse(&lr, d + (size_t) r * ldd, net->act[L - 1] + (size_t) r * ldz,
+					targets + (size_t) r * C, 1, C);
+			t += lr;
+			for (int c = 0; c < C; c++)
+				d[(size_t) r * ldd + c] /= (float) B;
+		}
+		*lv = t / B;
+		return DLK_OK;
+	}
+	dlk_mse(lv, d, net->act[L - 1], targets, B, C);
 	return DLK_OK;
 }
 
 /*
  * Backward from the loss gradient in dbuf[0] through layers L-1 .. stop.
  * dbuf[cur] holds dL/d(output of layer l) [B x O]; the input gradient goes
- * to dbuf[1 - cur], through the activation of layer l-1 (computed from its
- * output act[l-1]) in place.  Returns in *cur the dbuf that then holds
- * dL/d(pre-activation output of layer stop - 1) (stop > 0).
+ * to dbuf[1 - cur] (to dact0 for layer 0's output in a fused step), through
+ * the activation of layer l-1 (computed from its output act[l-1]) in place.
  */
 static dlk_status
-net_backward(dlk_net *net, const float *X, int B, int stop, int *curp)
+net_backward(dlk_net *net, const float *X, int B, int stop)
 {
 	int			cur = 0;
 	int			l;
@@ -1029,20 +1149,27 @@ net_backward(dlk_net *net, const float *X, int B, int stop, int *curp)
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
 		const float *in = l > 0 ? net->act[l - 1] : X;
-		float	   *dX = l > 0 ? net->dbuf[1 - cur] : NULL;
+		int			ldin = l == 1 ? net->ld0 : I;
+		float	   *dX = NULL;
+		int			lddx = I;
 
-		st = dlk_dense_backward(dX, net->gW[l], net->gb[l], net->dbuf[cur],
-								in, net->W[l], B, I, O, net->use_blas);
+		if (l == 1 && net->dact0 != NULL)
+		{
+			dX = net->dact0;
+			lddx = net->ld0;
+		}
+		else if (l > 0)
+			dX = net->dbuf[1 - cur];
+		st = dense_backward(dX, lddx, net->gW[l], net->gb[l], net->dbuf[cur], O,
+							in, ldin, net->W[l], B, I, O, net->use_blas);
 		if (st != DLK_OK)
 			return st;
 		if (l > 0)
 		{
-			dlk_act_backward(dX, dX, net->act[l - 1], (size_t) B * I,
-							 net->arch.act);
+			act_backward_rows(dX, lddx, net->act[l - 1], ldin, B, I, net->arch.act);
 			cur = 1 - cur;
 		}
 	}
-	*curp = cur;
 	return DLK_OK;
 }
 
@@ -1051,7 +1178,6 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 			  const float *targets, int B, double *loss)
 {
 	double		lv = 0.0;
-	int			cur;
 	dlk_status	st;
 
 	if (net == NULL || X == NULL || net->grads == NULL ||
@@ -1066,7 +1192,7 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 		*loss = lv;
 	if (!isfinite(lv))
 		return DLK_ENONFINITE;
-	if ((st = net_backward(net, X, B, 0, &cur)) != DLK_OK)
+	if ((st = net_backward(net, X, B, 0)) != DLK_OK)
 		return st;
 	if (!all_finite(net->grads, net->n_params))
 		return DLK_ENONFINITE;
@@ -1100,12 +1226,15 @@ dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
  * Model selection trains K networks with the same input width D on the same
  * batch.  Their first layers are one GEMM: stacking the K weight matrices
  * W0_k [O_k x D] gives Wcat [sum O x D], and X Wcat^T computes every first
- * layer at once; the weight gradients are one GEMM too, dYcat^T X.  The
- * stacking copies weights (sum O x D floats) and scatters outputs (B x sum O),
- * small next to the 2 B D sum O flops of each GEMM, and it lets K vary from
- * step to step (diverged or pruned networks drop out).
+ * layer at once into Ycat [B x sum O]; the weight gradients are one GEMM
+ * too, dYcat^T X.  Each network reads its share of Ycat in place (rows
+ * sum O floats apart: net->ld0) and writes dL/d(its layer 0 output) into its
+ * share of dYcat (net->dact0), so nothing is scattered or gathered per row;
+ * only the weights are stacked (sum O x D floats a step, small next to the
+ * 2 B D sum O flops of each GEMM), which lets K change from step to step
+ * (diverged or pruned networks drop out).
  *
- * Work: Wcat (reused for gWcat), bcat, and Ycat (reused for dYcat).
+ * Work: Wcat (reused for gWcat), bcat, Ycat and dYcat.
  */
 size_t
 dlk_fused_work_size(dlk_net *const *nets, int K, int B)
@@ -1114,7 +1243,7 @@ dlk_fused_work_size(dlk_net *const *nets, int K, int B)
 
 	for (int k = 0; k < K; k++)
 		sum_o += (size_t) nets[k]->arch.dims[1];
-	return sum_o * ((size_t) nets[0]->arch.dims[0] + 1 + (size_t) B);
+	return sum_o * ((size_t) nets[0]->arch.dims[0] + 1 + 2 * (size_t) B);
 }
 
 dlk_status
@@ -1129,8 +1258,9 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 	float	   *Wcat = work;
 	float	   *bcat;
 	float	   *Ycat;
+	float	   *dYcat;
 	int			use_blas;
-	dlk_status	st;
+	dlk_status	st = DLK_OK;
 
 	if (nets == NULL || opts == NULL || K < 1 || X == NULL || work == NULL)
 		return DLK_EINVAL;
@@ -1145,10 +1275,13 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 			return DLK_EINVAL;
 		sum_o += n->arch.dims[1];
 	}
+	if (use_blas && dlk_cblas_sgemm == NULL)
+		return DLK_ENOBLAS;
 	bcat = Wcat + (size_t) sum_o * D;
 	Ycat = bcat + sum_o;
+	dYcat = Ycat + (size_t) B * sum_o;
 
-	/* forward: every first layer in one GEMM, scattered to each act[0] */
+	/* forward: every first layer in one GEMM */
 	off = 0;
 	for (int k = 0; k < K; k++)
 	{
@@ -1158,59 +1291,49 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		memcpy(bcat + off, nets[k]->b[0], sizeof(float) * O);
 		off += O;
 	}
-	if ((st = affine(Ycat, X, Wcat, bcat, B, D, sum_o, use_blas)) != DLK_OK)
+	if ((st = affine(Ycat, sum_o, X, D, Wcat, bcat, B, D, sum_o, use_blas)) != DLK_OK)
 		return st;
-	off = 0;
-	for (int k = 0; k < K; k++)
-	{
-		int			O = nets[k]->arch.dims[1];
 
-		for (int r = 0; r < B; r++)
-			memcpy(nets[k]->act[0] + (size_t) r * O, Ycat + (size_t) r * sum_o + off,
-				   sizeof(float) * O);
-		off += O;
-	}
-
-	/* each network alone above its first layer, down to dL/d(layer 0 out) */
+	/* each network alone above its first layer, reading and writing in place */
 	off = 0;
-	for (int k = 0; k < K; k++)
+	for (int k = 0; k < K && st == DLK_OK; k++)
 	{
 		dlk_net    *n = nets[k];
 		int			O = n->arch.dims[1];
-		int			cur = 0;
+		float	   *act0 = n->act[0];
 		double		lv = 0.0;
-		const float *dY0;
 
+		n->act[0] = Ycat + off;
+		n->ld0 = sum_o;
+		n->dact0 = dYcat + off;
 		status[k] = DLK_OK;
-		if ((st = net_forward_from(n, NULL, B)) != DLK_OK)
-			return st;
-		if ((st = net_loss(n, labels, targets, B, &lv)) != DLK_OK)
-			return st;
-		losses[k] = lv;
-		if (!isfinite(lv))
-			status[k] = DLK_ENONFINITE;
-		else if ((st = net_backward(n, X, B, 1, &cur)) != DLK_OK)
-			return st;
-		dY0 = n->dbuf[cur];
-		/* a diverged network contributes zeros and takes no step */
-		for (int r = 0; r < B; r++)
+		if ((st = net_forward_from(n, NULL, B)) == DLK_OK &&
+			(st = net_loss(n, labels, targets, B, &lv)) == DLK_OK)
 		{
-			float	   *dst = Ycat + (size_t) r * sum_o + off;
-
-			if (status[k] == DLK_OK)
-				memcpy(dst, dY0 + (size_t) r * O, sizeof(float) * O);
+			losses[k] = lv;
+			if (!isfinite(lv))
+				status[k] = DLK_ENONFINITE;
 			else
-				memset(dst, 0, sizeof(float) * O);
+				st = net_backward(n, X, B, 1);
 		}
-		if (status[k] == DLK_OK)
-			bias_grad(n->gb[0], dY0, B, O);
+		/* a diverged network contributes zeros and takes no step */
+		if (st == DLK_OK && status[k] != DLK_OK)
+			for (int r = 0; r < B; r++)
+				memset(dYcat + (size_t) r * sum_o + off, 0, sizeof(float) * O);
+		if (st == DLK_OK && status[k] == DLK_OK)
+			bias_grad(n->gb[0], dYcat + off, sum_o, B, O);
+		n->act[0] = act0;
+		n->ld0 = O;
+		n->dact0 = NULL;
 		off += O;
 	}
+	if (st != DLK_OK)
+		return st;
 
 	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
 	if (use_blas)
 		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
-						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, Ycat, sum_o, X, D,
+						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, dYcat, sum_o, X, D,
 						0.0f, Wcat, D);
 	else
 	{
@@ -1218,7 +1341,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		for (int r = 0; r < B; r++)
 		{
 			const float *x = X + (size_t) r * D;
-			const float *dy = Ycat + (size_t) r * sum_o;
+			const float *dy = dYcat + (size_t) r * sum_o;
 
 			for (int o = 0; o < sum_o; o++)
 			{
@@ -1231,7 +1354,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		}
 	}
 
-	/* gather each network's share, check it, step */
+	/* each network's share, checked, then its step */
 	off = 0;
 	for (int k = 0; k < K; k++)
 	{

@@ -118,6 +118,10 @@ typedef struct dlk_net
 	float	   *gb[DLK_MAX_LAYERS];
 	float	   *act[DLK_MAX_LAYERS];
 	float	   *dbuf[2];		/* two [max_batch x max width] backward buffers */
+	int			ld0;			/* floats between rows of act[0]: dims[1], except
+								 * inside a fused step */
+	float	   *dact0;			/* inside a fused step: where dL/d(layer 0 out)
+								 * goes (ld0 apart); NULL otherwise */
 	long		step;			/* optimizer steps taken (Adam bias correction) */
 } dlk_net;
 

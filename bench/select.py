@@ -20,8 +20,10 @@ Cases (bench_small, 1,000,000 x 64, 10 classes; batch 128, Adam, seed 1,
 Per case and repeat, in this order:
   one       SELECT train_mlp(x, y, o1), ..., train_mlp(x, y, o8) FROM t
             (the planner hook merges them: one scan, one cache, one batch
-            stream, first layers fused)
-  nofuse    the same with dltrain.enable_fusion = off
+            stream) with dltrain.fusion = on: first layers in one GEMM
+  nofuse    the same with dltrain.fusion = off
+  (the default, dltrain.fusion = auto, is "on" for the logistic case and
+  "off" for the mlp case)
   separate  8 statements SELECT train_mlp(x, y, ok) FROM t, one after the other
   torch     one binary COPY export (timed once), then 8 PyTorch trainings of
             the same configurations (as bench.py trains them)
@@ -56,7 +58,7 @@ def options(case, lr):
 def one_statement(conn, case, table, fusion):
     calls = ", ".join(f"dltrain.train_mlp(x, y, %s::jsonb) AS m{k}" for k in range(len(LRS)))
     with conn.cursor() as cur:
-        cur.execute("SET dltrain.enable_fusion = %s", ("on" if fusion else "off",))
+        cur.execute("SET dltrain.fusion = %s", ("on" if fusion else "off",))
         cur.execute(f"EXPLAIN (VERBOSE, COSTS OFF) SELECT {calls} FROM {table}",
                     [json.dumps(options(case, lr)) for lr in LRS])
         plan = "\n".join(r[0] for r in cur.fetchall())
@@ -66,7 +68,7 @@ def one_statement(conn, case, table, fusion):
         cur.execute(f"SELECT {calls} FROM {table}", [json.dumps(options(case, lr)) for lr in LRS])
         models = list(cur.fetchone())
         secs = time.perf_counter() - t0
-        cur.execute("RESET dltrain.enable_fusion")
+        cur.execute("RESET dltrain.fusion")
     return secs, models
 
 

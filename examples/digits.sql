@@ -62,3 +62,31 @@ FROM dltrain.fit('digits', '{pixels}', 'digit',
                  'digits-v1');
 SELECT name, relation, features, label, provenance->'rows' AS rows, provenance->'validation_rows' AS held_out
 FROM dltrain.models;
+
+\echo '== model selection: three configurations in one statement share one scan and one row cache'
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT dltrain.train_mlp(pixels, digit, '{"lr": 0.01, "epochs": 20, "seed": 1}'),
+       dltrain.train_mlp(pixels, digit, '{"lr": 0.001, "epochs": 20, "seed": 1}'),
+       dltrain.train_mlp(pixels, digit, '{"hidden": [128, 64], "epochs": 20, "seed": 1}')
+FROM digits WHERE id % 5 <> 0;
+CREATE TEMP TABLE three AS
+SELECT dltrain.train_mlp(pixels, digit, '{"lr": 0.01, "epochs": 20, "seed": 1}') AS fast,
+       dltrain.train_mlp(pixels, digit, '{"lr": 0.001, "epochs": 20, "seed": 1}') AS slow,
+       dltrain.train_mlp(pixels, digit, '{"hidden": [128, 64], "epochs": 20, "seed": 1}') AS deep
+FROM digits WHERE id % 5 <> 0;
+SELECT round(100 * avg((dltrain.predict(fast, pixels) = digit)::int), 1) AS fast_pct,
+       round(100 * avg((dltrain.predict(slow, pixels) = digit)::int), 1) AS slow_pct,
+       round(100 * avg((dltrain.predict(deep, pixels) = digit)::int), 1) AS deep_pct
+FROM digits, three WHERE id % 5 = 0;
+
+\echo '== grid search: 12 configurations, one read, successive halving, 20% held out for validation'
+CREATE VIEW digits_train AS SELECT * FROM digits WHERE id % 5 <> 0;
+SELECT rank, configuration->'lr' AS lr, configuration->'hidden' AS hidden,
+       round(validation_metric::numeric, 4) AS val_accuracy, round(validation_loss::numeric, 4) AS val_loss,
+       epochs, status
+FROM dltrain.grid_search('digits_train', '{pixels}', 'digit', '{"epochs": 18, "seed": 1}',
+                         '{"lr": [0.03, 0.01, 0.003, 0.001], "hidden": [[32], [64], [128, 64]]}',
+                         halving_eta => 3, halving_min_epochs => 2, name => 'digits-grid');
+\echo '== the winner (dltrain.latest_model) on the held-out rows'
+SELECT round(100 * avg((dltrain.predict(dltrain.latest_model('digits-grid'), pixels) = digit)::int), 1) AS accuracy_pct
+FROM digits WHERE id % 5 = 0;

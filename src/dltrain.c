@@ -24,6 +24,15 @@ bool		dltrain_verbose = false;
 
 void		_PG_init(void);
 
+static const struct config_enum_entry fusion_options[] = {
+	{"off", DLT_FUSION_OFF, false},
+	{"auto", DLT_FUSION_AUTO, false},
+	{"on", DLT_FUSION_ON, false},
+	{"false", DLT_FUSION_OFF, true},
+	{"true", DLT_FUSION_ON, true},
+	{NULL, 0, false}
+};
+
 static void
 GucInit(void)
 {
@@ -75,11 +84,12 @@ GucInit(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
-	DefineCustomBoolVariable("dltrain.enable_fusion",
+	DefineCustomEnumVariable("dltrain.fusion",
 							 "Computes the first layers of models trained together in one matrix product.",
-							 "Off, every model takes its own steps and a merged model is byte for byte the one trained alone.",
-							 &dltrain_enable_fusion,
-							 true,
+							 "auto fuses models without hidden layers, where it is faster; on fuses every model; off fuses none, so that every merged model is byte for byte the model trained alone.",
+							 &dltrain_fusion,
+							 DLT_FUSION_AUTO,
+							 fusion_options,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 

@@ -37,7 +37,14 @@ extern int	dltrain_max_cache_mem_kb;
 extern bool dltrain_verbose;
 extern bool dltrain_enable_merge;	/* sibling train_mlp calls share one cache */
 extern bool dltrain_enable_merge_rewrite;	/* ... and the planner hook shows it */
-extern bool dltrain_enable_fusion;	/* first layers of K models in one GEMM */
+/* dltrain.fusion: first layers of K models in one GEMM */
+typedef enum DltFusion
+{
+	DLT_FUSION_OFF = 0,
+	DLT_FUSION_AUTO,			/* models without hidden layers */
+	DLT_FUSION_ON
+} DltFusion;
+extern int	dltrain_fusion;
 
 /* installs the planner hook that merges train_mlp calls (planner.c) */
 extern void DltPlannerHookInstall(void);
@@ -334,6 +341,7 @@ typedef struct DltSelectConfig
 typedef struct DltSelectResult
 {
 	int			index;			/* the configuration's position */
+	int			n_models;		/* K */
 	DltModel   *m;				/* NULL when it diverged */
 	bool		diverged;
 	int			diverged_epoch; /* 1-based */
@@ -388,6 +396,8 @@ typedef struct DltTrainer
 	int64		batches;
 	int64		rows_expected;	/* for progress; -1 unknown */
 	instr_time	t0;
+	int			model_no;		/* trained with others: which one (NOTICEs) */
+	int			n_models;
 } DltTrainer;
 
 extern void DltModelSetArch(DltModel *m, int D, int C);

@@ -10,12 +10,16 @@
  *
  * Streams.  Members whose batch stream would be the same when trained alone
  * (same shuffle, seed, batch size, normalization and validation fraction)
- * share one: one shuffle per epoch, one gather of each mini-batch, and, with
- * dltrain.enable_fusion, one GEMM for the first layers of all its members
+ * share one: one shuffle per epoch, one gather of each mini-batch, and, by
+ * dltrain.fusion, one GEMM for the first layers of its members
  * (dlk_train_step_fused).  Each member keeps its own network, optimizer and
- * epoch count, so a member trains exactly as it would alone: with fusion off
- * the bytes are the same; with fusion on the GEMM's summation order may
- * change the last bit of some values.
+ * epoch count, so a member trains exactly as it would alone: unfused, the
+ * bytes are the same; fused, OpenBLAS rounds some values of the wider GEMM
+ * differently in the last bit.  "auto" fuses the models without hidden
+ * layers, where the fused step was measured faster (the first layer is the
+ * whole model and its small GEMMs cost mostly call overhead); with hidden
+ * layers it was not faster (bench/RESULTS.md), so those stay byte-identical
+ * to their separate training unless fusion is "on".
  *
  * Validation.  validation_fraction holds rows out by a hash of their content
  * (the same choice as fit()), so the split is reproducible and does not
@@ -45,7 +49,15 @@
 
 #include "dltrain.h"
 
-bool		dltrain_enable_fusion = true;
+int			dltrain_fusion = DLT_FUSION_AUTO;
+
+/* May member m's first layer join its stream's fused step? */
+static bool
+Fusable(const DltModel *m)
+{
+	return dltrain_fusion == DLT_FUSION_ON ||
+		(dltrain_fusion == DLT_FUSION_AUTO && m->arch.n_layers == 1);
+}
 
 #define SHUFFLE_STREAM_SALT UINT64CONST(0x53485546464c4521)
 
@@ -535,6 +547,8 @@ MemberInit(Member *mb, const DltRows *rows, const DltOptions *opts, DltSelectRes
 	}
 	DltModelSetArch(m, rows->cache.dim, cls ? m->n_classes : 1);
 	DltTrainerInit(&mb->t, m, B);
+	mb->t.model_no = res->index;
+	mb->t.n_models = res->n_models;
 	if (n_val > 0)
 	{
 		m->val_loss = palloc0(sizeof(float) * Max(opts->epochs, 1));
@@ -821,9 +835,9 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 		s->losses = palloc(sizeof(double) * K);
 		s->status = palloc(sizeof(dlk_status) * K);
 		for (int k = 0; k < K; k++)
-			if (mem[k].stream == si)
+			if (mem[k].stream == si && Fusable(mem[k].m))
 				s->nets[ks++] = &mem[k].t.net;
-		if (dltrain_enable_fusion && ks > 1)
+		if (ks > 1)
 			s->fused_work = palloc_extended(sizeof(float) * dlk_fused_work_size(s->nets, ks, s->B),
 											MCXT_ALLOC_HUGE);
 	}
@@ -860,9 +874,10 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 
 				Gather(s, c, s->order + start, s->n_train - start, bs, cls, tgt, fm, fs,
 					   standardize);
+				/* the fusable members in one fused step, if two or more */
 				for (int k = 0; k < K; k++)
 				{
-					if (mem[k].stream != si || !mem[k].active)
+					if (mem[k].stream != si || !mem[k].active || !Fusable(mem[k].m))
 						continue;
 					s->who[ks] = &mem[k];
 					s->nets[ks] = &mem[k].t.net;
@@ -888,10 +903,16 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 					}
 				}
 				else
+					ks = 0;
+				/* the others, one step each */
+				for (int k = 0; k < K; k++)
 				{
-					for (int j = 0; j < ks; j++)
-						if (DltTrainerTryStep(&s->who[j]->t, bs) != DLK_OK)
-							MemberDiverged(s->who[j], e, cfg->tolerate, t0);
+					if (mem[k].stream != si || !mem[k].active)
+						continue;
+					if (ks > 1 && Fusable(mem[k].m))
+						continue;
+					if (DltTrainerTryStep(&mem[k].t, bs) != DLK_OK)
+						MemberDiverged(&mem[k], e, cfg->tolerate, t0);
 				}
 				CHECK_FOR_INTERRUPTS();
 			}
@@ -1195,6 +1216,7 @@ DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
 							   k + 1, DltTaskName(task), DltTaskName(rows->task))));
 		memset(&res[k], 0, sizeof(DltSelectResult));
 		res[k].index = k;
+		res[k].n_models = K;
 		res[k].loss = res[k].val_loss = res[k].val_metric = NAN;
 	}
 

@@ -815,7 +815,12 @@ DltTrainerEpochEnd(DltTrainer *t)
 	INSTR_TIME_SET_CURRENT(t1);
 	INSTR_TIME_SUBTRACT(t1, t->t0);
 	secs = INSTR_TIME_GET_DOUBLE(t1);
-	if (dltrain_verbose)
+	if (dltrain_verbose && t->n_models > 1)
+		ereport(NOTICE,
+				(errmsg("model %d of %d, epoch %d/%d: loss %.6f, %.0f rows/s",
+						t->model_no + 1, t->n_models, t->epoch + 1, t->m->opts.epochs,
+						loss, secs > 0 ? t->rows / secs : 0)));
+	else if (dltrain_verbose)
 		ereport(NOTICE,
 				(errmsg("epoch %d/%d: loss %.6f, %.0f rows/s",
 						t->epoch + 1, t->m->opts.epochs, loss,

@@ -1236,6 +1236,19 @@ dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
  *
  * Work: Wcat (reused for gWcat), bcat, Ycat and dYcat.
  */
+/*
+ * Floats between rows of Ycat and dYcat: sum O rounded up to 16, and moved
+ * off multiples of 128 (512 bytes), whose rows would fall in the same cache
+ * sets when the networks' next GEMMs read their column blocks.
+ */
+static int
+fused_ld(int sum_o)
+{
+	int			ld = (sum_o + 15) & ~15;
+
+	return (ld % 128 == 0) ? ld + 16 : ld;
+}
+
 size_t
 dlk_fused_work_size(dlk_net *const *nets, int K, int B)
 {
@@ -1243,7 +1256,8 @@ dlk_fused_work_size(dlk_net *const *nets, int K, int B)
 
 	for (int k = 0; k < K; k++)
 		sum_o += (size_t) nets[k]->arch.dims[1];
-	return sum_o * ((size_t) nets[0]->arch.dims[0] + 1 + 2 * (size_t) B);
+	return sum_o * ((size_t) nets[0]->arch.dims[0] + 1) +
+		2 * (size_t) B * (size_t) fused_ld((int) sum_o);
 }
 
 dlk_status
@@ -1254,6 +1268,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 {
 	int			D;
 	int			sum_o = 0;
+	int			ld;
 	int			off;
 	float	   *Wcat = work;
 	float	   *bcat;
@@ -1277,9 +1292,10 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 	}
 	if (use_blas && dlk_cblas_sgemm == NULL)
 		return DLK_ENOBLAS;
+	ld = fused_ld(sum_o);
 	bcat = Wcat + (size_t) sum_o * D;
 	Ycat = bcat + sum_o;
-	dYcat = Ycat + (size_t) B * sum_o;
+	dYcat = Ycat + (size_t) B * ld;
 
 	/* forward: every first layer in one GEMM */
 	off = 0;
@@ -1291,7 +1307,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		memcpy(bcat + off, nets[k]->b[0], sizeof(float) * O);
 		off += O;
 	}
-	if ((st = affine(Ycat, sum_o, X, D, Wcat, bcat, B, D, sum_o, use_blas)) != DLK_OK)
+	if ((st = affine(Ycat, ld, X, D, Wcat, bcat, B, D, sum_o, use_blas)) != DLK_OK)
 		return st;
 
 	/* each network alone above its first layer, reading and writing in place */
@@ -1304,7 +1320,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		double		lv = 0.0;
 
 		n->act[0] = Ycat + off;
-		n->ld0 = sum_o;
+		n->ld0 = ld;
 		n->dact0 = dYcat + off;
 		status[k] = DLK_OK;
 		if ((st = net_forward_from(n, NULL, B)) == DLK_OK &&
@@ -1319,9 +1335,9 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		/* a diverged network contributes zeros and takes no step */
 		if (st == DLK_OK && status[k] != DLK_OK)
 			for (int r = 0; r < B; r++)
-				memset(dYcat + (size_t) r * sum_o + off, 0, sizeof(float) * O);
+				memset(dYcat + (size_t) r * ld + off, 0, sizeof(float) * O);
 		if (st == DLK_OK && status[k] == DLK_OK)
-			bias_grad(n->gb[0], dYcat + off, sum_o, B, O);
+			bias_grad(n->gb[0], dYcat + off, ld, B, O);
 		n->act[0] = act0;
 		n->ld0 = O;
 		n->dact0 = NULL;
@@ -1333,7 +1349,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
 	if (use_blas)
 		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
-						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, dYcat, sum_o, X, D,
+						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, dYcat, ld, X, D,
 						0.0f, Wcat, D);
 	else
 	{
@@ -1341,7 +1357,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		for (int r = 0; r < B; r++)
 		{
 			const float *x = X + (size_t) r * D;
-			const float *dy = dYcat + (size_t) r * sum_o;
+			const float *dy = dYcat + (size_t) r * ld;
 
 			for (int o = 0; o < sum_o; o++)
 			{

@@ -473,6 +473,20 @@ MemberFinish(Member *mb)
 	mb->res->m = m;
 }
 
+/* Every member that did not diverge, at the end of training. */
+static void
+MembersFinish(Member *mem, int K, instr_time t0)
+{
+	for (int k = 0; k < K; k++)
+	{
+		if (mem[k].res->diverged)
+			continue;
+		if (mem[k].active)
+			mem[k].res->seconds = Elapsed(t0);
+		MemberFinish(&mem[k]);
+	}
+}
+
 static int
 CompareByValLoss(const void *pa, const void *pb)
 {
@@ -927,14 +941,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 			break;
 		Halve(mem, K, e, cfg, t0);
 	}
-	for (int k = 0; k < K; k++)
-	{
-		if (res[k].diverged)
-			continue;
-		if (mem[k].active)
-			res[k].seconds = Elapsed(t0);
-		MemberFinish(&mem[k]);
-	}
+	MembersFinish(mem, K, t0);
 }
 
 /* ---- spilled ---- */
@@ -1046,7 +1053,6 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 	int64	   *val_y = NULL;
 	uint64	   *val_h = NULL;
 	int64		n_val = 0;
-	float	   *vx;
 	instr_time	t0;
 
 	INSTR_TIME_SET_CURRENT(t0);
@@ -1122,8 +1128,6 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 			sm[k].perm[i] = (uint32) i;
 		dlk_rng_seed(&sm[k].rng, (uint64) o->seed ^ SHUFFLE_STREAM_SALT);
 	}
-	vx = palloc(sizeof(float) * D);
-
 	DltProgressPhase(DLT_PHASE_TRAINING);
 	for (int e = 0; e < max_epochs; e++)
 	{
@@ -1179,15 +1183,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 			break;
 		Halve(mem, K, e, cfg, t0);
 	}
-	pfree(vx);
-	for (int k = 0; k < K; k++)
-	{
-		if (res[k].diverged)
-			continue;
-		if (mem[k].active)
-			res[k].seconds = Elapsed(t0);
-		MemberFinish(&mem[k]);
-	}
+	MembersFinish(mem, K, t0);
 }
 
 /*

@@ -285,8 +285,8 @@ CompareEntries(const void *pa, const void *pb)
 
 static void
 SaveModel(const char *name, const char *relname, ArrayType *features, const char *label,
-		  Jsonb *options, bytea *model, const Entry *e, int rank, int64 rows,
-		  int64 skipped, TransactionId xmin)
+		  Jsonb *options, bytea *model, const Entry *e, int rank, int64 skipped,
+		  TransactionId xmin)
 {
 	Oid			types[8] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, InvalidOid};
 	Datum		values[8];
@@ -318,7 +318,6 @@ SaveModel(const char *name, const char *relname, ArrayType *features, const char
 							   8, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store the model in dltrain.models: %s", SPI_result_code_string(rc));
-	(void) rows;
 }
 
 PG_FUNCTION_INFO_V1(grid_search);
@@ -530,7 +529,7 @@ grid_search(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		if (name != NULL && model != NULL)
 			SaveModel(name, relname, features, label, e->config, model, e, i + 1,
-					  r->m->rows_used, rows.rows_skipped, snapshot->xmin);
+					  rows.rows_skipped, snapshot->xmin);
 	}
 
 	SPI_finish();

@@ -462,35 +462,19 @@ bias_grad(float *gb, const float *dY, int ld, int B, int O)
 	}
 }
 
-/*
- * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I];
- * rows of dX, dY and X are lddx, lddy and ldx floats apart.
- */
-static dlk_status
-dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int lddy,
-			   const float *X, int ldx, const float *W, int B, int I, int O,
-			   int use_blas)
+/* gW[O x I] = dY^T [O x B] X [B x I] (overwritten); rows lddy and ldx apart */
+static void
+weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B,
+			int I, int O, int use_blas)
 {
-	if (use_blas && dlk_cblas_sgemm == NULL)
-		return DLK_ENOBLAS;
-
-	bias_grad(gb, dY, lddy, B, O);
-
 	if (use_blas)
 	{
-		/* gW[O x I] = dY^T [O x B] X [B x I] */
 		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
 						DLK_CBLAS_NO_TRANS, O, I, B, 1.0f, dY, lddy, X, ldx,
 						0.0f, gW, I);
-		/* dX[B x I] = dY [B x O] W [O x I] */
-		if (dX != NULL)
-			dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-							DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, lddy, W, I,
-							0.0f, dX, lddx);
-		return DLK_OK;
+		return;
 	}
-
-	/* reference gW: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
+	/* reference: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
 	memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
 	for (int r = 0; r < B; r++)
 	{
@@ -506,24 +490,47 @@ dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int l
 				gw[i] += d * x[i];
 		}
 	}
+}
 
-	/* reference dX: dX[r, :] = sum_o dY[r, o] * W[o, :] */
-	if (dX != NULL)
+/*
+ * dY [B x O], X [B x I], W [O x I]  ->  gW [O x I], gb [O], dX [B x I];
+ * rows of dX, dY and X are lddx, lddy and ldx floats apart.
+ */
+static dlk_status
+dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int lddy,
+			   const float *X, int ldx, const float *W, int B, int I, int O,
+			   int use_blas)
+{
+	if (use_blas && dlk_cblas_sgemm == NULL)
+		return DLK_ENOBLAS;
+
+	bias_grad(gb, dY, lddy, B, O);
+	weight_grad(gW, dY, lddy, X, ldx, B, I, O, use_blas);
+	if (dX == NULL)
+		return DLK_OK;
+
+	/* dX[B x I] = dY [B x O] W [O x I] */
+	if (use_blas)
 	{
-		for (int r = 0; r < B; r++)
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
+						DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, lddy, W, I,
+						0.0f, dX, lddx);
+		return DLK_OK;
+	}
+	/* reference: dX[r, :] = sum_o dY[r, o] * W[o, :] */
+	for (int r = 0; r < B; r++)
+	{
+		float	   *dx = dX + (size_t) r * lddx;
+		const float *dy = dY + (size_t) r * lddy;
+
+		memset(dx, 0, (size_t) I * sizeof(float));
+		for (int o = 0; o < O; o++)
 		{
-			float	   *dx = dX + (size_t) r * lddx;
-			const float *dy = dY + (size_t) r * lddy;
+			const float *w = W + (size_t) o * I;
+			float		d = dy[o];
 
-			memset(dx, 0, (size_t) I * sizeof(float));
-			for (int o = 0; o < O; o++)
-			{
-				const float *w = W + (size_t) o * I;
-				float		d = dy[o];
-
-				for (int i = 0; i < I; i++)
-					dx[i] += d * w[i];
-			}
+			for (int i = 0; i < I; i++)
+				dx[i] += d * w[i];
 		}
 	}
 	return DLK_OK;
@@ -723,6 +730,25 @@ exp_neg_inplace(float *restrict x, size_t n)
 	}
 }
 
+/* max of z[0..C), in two independent chains (a chain of C dependent maxss is
+ * the critical path of a short row) */
+static inline float
+row_max(const float *z, int C)
+{
+	float		m0 = z[0];
+	float		m1 = z[C > 1 ? 1 : 0];
+	int			c;
+
+	for (c = 2; c + 1 < C; c += 2)
+	{
+		m0 = z[c] > m0 ? z[c] : m0;
+		m1 = z[c + 1] > m1 ? z[c + 1] : m1;
+	}
+	if (c < C)
+		m0 = z[c] > m0 ? z[c] : m0;
+	return m1 > m0 ? m1 : m0;
+}
+
 /*
  * Per row z = logits[r, :]: m = max z, s = sum exp(z - m),
  * loss_r = log s + m - z[y]; dlogits = (exp(z - m) / s - onehot(y)) / B.
@@ -732,11 +758,13 @@ exp_neg_inplace(float *restrict x, size_t n)
  * column block, where one short call per row would cost more than the
  * exponentials), and are rescaled into dlogits.
  */
-static dlk_status
+DLK_VECTOR static dlk_status
 softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 		   const int32_t *labels, int B, int C, float *tmp)
 {
 	double		total = 0.0;
+	double		prod = 1.0;
+	int			exps = 0;
 	float		invB;
 
 	if (B < 1 || C < 1 || logits == NULL || labels == NULL)
@@ -751,11 +779,9 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 		for (int r = 0; r < B; r++)
 		{
 			const float *z = logits + (size_t) r * ldz;
-			float		m = z[0];
+			float		m = row_max(z, C);
 			float		s = 0.0f;
 
-			for (int c = 1; c < C; c++)
-				m = z[c] > m ? z[c] : m;
 			for (int c = 0; c < C; c++)
 				s += exp_neg(z[c] - m);
 			total += log((double) s) + (double) m - (double) z[labels[r]];
@@ -771,15 +797,20 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 	{
 		const float *z = logits + (size_t) r * ldz;
 		float	   *e = tmp + (size_t) r * C;
-		float		m = z[0];
+		float		m = row_max(z, C);
 
-		for (int c = 1; c < C; c++)
-			m = z[c] > m ? z[c] : m;
-		total += (double) m - (double) z[labels[r]];
+		/* m - z[y] >= 0, summed in float per row, in double over rows */
+		total += (double) (m - z[labels[r]]);
 		for (int c = 0; c < C; c++)
 			e[c] = z[c] - m;
 	}
 	exp_neg_inplace(tmp, (size_t) B * C);
+
+	/*
+	 * sum_r log s_r as the log of one product: every s_r is in [1, C] (its
+	 * largest term is e^0), so the product in double, renormalized by frexp
+	 * now and then, loses nothing that matters and costs one log a batch.
+	 */
 	for (int r = 0; r < B; r++)
 	{
 		const float *e = tmp + (size_t) r * C;
@@ -793,8 +824,16 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 		for (int c = 0; c < C; c++)
 			d[c] = e[c] * scale;
 		d[labels[r]] -= invB;
-		total += log((double) s);
+		prod *= (double) s;
+		if (prod > 1e250 || !(prod < HUGE_VAL))
+		{
+			int			ex;
+
+			prod = frexp(prod, &ex);
+			exps += ex;
+		}
 	}
+	total += log(prod) + exps * 0.69314718055994530942;
 	if (loss != NULL)
 		*loss = total / (double) B;
 	return DLK_OK;
@@ -1347,28 +1386,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		return st;
 
 	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
-	if (use_blas)
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
-						DLK_CBLAS_NO_TRANS, sum_o, D, B, 1.0f, dYcat, ld, X, D,
-						0.0f, Wcat, D);
-	else
-	{
-		memset(Wcat, 0, sizeof(float) * (size_t) sum_o * D);
-		for (int r = 0; r < B; r++)
-		{
-			const float *x = X + (size_t) r * D;
-			const float *dy = dYcat + (size_t) r * ld;
-
-			for (int o = 0; o < sum_o; o++)
-			{
-				float	   *gw = Wcat + (size_t) o * D;
-				float		d = dy[o];
-
-				for (int i = 0; i < D; i++)
-					gw[i] += d * x[i];
-			}
-		}
-	}
+	weight_grad(Wcat, dYcat, ld, X, D, B, D, sum_o, use_blas);
 
 	/* each network's share, checked, then its step */
 	off = 0;

@@ -27,6 +27,7 @@
 
 #define CHUNK_BYTES (256 * 1024)
 #define SLAB_MAX (8 * 1024 * 1024)
+#define HUGE_PAGE (2 * 1024 * 1024)
 #define SPILL_SEGMENT ((int64) 1024 * 1024 * 1024)	/* BufFile's segment size */
 
 /* "row 12" in training, "the feature array" in prediction */
@@ -170,12 +171,14 @@ CacheNewSlab(DltCache *cache, Size chunk_bytes)
 	cache->last_slab = slab;
 	cache->bytes = add_size(cache->bytes, slab);
 #if defined(MADV_HUGEPAGE)
-	if (slab >= SLAB_MAX)
+	if (slab >= 2 * HUGE_PAGE)
 	{
-		uintptr_t	start = TYPEALIGN(4096, (uintptr_t) cache->slab_next);
-		uintptr_t	end = TYPEALIGN_DOWN(4096, (uintptr_t) cache->slab_next + slab);
+		/* huge pages are 2 MB and 2 MB-aligned: the aligned middle of the slab */
+		uintptr_t	start = TYPEALIGN(HUGE_PAGE, (uintptr_t) cache->slab_next);
+		uintptr_t	end = TYPEALIGN_DOWN(HUGE_PAGE, (uintptr_t) cache->slab_next + slab);
 
-		(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
+		if (end > start)
+			(void) madvise((void *) start, end - start, MADV_HUGEPAGE);
 	}
 #endif
 	return true;

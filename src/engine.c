@@ -242,18 +242,19 @@ DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
 }
 
 /*
- * Exact standardization statistics, in whatever order the rows are stored.
- * Two sequential passes of quantized sums (dlk_qsum_accumulate): the first
- * around the middle of each feature's range gives the mean, the second
- * around the mean the variance, with no cancellation.  The quantum of a
- * feature is its range (known from the transition) over 2^52/n, so every
- * partial sum is an exact integer in double: the result depends only on the
- * multiset of rows, without walking them in canonical order.  Relative
- * precision: range * 2^-(52 - log2 n), e.g. 2e-10 of the range at a million
- * rows.  row(arg, i) returns row i of a pass, i from 0 to n - 1 in turn.
- * The statistics are over every cached row, validation rows included (they
- * are part of the data the model is for, and this keeps one set of
- * statistics for all members).
+ * Exact standardization statistics, in whatever order the rows are stored:
+ * one sequential pass of quantized sums (dlk_qsum_accumulate) of each
+ * feature's deviation from the middle of its range (known from the
+ * transition) and of its square.  The quanta are the half range, and its
+ * square, over 2^52/n, so every partial sum is an exact integer in double:
+ * the result depends only on the multiset of rows, without walking them in
+ * canonical order.  mean = center + E[v], var = E[v^2] - E[v]^2 with
+ * v = x - center: both terms are at most half^2, so the subtraction loses
+ * nothing next to the quantization, about half^2 * 2^-(52 - log2 n) (e.g.
+ * 2e-10 of the half range squared at a million rows).  row(arg, i) returns
+ * row i of the pass, i from 0 to n - 1 in turn.  The statistics are over
+ * every cached row, validation rows included (they are part of the data the
+ * model is for, and this keeps one set of statistics for all members).
  */
 typedef const float *(*RowIter) (void *arg, int64 i);
 
@@ -262,8 +263,10 @@ ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		   RowIter row, void *arg, float *fm, float *fs)
 {
 	double	   *center = palloc(sizeof(double) * D);
-	double	   *inv_q = palloc(sizeof(double) * D);
-	double	   *acc = palloc0(sizeof(double) * D);
+	double	   *inv_q1 = palloc(sizeof(double) * D);
+	double	   *inv_q2 = palloc(sizeof(double) * D);
+	double	   *acc1 = palloc0(sizeof(double) * D);
+	double	   *acc2 = palloc0(sizeof(double) * D);
 	double		levels = ldexp(1.0, 52);
 	int			L = 0;
 
@@ -271,42 +274,35 @@ ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		L++;
 	levels = ldexp(levels, -L);	/* 2^52 / 2^ceil(log2 n) per term */
 
-	/* pass 1: the mean */
 	for (int d = 0; d < D; d++)
 	{
 		double		half = ((double) fmax[d] - (double) fmin[d]) / 2;
 
 		center[d] = ((double) fmax[d] + (double) fmin[d]) / 2;
-		inv_q[d] = half > 0 ? levels / half : 0;
+		inv_q1[d] = half > 0 ? levels / half : 0;
+		inv_q2[d] = half > 0 ? levels / (half * half) : 0;
 	}
 	for (int64 i = 0; i < n; i++)
-		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 1);
+		dlk_qsum_accumulate(acc1, acc2, row(arg, i), center, inv_q1, inv_q2, D);
+
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);
 	for (int d = 0; d < D; d++)
-		m->mean[d] = center[d] + (inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
-
-	/* pass 2: the variance around the mean */
-	for (int d = 0; d < D; d++)
 	{
-		double		b = Max((double) fmax[d] - m->mean[d], m->mean[d] - (double) fmin[d]);
+		double		e1 = inv_q1[d] > 0 ? acc1[d] / inv_q1[d] / n : 0;
+		double		e2 = inv_q2[d] > 0 ? acc2[d] / inv_q2[d] / n : 0;
 
-		center[d] = m->mean[d];
-		inv_q[d] = b > 0 ? levels / (b * b) : 0;
-		acc[d] = 0;
-	}
-	for (int64 i = 0; i < n; i++)
-		dlk_qsum_accumulate(acc, row(arg, i), center, inv_q, D, 2);
-	for (int d = 0; d < D; d++)
-	{
-		DltStatsFinishScale(m, d, m->mean[d], inv_q[d] > 0 ? acc[d] / inv_q[d] / n : 0);
+		m->mean[d] = center[d] + e1;
+		DltStatsFinishScale(m, d, m->mean[d], e2 - e1 * e1);
 		fm[d] = (float) m->mean[d];
 		fs[d] = (float) m->scale[d];
 	}
 	m->normalized = true;
 	pfree(center);
-	pfree(inv_q);
-	pfree(acc);
+	pfree(inv_q1);
+	pfree(inv_q2);
+	pfree(acc1);
+	pfree(acc2);
 }
 
 static const float *
@@ -762,10 +758,13 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 		CanonicalOrder(rows, hash, canon);
 	}
 
-	/* statistics once; standardize in place when every member wants it */
+	/*
+	 * statistics once; standardize in place when every member wants it and
+	 * some epoch will read the rows
+	 */
 	if (any_norm)
 		ExactStats(stats, D, n, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
-	inplace = any_norm && all_norm;
+	inplace = any_norm && all_norm && (max_epochs > 0 || any_val);
 	if (inplace)
 		for (int64 r = 0; r < n; r++)
 			dlk_standardize(DltCacheRow(c, r), fm, fs, D);
@@ -1063,7 +1062,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 		max_epochs = Max(max_epochs, opts[k].epochs);
 	}
 
-	/* statistics: two sequential passes over the spilled chunks */
+	/* statistics: one sequential pass over the spilled chunks */
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	if (any_norm)
 	{

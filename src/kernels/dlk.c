@@ -1526,22 +1526,16 @@ dlk_minmax_accumulate(float *restrict mn, float *restrict mx, const float *restr
 }
 
 DLK_VECTOR void
-dlk_qsum_accumulate(double *restrict acc, const float *restrict x,
-					const double *restrict center, const double *restrict inv_q,
-					int D, int power)
+dlk_qsum_accumulate(double *restrict acc1, double *restrict acc2,
+					const float *restrict x, const double *restrict center,
+					const double *restrict inv_q1, const double *restrict inv_q2,
+					int D)
 {
-	if (power == 1)
+	for (int d = 0; d < D; d++)
 	{
-		for (int d = 0; d < D; d++)
-			acc[d] += rint(((double) x[d] - center[d]) * inv_q[d]);
-	}
-	else
-	{
-		for (int d = 0; d < D; d++)
-		{
-			double		v = (double) x[d] - center[d];
+		double		v = (double) x[d] - center[d];
 
-			acc[d] += rint(v * v * inv_q[d]);
-		}
+		acc1[d] += rint(v * inv_q1[d]);
+		acc2[d] += rint(v * v * inv_q2[d]);
 	}
 }

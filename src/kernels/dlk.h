@@ -179,14 +179,16 @@ void		dlk_moments_accumulate(double *sum, double *sq, const float *x,
 void		dlk_minmax_accumulate(float *mn, float *mx, const float *x, int D);
 
 /*
- * Quantized sums, exact and so independent of the order rows come in:
- * acc[d] += rint((x[d] - center[d]) * inv_q[d])   (power 1), or
- * acc[d] += rint((x[d] - center[d])^2 * inv_q[d]) (power 2), in double.
+ * Quantized sums, exact and so independent of the order rows come in, of
+ * the deviations from a center and of their squares, in double:
+ *   acc1[d] += rint((x[d] - center[d]) * inv_q1[d])
+ *   acc2[d] += rint((x[d] - center[d])^2 * inv_q2[d])
  * With every term at most 2^52 / n in magnitude, every partial sum of n
  * terms is an integer below 2^53: exact, whatever the order of the rows.
  */
-void		dlk_qsum_accumulate(double *acc, const float *x, const double *center,
-								const double *inv_q, int D, int power);
+void		dlk_qsum_accumulate(double *acc1, double *acc2, const float *x,
+								const double *center, const double *inv_q1,
+								const double *inv_q2, int D);
 
 /* x[d] = (x[d] - mean[d]) * scale[d] in float32 (training and predict alike). */
 void		dlk_standardize(float *x, const float *mean, const float *scale, int D);

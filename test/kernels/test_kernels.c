@@ -1679,8 +1679,11 @@ test_qsum_order(void)
 				mx[D];
 	double		c1[D],
 				q1[D],
+				q2[D],
 				a[D] = {0},
-				b[D] = {0};
+				b[D] = {0},
+				a2[D] = {0},
+				b2[D] = {0};
 	double		levels = ldexp(1.0, 52 - 10);	/* n <= 2^10 */
 	uint32_t	perm[N];
 
@@ -1705,40 +1708,39 @@ test_qsum_order(void)
 			return fail("minmax of feature %d", d);
 		c1[d] = ((double) mx[d] + mn[d]) / 2;
 		q1[d] = levels / (((double) mx[d] - mn[d]) / 2);
+		q2[d] = levels / pow(((double) mx[d] - mn[d]) / 2, 2);
 	}
 	for (int i = 0; i < N; i++)
 		perm[i] = i;
 	dlk_shuffle_u32(&test_rng, perm, N);
 	for (int r = 0; r < N; r++)
 	{
-		dlk_qsum_accumulate(a, x[r], c1, q1, D, 1);
-		dlk_qsum_accumulate(b, x[perm[r]], c1, q1, D, 1);
+		dlk_qsum_accumulate(a, a2, x[r], c1, q1, q2, D);
+		dlk_qsum_accumulate(b, b2, x[perm[r]], c1, q1, q2, D);
 	}
-	if (memcmp(a, b, sizeof(a)) != 0)
+	if (memcmp(a, b, sizeof(a)) != 0 || memcmp(a2, b2, sizeof(a2)) != 0)
 		return fail("quantized sums differ between two row orders");
 	for (int d = 0; d < D; d++)
 	{
 		double		mean = 0,
-					got = c1[d] + a[d] / q1[d] / N;
+					var = 0,
+					m1 = a[d] / q1[d] / N,
+					got = c1[d] + m1,
+					gotvar = a2[d] / q2[d] / N - m1 * m1;
+		double		half = ((double) mx[d] - mn[d]) / 2;
 
 		for (int r = 0; r < N; r++)
 			mean += x[r][d];
 		mean /= N;
+		for (int r = 0; r < N; r++)
+			var += (x[r][d] - mean) * (x[r][d] - mean);
+		var /= N;
 		if (fabs(got - mean) > 1e-9 * ((double) mx[d] - mn[d]))
 			return fail("feature %d: mean %.17g, expected %.17g", d, got, mean);
+		/* one quantum of the squares per term at most: half^2 * 2^-42 here */
+		if (fabs(gotvar - var) > 1e-9 * half * half)
+			return fail("feature %d: variance %.17g, expected %.17g", d, gotvar, var);
 	}
-	/* squares around a center: also order-independent */
-	memset(a, 0, sizeof(a));
-	memset(b, 0, sizeof(b));
-	for (int d = 0; d < D; d++)
-		q1[d] = levels / pow((double) mx[d] - mn[d], 2);
-	for (int r = 0; r < N; r++)
-	{
-		dlk_qsum_accumulate(a, x[r], c1, q1, D, 2);
-		dlk_qsum_accumulate(b, x[perm[r]], c1, q1, D, 2);
-	}
-	if (memcmp(a, b, sizeof(a)) != 0)
-		return fail("quantized squares differ between two row orders");
 	return 1;
 }
 

@@ -749,6 +749,28 @@ row_max(const float *z, int C)
 	return m1 > m0 ? m1 : m0;
 }
 
+/* sum of e[0..C) in four independent chains, added pairwise (a fixed order) */
+static inline float
+row_sum(const float *e, int C)
+{
+	float		s0 = 0.0f,
+				s1 = 0.0f,
+				s2 = 0.0f,
+				s3 = 0.0f;
+	int			c = 0;
+
+	for (; c + 4 <= C; c += 4)
+	{
+		s0 += e[c];
+		s1 += e[c + 1];
+		s2 += e[c + 2];
+		s3 += e[c + 3];
+	}
+	for (; c < C; c++)
+		s0 += e[c];
+	return (s0 + s2) + (s1 + s3);
+}
+
 /*
  * Per row z = logits[r, :]: m = max z, s = sum exp(z - m),
  * loss_r = log s + m - z[y]; dlogits = (exp(z - m) / s - onehot(y)) / B.
@@ -776,16 +798,32 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 	invB = 1.0f / (float) B;
 	if (dlogits == NULL)
 	{
+		/* the same arithmetic as below, one row at a time */
 		for (int r = 0; r < B; r++)
 		{
 			const float *z = logits + (size_t) r * ldz;
 			float		m = row_max(z, C);
-			float		s = 0.0f;
+			float		e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			float		s;
+			int			c = 0;
 
-			for (int c = 0; c < C; c++)
-				s += exp_neg(z[c] - m);
-			total += log((double) s) + (double) m - (double) z[labels[r]];
+			total += (double) (m - z[labels[r]]);
+			for (; c + 4 <= C; c += 4)
+				for (int j = 0; j < 4; j++)
+					e[j] += exp_neg(z[c + j] - m);
+			for (; c < C; c++)
+				e[0] += exp_neg(z[c] - m);
+			s = (e[0] + e[2]) + (e[1] + e[3]);
+			prod *= (double) s;
+			if (prod > 1e250 || !(prod < HUGE_VAL))
+			{
+				int			ex;
+
+				prod = frexp(prod, &ex);
+				exps += ex;
+			}
 		}
+		total += log(prod) + exps * 0.69314718055994530942;
 		if (loss != NULL)
 			*loss = total / (double) B;
 		return DLK_OK;
@@ -815,11 +853,9 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 	{
 		const float *e = tmp + (size_t) r * C;
 		float	   *d = dlogits + (size_t) r * ldd;
-		float		s = 0.0f;
+		float		s = row_sum(e, C);
 		float		scale;
 
-		for (int c = 0; c < C; c++)
-			s += e[c];
 		scale = invB / s;
 		for (int c = 0; c < C; c++)
 			d[c] = e[c] * scale;

@@ -34,6 +34,36 @@ SET dltrain.cache_mem = '64kB';
 SELECT (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s)
      = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s) AS reproducible;
 
+-- merged calls over a spilled cache: one scan and one file, every model
+-- trained from it exactly as alone (each reads the chunks in its own order)
+CREATE TABLE spill_alone AS
+SELECT 1 AS k, dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 3, "batch_size": 32}') AS m FROM sorted
+UNION ALL SELECT 2, dltrain.train_mlp(x, y, '{"hidden": [], "epochs": 2, "batch_size": 64, "seed": 5}') FROM sorted
+UNION ALL SELECT 3, dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 20, "batch_size": 32, "validation_fraction": 0.05, "early_stopping": 2}') FROM sorted;
+CREATE TABLE spill_merged (m1 dltrain.model, m2 dltrain.model, m3 dltrain.model);
+SET client_min_messages = debug1;
+INSERT INTO spill_merged
+SELECT dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 3, "batch_size": 32}'),
+       dltrain.train_mlp(x, y, '{"hidden": [], "epochs": 2, "batch_size": 64, "seed": 5}'),
+       dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 20, "batch_size": 32, "validation_fraction": 0.05, "early_stopping": 2}')
+FROM sorted;
+RESET client_min_messages;
+SELECT k, a.m::text = (ARRAY[b.m1, b.m2, b.m3])[k]::text AS identical FROM spill_alone a, spill_merged b ORDER BY k;
+-- validation in a spilled cache: the same rows held out as in memory (by content)
+SELECT (d->>'validation_rows')::int BETWEEN 350 AND 550 AS about_5_percent,
+       (d->>'rows_used')::int + (d->>'validation_rows')::int = 9000 AS rows_add_up,
+       jsonb_array_length(d->'validation_loss') = (d->>'epochs')::int AS one_per_epoch,
+       (d->'validation_loss'->((d->>'best_epoch')::int - 1))::float8 =
+         (SELECT min(v::float8) FROM jsonb_array_elements_text(d->'validation_loss') v) AS best_is_lowest
+FROM (SELECT dltrain.describe(m3) AS d FROM spill_merged) s;
+RESET dltrain.cache_mem;
+SELECT (SELECT dltrain.describe(m3)->'validation_rows' FROM spill_merged) =
+       dltrain.describe(dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 1, "validation_fraction": 0.05}'))->'validation_rows'
+       AS same_rows_held_out
+FROM sorted;
+SET dltrain.cache_mem = '64kB';
+DROP TABLE spill_alone, spill_merged;
+
 -- temporary files: temp_file_limit applies, and nothing is left behind
 SELECT count(*) AS temp_files FROM pg_ls_tmpdir();
 SET temp_file_limit = '16kB';

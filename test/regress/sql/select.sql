@@ -194,6 +194,26 @@ SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1]}', halv
 SELECT * FROM dltrain.grid_search('sel', '{nope}', 'y', '{}', '{"lr": [0.1]}');
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"a": [1,2,3,4,5,6,7,8,9,10], "b": [1,2,3,4,5,6,7,8,9,10], "c": [1,2,3,4,5,6,7,8,9,10], "d": [1,2,3,4,5,6,7,8,9,10,11]}');
 
+-- grid_search reads as the caller: privileges and row-level security apply
+CREATE ROLE dltrain_sel_a;
+CREATE TABLE sel_rls AS SELECT x, y, CASE WHEN i % 3 = 0 THEN 'dltrain_sel_a' ELSE 'other' END AS who FROM sel;
+ALTER TABLE sel_rls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sel_rls_who ON sel_rls USING (who = current_user);
+GRANT SELECT ON sel_rls TO dltrain_sel_a;
+SET ROLE dltrain_sel_a;
+SELECT (dltrain.describe(model)->>'rows_used')::int + (dltrain.describe(model)->>'validation_rows')::int AS rows_seen
+FROM dltrain.grid_search('sel_rls', '{x}', 'y', '{"epochs": 1}', '{"lr": [0.01]}');
+SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1}', '{"lr": [0.01]}');
+RESET ROLE;
+DROP TABLE sel_rls;
+DROP ROLE dltrain_sel_a;
+
+-- statement_timeout stops merged trainings and a grid search promptly
+SET statement_timeout = '300ms';
+SELECT dltrain.train_mlp(x, y, '{"epochs": 100000}') IS NULL, dltrain.train_mlp(x, y, '{"epochs": 100000, "lr": 0.1}') IS NULL FROM sel;
+SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 100000}', '{"lr": [0.1, 0.01]}');
+RESET statement_timeout;
+
 DROP VIEW four;
 DROP TABLE sel, alone, merged, merged_exec, fused_auto, fused, held, es;
 DELETE FROM dltrain.models WHERE name LIKE 'sel-grid%';

@@ -404,6 +404,8 @@ extern void DltModelSetArch(DltModel *m, int D, int C);
 extern void DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
 						   const float *shift, float *fm, float *fs);
 extern void DltStatsFinishScale(DltModel *m, int d, double mean, double var);
+/* Bytes DltTrainerInit allocates for m at batch size B. */
+extern Size DltTrainerBytes(const DltModel *m, int B);
 extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 extern void DltTrainerStep(DltTrainer *t, int bs);

@@ -569,6 +569,38 @@ MemberInit(Member *mb, const DltRows *rows, const DltOptions *opts, DltSelectRes
 	res->m = NULL;
 }
 
+/*
+ * The buffers of all K models must fit the memory budget together, as one
+ * model's must alone; checked before any of them is allocated.
+ */
+static void
+CheckMembersBudget(const DltRows *rows, const DltOptions *opts, int K, const int *B,
+				   const DltSelectResult *res)
+{
+	Size		total = 0;
+
+	if (K < 2)
+		return;
+	for (int k = 0; k < K; k++)
+	{
+		DltModel	m;
+
+		memset(&m, 0, sizeof(m));
+		m.task = rows->task;
+		m.opts = opts[k];
+		DltModelSetArch(&m, rows->cache.dim,
+						rows->task == DLT_TASK_CLASSIFICATION ? res[k].n_classes : 1);
+		total = add_size(total, DltTrainerBytes(&m, B[k]));
+	}
+	if (total > DltBudgetBytes())
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("training %d models together needs %zu bytes for their parameters, gradients, optimizer state and batch buffers, more than the memory budget of %zu bytes",
+						K, total, DltBudgetBytes()),
+				 errdetail("The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem."),
+				 errhint("Train fewer configurations at once (for merged train_mlp calls: SET dltrain.enable_merge = off), use smaller models, or raise dltrain.cache_mem.")));
+}
+
 /* Takes the standardization into a member's model. */
 static void
 MemberStats(Member *mb, const DltModel *stats, int D)
@@ -821,6 +853,14 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	}
 
 	/* members: models, networks; the classes come from the rows */
+	{
+		int		   *bs = palloc(sizeof(int) * K);
+
+		for (int k = 0; k < K; k++)
+			bs[k] = streams[mem[k].stream].B;
+		CheckMembersBudget(rows, opts, K, bs, res);
+		pfree(bs);
+	}
 	for (int k = 0; k < K; k++)
 	{
 		Stream	   *s = &streams[mem[k].stream];
@@ -1106,6 +1146,14 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 		}
 	}
 
+	{
+		int		   *bs = palloc(sizeof(int) * K);
+
+		for (int k = 0; k < K; k++)
+			bs[k] = (int) Min((int64) opts[k].batch_size, n);
+		CheckMembersBudget(rows, opts, K, bs, res);
+		pfree(bs);
+	}
 	for (int k = 0; k < K; k++)
 	{
 		const DltOptions *o = &opts[k];

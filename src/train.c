@@ -677,10 +677,23 @@ DltModelSetArch(DltModel *m, int D, int C)
 		elog(ERROR, "invalid network architecture");
 }
 
+Size
+DltTrainerBytes(const DltModel *m, int B)
+{
+	dlk_sizes	sz;
+	int			D = m->arch.dims[0];
+	int			C = m->arch.dims[m->arch.n_layers];
+
+	if (dlk_sizes_for(&sz, &m->arch, B, m->opts.optimizer) != DLK_OK)
+		elog(ERROR, "invalid network architecture");
+	return mul_size(add_size(add_size(mul_size(2, sz.n_params), sz.n_opt_state),
+							 add_size(sz.n_work, mul_size(B, D + C + 1))),
+					sizeof(float));
+}
+
 /*
  * Checks the budget and the model size, allocates everything (in the current
  * memory context), opens BLAS and initializes the parameters from the seed.
- * extra_bytes: what the caller holds besides (cache, buffers) to count in.
  */
 void
 DltTrainerInit(DltTrainer *t, DltModel *m, int B)
@@ -703,9 +716,7 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B)
 	m->n_params = sz.n_params;
 
 	/* size checks before any large allocation */
-	need = mul_size(add_size(add_size(mul_size(2, sz.n_params), sz.n_opt_state),
-							 add_size(sz.n_work, mul_size(B, t->D + t->C + 1))),
-					sizeof(float));
+	need = DltTrainerBytes(m, B);
 	CheckModelBudget(need, DltBudgetBytes());
 	CheckModelSize(ModelEncodedSize(m));
 

@@ -491,6 +491,11 @@ CompareByValLoss(const void *pa, const void *pb)
 	double		la = a->m->rows_validation > 0 ? a->res->val_loss : a->res->loss;
 	double		lb = b->m->rows_validation > 0 ? b->res->val_loss : b->res->loss;
 
+	/* a NaN loss ranks last, consistently */
+	if (isnan(la))
+		la = HUGE_VAL;
+	if (isnan(lb))
+		lb = HUGE_VAL;
 	if (la != lb)
 		return la < lb ? -1 : 1;
 	return (a->res->index > b->res->index) - (a->res->index < b->res->index);
@@ -1111,20 +1116,15 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 		ExactStats(stats, D, n, c->fmin, c->fmax, SpillRowIter, &it, fm, fs);
 	}
 
-	/* the validation rows: one sequential pass, kept in memory */
+	/*
+	 * the validation rows: one sequential pass, kept in memory (rows with the
+	 * same content are all held out or none, so their number is only known
+	 * once counted: the buffers grow, within the budget)
+	 */
 	if (max_vfrac > 0)
 	{
-		Size		cap = (Size) Max(1024, (int64) (n * max_vfrac * 1.1) + 1024);
+		Size		cap = 0;
 
-		if (mul_size(cap, sizeof(float) * D + 16) > DltBudgetBytes())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
-							mul_size(cap, sizeof(float) * D + 16), DltBudgetBytes()),
-					 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
-		val_x = palloc_extended(sizeof(float) * D * cap, MCXT_ALLOC_HUGE);
-		val_y = palloc_extended(sizeof(int64) * cap, MCXT_ALLOC_HUGE);
-		val_h = palloc_extended(sizeof(uint64) * cap, MCXT_ALLOC_HUGE);
 		for (int64 k = 0; k < N; k++)
 		{
 			int			nr = DltCacheReadChunk(c, k, 0);
@@ -1137,7 +1137,24 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 				if (!DltIsValidationRow(h, max_vfrac))
 					continue;
 				if ((Size) n_val == cap)
-					elog(ERROR, "more validation rows than expected");
+				{
+					Size		newcap = Max((Size) 1024, cap * 2);
+					Size		bytes = mul_size(newcap, sizeof(float) * D + 16);
+
+					if (bytes > DltBudgetBytes())
+						ereport(ERROR,
+								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+								 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
+										bytes, DltBudgetBytes()),
+								 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
+					val_x = val_x ? repalloc_huge(val_x, sizeof(float) * D * newcap) :
+						palloc_extended(sizeof(float) * D * newcap, MCXT_ALLOC_HUGE);
+					val_y = val_y ? repalloc_huge(val_y, sizeof(int64) * newcap) :
+						palloc_extended(sizeof(int64) * newcap, MCXT_ALLOC_HUGE);
+					val_h = val_h ? repalloc_huge(val_h, sizeof(uint64) * newcap) :
+						palloc_extended(sizeof(uint64) * newcap, MCXT_ALLOC_HUGE);
+					cap = newcap;
+				}
 				memcpy(val_x + (Size) n_val * D, x, sizeof(float) * D);
 				val_y[n_val] = c->chunk_y[0][r];
 				val_h[n_val++] = h;

@@ -166,7 +166,7 @@ ParseGrid(Jsonb *grid, int *nkeys, int *samples, int64 *seed)
 			keys[n].high = NumberOf(Field(v.val.binary.data, "high"), key);
 			keys[n].log = lg != NULL && lg->type == jbvBool && lg->val.boolean;
 			keys[n].integer = !keys[n].log && keys[n].low == floor(keys[n].low) &&
-				keys[n].high == floor(keys[n].high);
+				keys[n].high == floor(keys[n].high) && keys[n].high - keys[n].low < 2147483648.0;
 			if (!(keys[n].low <= keys[n].high) || (keys[n].log && keys[n].low <= 0))
 				GridError("range of grid option \"%s\" needs low <= high (and low > 0 with \"log\")", key);
 		}
@@ -349,7 +349,7 @@ grid_search(PG_FUNCTION_ARGS)
 	DltOptions *opts;
 	DltSelectResult *res;
 	DltSelectConfig sc = {0};
-	DltRows		rows;
+	DltRows    *rows;
 	Entry	   *entries;
 	Snapshot	snapshot;
 	Portal		portal;
@@ -368,6 +368,8 @@ grid_search(PG_FUNCTION_ARGS)
 	cxt = AllocSetContextCreate(rsinfo->econtext->ecxt_per_query_memory,
 								"dltrain grid_search", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
+	/* in cxt, not on the stack: the spill file's close callback points to it */
+	rows = palloc0(sizeof(DltRows));
 	relid = PG_GETARG_OID(0);
 	features = PG_GETARG_ARRAYTYPE_P_COPY(1);
 	label = text_to_cstring(PG_GETARG_TEXT_PP(2));
@@ -439,7 +441,7 @@ grid_search(PG_FUNCTION_ARGS)
 			break;
 		if (!started)
 		{
-			DltRowsInit(&rows, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
+			DltRowsInit(rows, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
 			started = true;
 		}
 		MemoryContextSwitchTo(rowcxt);
@@ -453,7 +455,7 @@ grid_search(PG_FUNCTION_ARGS)
 			/* a NULL element of ARRAY[col, ...]: the row is skipped */
 			if (!xnull && array_contains_nulls(DatumGetArrayTypeP(x)))
 				xnull = true;
-			DltRowsAppend(&rows, cxt, x, xnull, y, ynull);
+			DltRowsAppend(rows, cxt, x, xnull, y, ynull);
 		}
 		MemoryContextSwitchTo(cxt);
 		MemoryContextReset(rowcxt);
@@ -461,23 +463,23 @@ grid_search(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 	}
 	SPI_cursor_close(portal);
-	if (!started || rows.cache.n_rows == 0)
+	if (!started || rows->cache.n_rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("relation %s has no rows to train on", relname),
 				 errdetail("It returned %lld rows, all with NULL features or label.",
-						   (long long) (started ? rows.rows_skipped : 0))));
+						   (long long) (started ? rows->rows_skipped : 0))));
 
 	/* every configuration, side by side */
 	sc.tolerate = true;
 	sc.eta = eta;
 	sc.min_epochs = min_epochs;
-	DltCacheFinishInput(&rows.cache);
-	DltTrainMany(&rows, opts, K, &sc, res);
-	DltCacheClose(&rows.cache);
+	DltCacheFinishInput(&rows->cache);
+	DltTrainMany(rows, opts, K, &sc, res);
+	DltCacheClose(&rows->cache);
 
 	/* the leaderboard */
-	classify = rows.task == DLT_TASK_CLASSIFICATION;
+	classify = rows->task == DLT_TASK_CLASSIFICATION;
 	entries = palloc(sizeof(Entry) * K);
 	for (int k = 0; k < K; k++)
 	{
@@ -529,11 +531,13 @@ grid_search(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		if (name != NULL && model != NULL)
 			SaveModel(name, relname, features, label, e->config, model, e, i + 1,
-					  rows.rows_skipped, snapshot->xmin);
+					  rows->rows_skipped, snapshot->xmin);
 	}
 
 	SPI_finish();
 	UnregisterSnapshot(snapshot);
 	MemoryContextSwitchTo(old);
+	/* the tuplestore holds copies: free the cache and the models now */
+	MemoryContextDelete(cxt);
 	return (Datum) 0;
 }

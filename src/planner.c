@@ -19,8 +19,11 @@
  * calls (so a planner call nested in another is safe), walks subqueries,
  * CTEs and sublinks, and steps aside when dltrain.enable_merge or
  * dltrain.enable_merge_rewrite is off, when the extension is not installed
- * in the current database, or when a call has DISTINCT, ORDER BY or
- * non-constant options.
+ * in the current database, or when a call has DISTINCT, ORDER BY,
+ * non-constant options, or volatile features, label or FILTER (each call
+ * evaluates those itself: random() in a FILTER samples differently for
+ * each).  Identical calls map to one configuration, as PostgreSQL computes
+ * identical aggregates once.
  */
 #include "postgres.h"
 
@@ -30,6 +33,7 @@
 #include "commands/extension.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
 #include "optimizer/planner.h"
 #include "parser/parse_func.h"
 #include "utils/builtins.h"
@@ -115,7 +119,9 @@ CollectCalls(Node *node, Collect *c)
 
 		if (a->agglevelsup == 0 && a->aggorder == NIL && a->aggdistinct == NIL &&
 			a->aggkind == AGGKIND_NORMAL && IsTrainMlp(a->aggfnoid, c->ctx) &&
-			ConstOptions(a, &opts))
+			ConstOptions(a, &opts) &&
+			!contain_volatile_functions((Node *) a->args) &&
+			!contain_volatile_functions((Node *) a->aggfilter))
 			c->calls = lappend(c->calls, a);
 		return false;
 	}
@@ -157,7 +163,8 @@ MergeGroup(List *group, Replace *r)
 	Aggref	   *multi;
 	TargetEntry *te;
 	ListCell   *lc;
-	int			i = 0;
+	int		   *slot;
+	int			n_configs = 0;
 
 	argtypes[0] = exprType((Node *) ((TargetEntry *) linitial(first->args))->expr);
 	argtypes[1] = exprType((Node *) ((TargetEntry *) lsecond(first->args))->expr);
@@ -173,23 +180,43 @@ MergeGroup(List *group, Replace *r)
 		get_func_rettype(multi_fn) != array_type)
 		return;
 
-	/* the configurations, in call order */
+	/*
+	 * the configurations, in call order; an identical call (PostgreSQL would
+	 * compute it once) takes the index of its first occurrence
+	 */
+	slot = palloc(sizeof(int) * list_length(group));
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '[');
 	foreach(lc, group)
 	{
 		Const	   *opts;
+		int			j = foreach_current_index(lc);
 
+		slot[j] = -1;
+		for (int p = 0; p < j; p++)
+			if (equal(lfirst(lc), list_nth(group, p)))
+			{
+				slot[j] = slot[p];
+				break;
+			}
+		if (slot[j] >= 0)
+			continue;
+		slot[j] = n_configs++;
 		ConstOptions(lfirst(lc), &opts);
-		if (lc != list_head(group))
+		if (slot[j] > 0)
 			appendStringInfoString(&buf, ", ");
 		if (opts == NULL || opts->constisnull)
 			appendStringInfoString(&buf, "{}");
 		else
-			appendStringInfoString(&buf, JsonbToCString(NULL, &DatumGetJsonbP(opts->constvalue)->root,
-														VARSIZE(DatumGetPointer(opts->constvalue))));
+		{
+			Jsonb	   *jb = DatumGetJsonbP(opts->constvalue);
+
+			appendStringInfoString(&buf, JsonbToCString(NULL, &jb->root, VARSIZE(jb)));
+		}
 	}
 	appendStringInfoChar(&buf, ']');
+	if (n_configs < 2)
+		return;					/* all identical: PostgreSQL shares them anyway */
 
 	multi = copyObject(first);
 	multi->aggfnoid = multi_fn;
@@ -212,7 +239,8 @@ MergeGroup(List *group, Replace *r)
 		sr->reftypmod = -1;
 		sr->refcollid = InvalidOid;
 		sr->refupperindexpr = list_make1(makeConst(INT4OID, -1, InvalidOid, sizeof(int32),
-												   Int32GetDatum(++i), false, true));
+												   Int32GetDatum(slot[foreach_current_index(lc)] + 1),
+												   false, true));
 		sr->reflowerindexpr = NIL;
 		sr->refexpr = (Expr *) copyObject(multi);
 		sr->refassgnexpr = NULL;

@@ -43,6 +43,7 @@
 #include "executor/nodeAgg.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "optimizer/optimizer.h"
 #include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -98,6 +99,11 @@ PGDLLEXPORT Datum train_mlp_sfunc(PG_FUNCTION_ARGS);
 
 /* ---- merging at execution ---- */
 
+/*
+ * A train_mlp call that can share: plain (no ORDER BY, DISTINCT), and
+ * whose features, label and FILTER are not volatile (each call evaluates
+ * them itself, so volatile ones could differ between siblings).
+ */
 static bool
 Mergeable(AggStatePerTrans pt)
 {
@@ -105,7 +111,10 @@ Mergeable(AggStatePerTrans pt)
 
 	return pt->transfn.fn_addr == train_mlp_sfunc &&
 		a->aggorder == NIL && a->aggdistinct == NIL &&
-		a->aggkind == AGGKIND_NORMAL && list_length(a->args) >= 2;
+		a->aggkind == AGGKIND_NORMAL && list_length(a->args) >= 2 &&
+		!contain_volatile_functions((Node *) linitial(a->args)) &&
+		!contain_volatile_functions((Node *) lsecond(a->args)) &&
+		!contain_volatile_functions((Node *) a->aggfilter);
 }
 
 /* Same features, label and FILTER (the options may differ)? */

@@ -30,6 +30,17 @@ EXPLAIN (VERBOSE, COSTS OFF)
 SELECT dltrain.train_mlp(x, y::float8, '{"task": "regression"}'), dltrain.train_mlp(x, y::float8, '{"task": "classification"}') FROM sel;
 EXPLAIN (VERBOSE, COSTS OFF)
 SELECT dltrain.train_mlp(x, y, jsonb_build_object('seed', 1)), dltrain.train_mlp(x, y) FROM sel;
+-- not merged either: volatile FILTER (each call samples for itself)
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT dltrain.train_mlp(x, y) FILTER (WHERE random() < 0.5), dltrain.train_mlp(x, y, '{"lr": 0.1}') FILTER (WHERE random() < 0.5) FROM sel;
+SET dltrain.enable_merge_rewrite = off;
+SELECT i % 2 AS g, dltrain.train_mlp(x, y, '{"epochs": 1}') FILTER (WHERE random() < 0.5) IS NOT NULL AS a,
+       dltrain.train_mlp(x, y, '{"epochs": 1, "lr": 0.1}') FILTER (WHERE random() < 0.5) IS NOT NULL AS b
+FROM sel GROUP BY i % 2 ORDER BY 1;
+RESET dltrain.enable_merge_rewrite;
+-- identical calls are one configuration (PostgreSQL computes them once)
+EXPLAIN (VERBOSE, COSTS OFF)
+SELECT dltrain.train_mlp(x, y, '{"lr": 0.1}'), dltrain.train_mlp(x, y), dltrain.train_mlp(x, y, '{"lr": 0.1}') FROM sel;
 -- the GUCs turn the rewrite off
 SET dltrain.enable_merge_rewrite = off;
 EXPLAIN (VERBOSE, COSTS OFF)

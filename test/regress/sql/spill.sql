@@ -64,6 +64,19 @@ FROM sorted;
 SET dltrain.cache_mem = '64kB';
 DROP TABLE spill_alone, spill_merged;
 
+-- grid_search over a spilled cache, on data with many duplicate rows (held
+-- out together, by content)
+CREATE TABLE dups AS SELECT ARRAY[(i % 47)::real, (i % 47 % 5)::real]::real[] AS x, (i % 47) % 3 AS y
+FROM generate_series(1, 9000) i;
+SET dltrain.cache_mem = '128kB';
+SELECT count(*) AS configurations, bool_and(model IS NOT NULL) AS trained,
+       bool_and((dltrain.describe(model)->>'validation_rows')::int +
+                (dltrain.describe(model)->>'rows_used')::int = 9000) AS rows_add_up
+FROM dltrain.grid_search('dups', '{x}', 'y', '{"epochs": 2, "hidden": [8]}', '{"lr": [0.1, 0.01]}',
+                         validation_fraction => 0.3);
+SET dltrain.cache_mem = '64kB';
+DROP TABLE dups;
+
 -- temporary files: temp_file_limit applies, and nothing is left behind
 SELECT count(*) AS temp_files FROM pg_ls_tmpdir();
 SET temp_file_limit = '16kB';

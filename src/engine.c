@@ -876,6 +876,9 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 		if (any_norm)
 			MemberStats(&mem[k], stats, D);
 		/* the stream's gather buffers replace the trainer's own */
+		pfree(mem[k].t.xb);
+		pfree(mem[k].t.yb);
+		pfree(mem[k].t.tb);
 		mem[k].t.xb = s->xb;
 		mem[k].t.yb = s->yb;
 		mem[k].t.tb = s->tb;

@@ -772,6 +772,31 @@ row_sum(const float *e, int C)
 }
 
 /*
+ * sum_r log s_r as the log of one product: every s_r is in [1, C] (its
+ * largest term is e^0), so the product in double, renormalized by frexp
+ * now and then, loses nothing that matters and costs one log a batch.
+ * A NaN stays NaN.
+ */
+static inline void
+log_product_add(double *prod, int *exps, float s)
+{
+	*prod *= (double) s;
+	if (*prod > 1e250 || !(*prod < HUGE_VAL))
+	{
+		int			ex;
+
+		*prod = frexp(*prod, &ex);
+		*exps += ex;
+	}
+}
+
+static inline double
+log_product(double prod, int exps)
+{
+	return log(prod) + exps * 0.69314718055994530942;
+}
+
+/*
  * Per row z = logits[r, :]: m = max z, s = sum exp(z - m),
  * loss_r = log s + m - z[y]; dlogits = (exp(z - m) / s - onehot(y)) / B.
  * Rows of logits and dlogits are ldz and ldd floats apart.  The differences
@@ -814,16 +839,9 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 			for (; c < C; c++)
 				e[0] += exp_neg(z[c] - m);
 			s = (e[0] + e[2]) + (e[1] + e[3]);
-			prod *= (double) s;
-			if (prod > 1e250 || !(prod < HUGE_VAL))
-			{
-				int			ex;
-
-				prod = frexp(prod, &ex);
-				exps += ex;
-			}
+			log_product_add(&prod, &exps, s);
 		}
-		total += log(prod) + exps * 0.69314718055994530942;
+		total += log_product(prod, exps);
 		if (loss != NULL)
 			*loss = total / (double) B;
 		return DLK_OK;
@@ -843,12 +861,6 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 			e[c] = z[c] - m;
 	}
 	exp_neg_inplace(tmp, (size_t) B * C);
-
-	/*
-	 * sum_r log s_r as the log of one product: every s_r is in [1, C] (its
-	 * largest term is e^0), so the product in double, renormalized by frexp
-	 * now and then, loses nothing that matters and costs one log a batch.
-	 */
 	for (int r = 0; r < B; r++)
 	{
 		const float *e = tmp + (size_t) r * C;
@@ -860,16 +872,9 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 		for (int c = 0; c < C; c++)
 			d[c] = e[c] * scale;
 		d[labels[r]] -= invB;
-		prod *= (double) s;
-		if (prod > 1e250 || !(prod < HUGE_VAL))
-		{
-			int			ex;
-
-			prod = frexp(prod, &ex);
-			exps += ex;
-		}
+		log_product_add(&prod, &exps, s);
 	}
-	total += log(prod) + exps * 0.69314718055994530942;
+	total += log_product(prod, exps);
 	if (loss != NULL)
 		*loss = total / (double) B;
 	return DLK_OK;

@@ -320,9 +320,19 @@ def run_dltrain(conn, cfg, args):
 
 # ------------------------------------------------------------------ PyTorch
 
+def torch_mlp(dims):
+    """nn.Sequential of Linear layers dims[0] -> ... -> dims[-1], ReLU between."""
+    import torch.nn as nn
+    layers = []
+    for i in range(len(dims) - 1):
+        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        if i < len(dims) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
 def run_torch(conn, cfg, args, test_xy, keep_data=False):
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     set_threads(cfg["threads"])
@@ -336,13 +346,7 @@ def run_torch(conn, cfg, args, test_xy, keep_data=False):
 
     torch.manual_seed(1)
     g = torch.Generator().manual_seed(1)
-    dims = [x.shape[1]] + cfg["hidden"] + [cfg["classes"]]
-    layers = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
-    model = nn.Sequential(*layers)
+    model = torch_mlp([x.shape[1]] + cfg["hidden"] + [cfg["classes"]])
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
     X = torch.from_numpy(x)
     Y = torch.from_numpy(y)

@@ -86,7 +86,6 @@ def separate(conn, case, table):
 
 def torch_runs(conn, case, table, test_xy):
     import torch
-    import torch.nn as nn
     import torch.nn.functional as F
 
     B.set_threads(1)
@@ -103,13 +102,7 @@ def torch_runs(conn, case, table, test_xy):
         t1 = time.perf_counter()
         torch.manual_seed(1)
         g = torch.Generator().manual_seed(1)
-        dims = [x.shape[1]] + CASES[case]["hidden"] + [10]
-        layers = []
-        for i in range(len(dims) - 1):
-            layers.append(nn.Linear(dims[i], dims[i + 1]))
-            if i < len(dims) - 2:
-                layers.append(nn.ReLU())
-        model = nn.Sequential(*layers)
+        model = B.torch_mlp([x.shape[1]] + CASES[case]["hidden"] + [10])
         opt = torch.optim.Adam(model.parameters(), lr=lr)
         n = X.shape[0]
         for _ in range(CASES[case]["epochs"]):

@@ -34,7 +34,7 @@
  *             dX = dY W          sgemm(NoTrans, NoTrans)
  *             gb = column sums of dY (one contiguous pass)
  * Softmax and cross-entropy are fused and stable (max subtracted, loss from
- * log-sum-exp, never log(p)), with a vectorized exponential (exp_neg).
+ * log-sum-exp, never log(p)), with a vectorized exponential (exp_neg8).
  * Losses are accumulated in double.
  *
  * Determinism.  The PRNG is xoshiro256** seeded through splitmix64 and the
@@ -641,9 +641,10 @@ dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
  * ------------------------------------------------------------------------ */
 
 /*
- * e^x for x <= 0, the arguments of a softmax after the row maximum is
- * subtracted, in plain arithmetic so that loops of it vectorize (libm's expf
- * is one call per element): Cody-Waite reduction x = n ln2 + r with n
+ * e^x on eight lanes for x <= 0, the arguments of a softmax after the row
+ * maximum is subtracted, in GCC vector extensions (libm's expf is one call
+ * per element, and the compiler does not vectorize a scalar form's clamp
+ * and bit tricks by itself): Cody-Waite reduction x = n ln2 + r with n
  * rounded by the 1.5 * 2^23 trick, a degree-6 polynomial for e^r on
  * [-ln2/2, ln2/2] (Cephes' expf coefficients), and 2^n built in the
  * exponent bits.  Relative error about 2 ulp.  Below -87.3 (e^x under
@@ -652,34 +653,6 @@ dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
  * tell apart.  NaN goes through the clamp as NaN (the comparison is false)
  * and stays NaN, so divergence is still seen.
  */
-static inline float
-exp_neg(float x)
-{
-	float		n,
-				r,
-				p,
-				scale;
-	int32_t		i;
-	uint32_t	u;
-
-	x = x < -87.3f ? -87.3f : x;
-	n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-	r = x - n * 0.693359375f;
-	r = r - n * -2.12194440e-4f;
-	p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	p = p * r * r + r + 1.0f;
-	i = (int32_t) n + 127;
-	u = (uint32_t) (i < 0 ? 0 : i) << 23;
-	memcpy(&scale, &u, sizeof(scale));
-	return p * scale;
-}
-
-/* exp_neg on eight lanes, in vector extensions (the compiler does not
- * vectorize the scalar form's clamp and bit tricks by itself) */
 typedef int32_t dlk_v8si __attribute__((vector_size(32)));
 
 static inline void
@@ -829,15 +802,22 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 			const float *z = logits + (size_t) r * ldz;
 			float		m = row_max(z, C);
 			float		e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+			int			c4 = C / 4 * 4;
 			float		s;
-			int			c = 0;
 
 			total += (double) (m - z[labels[r]]);
-			for (; c + 4 <= C; c += 4)
-				for (int j = 0; j < 4; j++)
-					e[j] += exp_neg(z[c + j] - m);
-			for (; c < C; c++)
-				e[0] += exp_neg(z[c] - m);
+			/* eight exponentials at a time, summed as row_sum sums them */
+			for (int c0 = 0; c0 < C; c0 += 8)
+			{
+				dlk_v8sf	t = {0, 0, 0, 0, 0, 0, 0, 0};
+				int			w = C - c0 < 8 ? C - c0 : 8;
+
+				for (int j = 0; j < w; j++)
+					t[j] = z[c0 + j] - m;
+				exp_neg8(&t);
+				for (int j = 0; j < w; j++)
+					e[c0 + j < c4 ? (c0 + j) % 4 : 0] += t[j];
+			}
 			s = (e[0] + e[2]) + (e[1] + e[3]);
 			log_product_add(&prod, &exps, s);
 		}

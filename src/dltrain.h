@@ -360,6 +360,22 @@ typedef struct DltSelectResult
 } DltSelectResult;
 
 extern bool DltIsValidationRow(uint64 hash, double fraction);
+
+/* held-out validation rows, growing within the memory budget */
+typedef struct DltHeldOut
+{
+	MemoryContext cxt;			/* where the arrays live */
+	int			D;
+	bool		keep_hash;		/* also keep each row's content hash */
+	int64		n;
+	int64		cap;
+	float	   *x;				/* [cap x D] */
+	int64	   *y;				/* label slots */
+	uint64	   *h;				/* content hashes, with keep_hash */
+	Size		bytes;			/* what cap rows take */
+} DltHeldOut;
+
+extern void DltHeldOutAdd(DltHeldOut *v, const float *x, int64 y, uint64 h);
 extern void DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
 						 const DltSelectConfig *cfg, DltSelectResult *res);
 

@@ -74,6 +74,49 @@ DltIsValidationRow(uint64 hash, double fraction)
 		(double) (h >> 11) < fraction * (double) (UINT64CONST(1) << 53);
 }
 
+/*
+ * Appends a held-out row, doubling the arrays (from 1024 rows) as needed;
+ * the rows held out are only known once counted (all copies of a row go
+ * the same way), so the budget is checked as they grow.
+ */
+void
+DltHeldOutAdd(DltHeldOut *v, const float *x, int64 y, uint64 h)
+{
+	if (v->n == v->cap)
+	{
+		int64		cap = Max(1024, v->cap * 2);
+		Size		bytes = mul_size(cap, sizeof(float) * v->D + 8 + (v->keep_hash ? 8 : 0));
+
+		if (bytes > DltBudgetBytes())
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
+							bytes, DltBudgetBytes()),
+					 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
+		if (v->x == NULL)
+		{
+			v->x = MemoryContextAllocHuge(v->cxt, sizeof(float) * v->D * cap);
+			v->y = MemoryContextAllocHuge(v->cxt, sizeof(int64) * cap);
+			if (v->keep_hash)
+				v->h = MemoryContextAllocHuge(v->cxt, sizeof(uint64) * cap);
+		}
+		else
+		{
+			v->x = repalloc_huge(v->x, sizeof(float) * v->D * cap);
+			v->y = repalloc_huge(v->y, sizeof(int64) * cap);
+			if (v->keep_hash)
+				v->h = repalloc_huge(v->h, sizeof(uint64) * cap);
+		}
+		v->cap = cap;
+		v->bytes = bytes;
+	}
+	memcpy(v->x + v->n * v->D, x, sizeof(float) * v->D);
+	v->y[v->n] = y;
+	if (v->keep_hash)
+		v->h[v->n] = h;
+	v->n++;
+}
+
 /* A row's content hash: its float32 features and its label. */
 static inline uint64
 RowHash(const DltRows *rows, const float *x, int64 y)
@@ -788,9 +831,6 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 		hash = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
 		for (int64 r = 0; r < n; r++)
 			hash[r] = RowHash(rows, DltCacheRow(c, r), *DltCacheLabel(c, r));
-	}
-	if (any_shuffle || any_val)
-	{
 		canon = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 		CanonicalOrder(rows, hash, canon);
 	}
@@ -801,7 +841,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	 */
 	if (any_norm)
 		ExactStats(stats, D, n, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
-	inplace = any_norm && all_norm && (max_epochs > 0 || any_val);
+	inplace = any_norm && all_norm && max_epochs > 0;
 	if (inplace)
 		for (int64 r = 0; r < n; r++)
 			dlk_standardize(DltCacheRow(c, r), fm, fs, D);
@@ -1096,10 +1136,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 	double		max_vfrac = 0;
 	int			max_epochs = 0;
 	/* validation rows of the largest fraction (raw), for every member */
-	float	   *val_x = NULL;
-	int64	   *val_y = NULL;
-	uint64	   *val_h = NULL;
-	int64		n_val = 0;
+	DltHeldOut	val = {CurrentMemoryContext, c->dim, true};
 	instr_time	t0;
 
 	INSTR_TIME_SET_CURRENT(t0);
@@ -1126,8 +1163,6 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 	 */
 	if (max_vfrac > 0)
 	{
-		Size		cap = 0;
-
 		for (int64 k = 0; k < N; k++)
 		{
 			int			nr = DltCacheReadChunk(c, k, 0);
@@ -1137,30 +1172,8 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 				const float *x = c->chunk_x[0] + (Size) r * D;
 				uint64		h = RowHash(rows, x, c->chunk_y[0][r]);
 
-				if (!DltIsValidationRow(h, max_vfrac))
-					continue;
-				if ((Size) n_val == cap)
-				{
-					Size		newcap = Max((Size) 1024, cap * 2);
-					Size		bytes = mul_size(newcap, sizeof(float) * D + 16);
-
-					if (bytes > DltBudgetBytes())
-						ereport(ERROR,
-								(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-								 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
-										bytes, DltBudgetBytes()),
-								 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
-					val_x = val_x ? repalloc_huge(val_x, sizeof(float) * D * newcap) :
-						palloc_extended(sizeof(float) * D * newcap, MCXT_ALLOC_HUGE);
-					val_y = val_y ? repalloc_huge(val_y, sizeof(int64) * newcap) :
-						palloc_extended(sizeof(int64) * newcap, MCXT_ALLOC_HUGE);
-					val_h = val_h ? repalloc_huge(val_h, sizeof(uint64) * newcap) :
-						palloc_extended(sizeof(uint64) * newcap, MCXT_ALLOC_HUGE);
-					cap = newcap;
-				}
-				memcpy(val_x + (Size) n_val * D, x, sizeof(float) * D);
-				val_y[n_val] = c->chunk_y[0][r];
-				val_h[n_val++] = h;
+				if (DltIsValidationRow(h, max_vfrac))
+					DltHeldOutAdd(&val, x, c->chunk_y[0][r], h);
 			}
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -1181,8 +1194,8 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 		int64		n_train;
 
 		if (o->validation_fraction > 0)
-			for (int64 i = 0; i < n_val; i++)
-				nv += DltIsValidationRow(val_h[i], o->validation_fraction);
+			for (int64 i = 0; i < val.n; i++)
+				nv += DltIsValidationRow(val.h[i], o->validation_fraction);
 		n_train = n - nv;
 		if (n_train == 0)
 			NoTrainingRows(n, o->validation_fraction);
@@ -1218,19 +1231,19 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 				int			bs = 0;
 				int64		seen = 0;
 
-				for (int64 i = 0; i < n_val; i++)
+				for (int64 i = 0; i < val.n; i++)
 				{
 					double		score;
 
-					if (!DltIsValidationRow(val_h[i], o->validation_fraction))
+					if (!DltIsValidationRow(val.h[i], o->validation_fraction))
 						continue;
-					memcpy(mb->t.xb + (Size) bs * D, val_x + (Size) i * D, sizeof(float) * D);
+					memcpy(mb->t.xb + (Size) bs * D, val.x + (Size) i * D, sizeof(float) * D);
 					if (o->normalize)
 						dlk_standardize(mb->t.xb + (Size) bs * D, fm, fs, D);
 					if (classify)
-						mb->t.yb[bs] = rows->classes.rank[val_y[i]];
+						mb->t.yb[bs] = rows->classes.rank[val.y[i]];
 					else
-						mb->t.tb[bs] = (float) DltLabelTarget(val_y[i], rows->label_kind);
+						mb->t.tb[bs] = (float) DltLabelTarget(val.y[i], rows->label_kind);
 					bs++;
 					seen++;
 					if (bs == mb->t.B || seen == mb->m->rows_validation)

@@ -83,11 +83,7 @@ typedef struct FitRun
 	float	   *fscale;
 
 	/* validation rows, standardized */
-	int64		n_val;
-	int64		cap_val;
-	float	   *val_x;
-	int64	   *val_y;			/* label slots */
-	Size		budget_used;
+	DltHeldOut	val;			/* validation rows (label slots) */
 
 	/* one row, converted */
 	float	   *row;
@@ -299,6 +295,7 @@ ReadRow(FitRun *fr, uint64 r, int64 *label, uint64 *hash, int64 rowno, bool firs
 		MemoryContext old = MemoryContextSwitchTo(fr->cxt);
 
 		fr->D = n;
+		fr->val.D = n;
 		fr->row = palloc(sizeof(float) * n);
 		MemoryContextSwitchTo(old);
 	}
@@ -341,38 +338,6 @@ IsValidation(const FitRun *fr, uint64 hash)
 	return DltIsValidationRow(hash, fr->opts.validation_fraction);
 }
 
-static void
-KeepValidationRow(FitRun *fr, int64 label)
-{
-	if (fr->n_val == fr->cap_val)
-	{
-		int64		cap = Max(1024, fr->cap_val * 2);
-		Size		bytes = mul_size(cap, add_size(mul_size(fr->D, sizeof(float)), 8));
-
-		fr->budget_used = bytes;
-		if (bytes > DltBudgetBytes())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
-							bytes, DltBudgetBytes()),
-					 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
-		if (fr->val_x == NULL)
-		{
-			fr->val_x = MemoryContextAllocHuge(fr->cxt, sizeof(float) * cap * fr->D);
-			fr->val_y = MemoryContextAllocHuge(fr->cxt, sizeof(int64) * cap);
-		}
-		else
-		{
-			fr->val_x = repalloc_huge(fr->val_x, sizeof(float) * cap * fr->D);
-			fr->val_y = repalloc_huge(fr->val_y, sizeof(int64) * cap);
-		}
-		fr->cap_val = cap;
-	}
-	memcpy(fr->val_x + fr->n_val * fr->D, fr->row, sizeof(float) * fr->D);
-	fr->val_y[fr->n_val] = label;
-	fr->n_val++;
-}
-
 /* Pass 1: counts, classes, moments, content hash, validation rows. */
 static void
 FirstPass(FitRun *fr)
@@ -401,7 +366,7 @@ FirstPass(FitRun *fr)
 			}
 			if (IsValidation(fr, hash))
 			{
-				KeepValidationRow(fr, label);
+				DltHeldOutAdd(&fr->val, fr->row, label, 0);
 				continue;
 			}
 			if (fr->sum == NULL)
@@ -429,7 +394,7 @@ FirstPass(FitRun *fr)
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("dltrain.fit has no rows to train on"),
 				 errdetail("The relation has %lld rows; %lld have NULL features or label, %lld are held out for validation.",
-						   (long long) rowno, (long long) fr->skipped, (long long) fr->n_val)));
+						   (long long) rowno, (long long) fr->skipped, (long long) fr->val.n)));
 }
 
 /* ---- the entry point ---- */
@@ -501,20 +466,20 @@ Validate(FitRun *fr, DltTrainer *t, double *vloss, double *vmetric)
 	double		loss = 0,
 				score = 0;
 
-	if (fr->n_val == 0)
+	if (fr->val.n == 0)
 	{
 		*vloss = *vmetric = NAN;
 		return;
 	}
-	for (int64 start = 0; start < fr->n_val; start += t->B)
+	for (int64 start = 0; start < fr->val.n; start += t->B)
 	{
-		int			bs = (int) Min((int64) t->B, fr->n_val - start);
+		int			bs = (int) Min((int64) t->B, fr->val.n - start);
 		double		s;
 
-		memcpy(t->xb, fr->val_x + start * fr->D, sizeof(float) * bs * fr->D);
+		memcpy(t->xb, fr->val.x + start * fr->D, sizeof(float) * bs * fr->D);
 		for (int i = 0; i < bs; i++)
 		{
-			int64		y = fr->val_y[start + i];
+			int64		y = fr->val.y[start + i];
 
 			if (fr->task == DLT_TASK_CLASSIFICATION)
 				t->yb[i] = fr->classes.rank[y];
@@ -524,8 +489,8 @@ Validate(FitRun *fr, DltTrainer *t, double *vloss, double *vmetric)
 		loss += DltTrainerEval(t, bs, &s) * bs;
 		score += s;
 	}
-	*vloss = loss / fr->n_val;
-	*vmetric = fr->task == DLT_TASK_CLASSIFICATION ? score / fr->n_val : sqrt(score / fr->n_val);
+	*vloss = loss / fr->val.n;
+	*vmetric = fr->task == DLT_TASK_CLASSIFICATION ? score / fr->val.n : sqrt(score / fr->val.n);
 }
 
 static void
@@ -545,7 +510,7 @@ SaveToCatalog(FitRun *fr, const char *name, ArrayType *features, const char *lab
 					   isnan(loss) ? "null" : psprintf("%.9g", loss), isnan(vloss) ? "null" : psprintf("%.9g", vloss),
 					   isnan(vmetric) ? "null" : psprintf("%.9g", vmetric), fr->opts.epochs);
 	provenance = psprintf("{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"content_hash\": \"%016llx\"}",
-						  (long long) fr->rows, (long long) fr->n_val, (long long) fr->skipped,
+						  (long long) fr->rows, (long long) fr->val.n, (long long) fr->skipped,
 						  fr->snapshot->xmin, (unsigned long long) fr->content_hash);
 	values[0] = CStringGetTextDatum(name);
 	values[1] = CStringGetTextDatum(fr->relname);
@@ -625,6 +590,7 @@ fit(PG_FUNCTION_ARGS)
 	old = MemoryContextSwitchTo(cxt);
 	fr = palloc0(sizeof(FitRun));
 	fr->cxt = cxt;
+	fr->val.cxt = cxt;
 	fr->rowcxt = AllocSetContextCreate(cxt, "dltrain fit rows", ALLOCSET_DEFAULT_SIZES);
 	fr->relid = PG_GETARG_OID(0);
 	features = PG_GETARG_ARRAYTYPE_P_COPY(1);
@@ -670,8 +636,8 @@ fit(PG_FUNCTION_ARGS)
 		DltClassTableFinish(&fr->classes, fr->label_kind, m, fr->rows);
 	DltModelSetArch(m, fr->D, fr->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
 	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows));
-	m->rows_validation = fr->n_val;
-	if (fr->n_val > 0)
+	m->rows_validation = fr->val.n;
+	if (fr->val.n > 0)
 	{
 		m->val_loss = palloc0(sizeof(float) * Max(fr->opts.epochs, 1));
 		m->val_metric = palloc0(sizeof(float) * Max(fr->opts.epochs, 1));
@@ -681,13 +647,13 @@ fit(PG_FUNCTION_ARGS)
 	if (fr->opts.normalize)
 	{
 		DltStatsFinish(m, fr->rows, fr->sum, fr->sq, fr->shift, fr->fmean, fr->fscale);
-		for (int64 i = 0; i < fr->n_val; i++)
-			dlk_standardize(fr->val_x + i * fr->D, fr->fmean, fr->fscale, fr->D);
+		for (int64 i = 0; i < fr->val.n; i++)
+			dlk_standardize(fr->val.x + i * fr->D, fr->fmean, fr->fscale, fr->D);
 	}
 
 	/* the shuffle buffer */
 	cap = (int) Min((int64) fr->opts.buffer_rows, fr->rows);
-	if (add_size(fr->budget_used, mul_size(cap, add_size(mul_size(fr->D, sizeof(float)), 8))) > DltBudgetBytes())
+	if (add_size(fr->val.bytes, mul_size(cap, add_size(mul_size(fr->D, sizeof(float)), 8))) > DltBudgetBytes())
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("a shuffle buffer of %d rows does not fit the memory budget of %zu bytes",
@@ -738,7 +704,7 @@ fit(PG_FUNCTION_ARGS)
 			TrainBuffer(fr, &t, &rng, buf_x, buf_y, filled);
 		secs = DltTrainerEpochEnd(&t);
 		Validate(fr, &t, &vloss, &vmetric);
-		if (fr->n_val > 0)
+		if (fr->val.n > 0)
 		{
 			m->val_loss[e] = (float) vloss;
 			m->val_metric[e] = (float) vmetric;

@@ -21,7 +21,8 @@ OBJS = \
 	src/progress.o \
 	src/block_shuffle.o \
 	src/kernels/dlk.o \
-	src/kernels/dlk_blas.o
+	src/kernels/dlk_blas.o \
+	src/kernels/dlk_pool.o
 
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
@@ -31,7 +32,7 @@ REGRESS = train errors model_io guc block_shuffle inference progress spill fit s
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
-SHLIB_LINK = -ldl -lm
+SHLIB_LINK = -ldl -lm -lpthread
 
 # OpenBLAS is opened at run time (dlopen) by the first training in a backend,
 # never at load time: see src/kernels/dlk.h.  The build only announces it.

@@ -37,8 +37,8 @@ static void
 GucInit(void)
 {
 	DefineCustomIntVariable("dltrain.threads",
-							"Sets the number of BLAS threads a training uses.",
-							"Applies to the OpenBLAS GEMMs of training; 1 keeps training on the backend's own thread.",
+							"Sets the number of threads a training uses.",
+							"They share each step's matrix products, optimizer update and batch copy; 1 keeps training on the backend's own thread.",
 							&dltrain_threads,
 							1, 1, 64,
 							PGC_USERSET, 0,

@@ -699,29 +699,61 @@ typedef struct Stream
 	dlk_status *status;
 } Stream;
 
+/*
+ * One gather: rows idx[0..bs) of the cache into a stream's batch buffers.
+ * Its rows are copied on the pool's threads (dlk_pool_for), which run only
+ * this memory work: no PostgreSQL call happens in GatherRange.
+ */
+typedef struct GatherJob
+{
+	Stream	   *s;
+	const DltCache *c;
+	const uint32 *idx;
+	const int32 *cls;
+	const float *tgt;
+	const float *fm;
+	const float *fs;
+	bool		standardize;
+} GatherJob;
+
+static void
+GatherRange(void *arg, size_t lo, size_t hi)
+{
+	const GatherJob *j = arg;
+	Stream	   *s = j->s;
+	const DltCache *c = j->c;
+	int			D = c->dim;
+
+	for (size_t i = lo; i < hi; i++)
+	{
+		uint32		r = j->idx[i];
+		float	   *x = s->xb + (Size) i * D;
+
+		if (i + 8 < hi)
+			PrefetchRow(c, j->idx[i + 8]);
+		memcpy(x, DltCacheRow(c, r), sizeof(float) * D);
+		if (j->standardize)
+			dlk_standardize(x, j->fm, j->fs, D);
+		if (j->cls)
+			s->yb[i] = j->cls[r];
+		else
+			s->tb[i] = j->tgt[r];
+	}
+}
+
+/* the fewest floats of rows worth a helper thread's wake-up */
+#define GATHER_MIN_FLOATS_PER_THREAD 16384
+
 /* Gathers rows idx[0..bs) into the stream's batch buffers. */
 static void
-Gather(Stream *s, const DltCache *c, const uint32 *idx, int64 left, int bs,
+Gather(Stream *s, const DltCache *c, const uint32 *idx, int bs,
 	   const int32 *cls, const float *tgt, const float *fm, const float *fs,
 	   bool standardize)
 {
-	int			D = c->dim;
+	GatherJob	job = {s, c, idx, cls, tgt, fm, fs, standardize};
 
-	for (int i = 0; i < bs; i++)
-	{
-		uint32		r = idx[i];
-		float	   *x = s->xb + (Size) i * D;
-
-		if (i + 8 < left)
-			PrefetchRow(c, idx[i + 8]);
-		memcpy(x, DltCacheRow(c, r), sizeof(float) * D);
-		if (standardize)
-			dlk_standardize(x, fm, fs, D);
-		if (cls)
-			s->yb[i] = cls[r];
-		else
-			s->tb[i] = tgt[r];
-	}
+	dlk_pool_for((size_t) bs, GATHER_MIN_FLOATS_PER_THREAD / c->dim + 1,
+				 GatherRange, &job);
 }
 
 /* Validation loss and metric of every active member of a stream. */
@@ -736,7 +768,7 @@ ValidateStream(Stream *s, Member *mem, int K, int si, const DltCache *c,
 	{
 		int			bs = (int) Min((int64) s->B, s->n_val - start);
 
-		Gather(s, c, s->val + start, s->n_val - start, bs, cls, tgt, fm, fs, standardize);
+		Gather(s, c, s->val + start, bs, cls, tgt, fm, fs, standardize);
 		for (int k = 0; k < K; k++)
 		{
 			double		score;
@@ -973,7 +1005,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 				int			bs = (int) Min((int64) s->B, s->n_train - start);
 				int			ks = 0;
 
-				Gather(s, c, s->order + start, s->n_train - start, bs, cls, tgt, fm, fs,
+				Gather(s, c, s->order + start, bs, cls, tgt, fm, fs,
 					   standardize);
 				/* the fusable members in one fused step, if two or more */
 				for (int k = 0; k < K; k++)

@@ -615,10 +615,10 @@ train_mlp_multi_ffunc(PG_FUNCTION_ARGS)
 static bool blas_ready = false;
 
 /*
- * Opens OpenBLAS on the first training of this backend and sets its thread
- * count.  Signals are blocked around both calls, so any thread OpenBLAS
- * starts inherits a mask that keeps PostgreSQL's signals on the backend's
- * own thread.
+ * Opens OpenBLAS on the first training of this backend and starts the
+ * helper threads dltrain.threads asks for.  Signals are blocked around
+ * both, so any thread OpenBLAS or the pool starts inherits a mask that
+ * keeps PostgreSQL's signals on the backend's own thread.
  */
 void
 DltBlasEnsure(void)
@@ -644,9 +644,17 @@ DltBlasEnsure(void)
 					 errhint("Install OpenBLAS (Debian: apt-get install libopenblas0-pthread).")));
 		blas_ready = true;
 	}
+	/*
+	 * dltrain's own threads (dlk_pool.c) run every parallel part of a step,
+	 * the GEMMs included, each calling OpenBLAS single-threaded: one set of
+	 * threads, none spinning against another.
+	 */
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	dlk_blas_set_threads(dltrain_threads);
+	dlk_blas_set_threads(1);
+	s = dlk_pool_set_threads(dltrain_threads);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (s != DLK_OK)
+		elog(ERROR, "could not set %d training threads", dltrain_threads);
 }
 
 /* ---- training ---- */

@@ -57,6 +57,7 @@
 #endif
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -224,7 +225,10 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 	 * blindly.  dlk_opt_step zeroes v on Adam's first step instead.
 	 */
 	if (grads != NULL)
+	{
 		memset(grads, 0, sz.n_params * sizeof(float));
+		net->grads_zero = 1;
+	}
 	if (opt_state != NULL)
 		memset(opt_state, 0, sz.n_params * sizeof(float));
 	return DLK_OK;
@@ -398,6 +402,78 @@ dot8(const float *restrict x, const float *restrict w, int n)
 }
 
 /*
+ * The GEMMs on the pool's threads.  OpenBLAS runs single-threaded; with
+ * dltrain.threads = T, gemm() cuts C into T blocks of columns (or of rows,
+ * when C has more rows than columns) and each thread computes its block
+ * with one sgemm call: the same threads then run the element-wise work
+ * too, and no second set of threads spins against them.  A block starts on
+ * a multiple of 16 rows or columns.  Each element of C is one dot product
+ * over K whatever the cut, computed by OpenBLAS's kernel; only the tile an
+ * element falls in can change its rounding (as OpenBLAS's own threading
+ * does).
+ */
+#define GEMM_MIN_FLOPS_PER_THREAD 2000000	/* about 30 us of one core */
+
+typedef struct gemm_job
+{
+	int			transA,
+				transB,
+				M,
+				N,
+				K;
+	const float *A;
+	int			lda;
+	const float *Bm;
+	int			ldb;
+	float		beta;
+	float	   *C;
+	int			ldc;
+	int			split_n;		/* cut the columns of C (else its rows) */
+	const float *bias;			/* if set: every row of C = bias first, beta 1 */
+} gemm_job;
+
+static void
+gemm_range(void *arg, size_t lo, size_t hi)
+{
+	const gemm_job *j = arg;
+	int			n = (int) (hi - lo);
+
+	/* the bias rows of this block, just before the product reads them */
+	if (j->bias != NULL && j->split_n)
+		for (int r = 0; r < j->M; r++)
+			memcpy(j->C + (size_t) r * j->ldc + lo, j->bias + lo, sizeof(float) * n);
+	else if (j->bias != NULL)
+		for (size_t r = lo; r < hi; r++)
+			memcpy(j->C + r * j->ldc, j->bias, sizeof(float) * j->N);
+	if (j->split_n)
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, j->transA, j->transB, j->M, n, j->K,
+						1.0f, j->A, j->lda,
+						j->transB == DLK_CBLAS_NO_TRANS ? j->Bm + lo : j->Bm + lo * (size_t) j->ldb,
+						j->ldb, j->beta, j->C + lo, j->ldc);
+	else
+		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, j->transA, j->transB, n, j->N, j->K,
+						1.0f,
+						j->transA == DLK_CBLAS_NO_TRANS ? j->A + lo * (size_t) j->lda : j->A + lo,
+						j->lda, j->Bm, j->ldb, j->beta, j->C + lo * (size_t) j->ldc, j->ldc);
+}
+
+/*
+ * C[M x N] = op(A) op(B) + beta C, row-major, on the pool's threads; with a
+ * bias [N], C = op(A) op(B) + bias instead (beta ignored).
+ */
+static void
+gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
+	 const float *Bm, int ldb, float beta, float *C, int ldc, const float *bias)
+{
+	gemm_job	j = {transA, transB, M, N, K, A, lda, Bm, ldb,
+		bias ? 1.0f : beta, C, ldc, N >= M, bias};
+	size_t		flops_per_unit = 2 * (size_t) K * (size_t) (j.split_n ? M : N);
+
+	dlk_pool_for(j.split_n ? N : M, GEMM_MIN_FLOPS_PER_THREAD / flops_per_unit + 1,
+				 gemm_range, &j);
+}
+
+/*
  * Y[B x O] = X[B x I] W[O x I]^T + b, rows of Y ldy floats apart and rows
  * of X ldx apart.  With BLAS the bias rows are written first and the GEMM
  * accumulates onto them (beta = 1): OpenBLAS then skips its pass that scales
@@ -411,11 +487,8 @@ affine(float *Y, int ldy, const float *X, int ldx, const float *W, const float *
 	{
 		if (dlk_cblas_sgemm == NULL)
 			return DLK_ENOBLAS;
-		for (int r = 0; r < B; r++)
-			memcpy(Y + (size_t) r * ldy, b, sizeof(float) * O);
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-						DLK_CBLAS_TRANS, B, O, I, 1.0f, X, ldx, W, I,
-						1.0f, Y, ldy);
+		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_TRANS, B, O, I, X, ldx, W, I,
+			 1.0f, Y, ldy, b);
 		return DLK_OK;
 	}
 	/* reference: one dot product of two contiguous rows per output */
@@ -462,20 +535,24 @@ bias_grad(float *gb, const float *dY, int ld, int B, int O)
 	}
 }
 
-/* gW[O x I] = dY^T [O x B] X [B x I] (overwritten); rows lddy and ldx apart */
+/*
+ * gW[O x I] = dY^T [O x B] X [B x I]; rows lddy and ldx apart.  Overwrites
+ * gW, or, with onto_zero, adds onto a gW known to hold zeros (the same
+ * result, without zeroing it first).
+ */
 static void
 weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B,
-			int I, int O, int use_blas)
+			int I, int O, int use_blas, int onto_zero)
 {
 	if (use_blas)
 	{
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_TRANS,
-						DLK_CBLAS_NO_TRANS, O, I, B, 1.0f, dY, lddy, X, ldx,
-						0.0f, gW, I);
+		gemm(DLK_CBLAS_TRANS, DLK_CBLAS_NO_TRANS, O, I, B, dY, lddy, X, ldx,
+			 onto_zero ? 1.0f : 0.0f, gW, I, NULL);
 		return;
 	}
 	/* reference: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
-	memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
+	if (!onto_zero)
+		memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
 	for (int r = 0; r < B; r++)
 	{
 		const float *x = X + (size_t) r * ldx;
@@ -499,22 +576,21 @@ weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B
 static dlk_status
 dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int lddy,
 			   const float *X, int ldx, const float *W, int B, int I, int O,
-			   int use_blas)
+			   int use_blas, int gw_zero)
 {
 	if (use_blas && dlk_cblas_sgemm == NULL)
 		return DLK_ENOBLAS;
 
 	bias_grad(gb, dY, lddy, B, O);
-	weight_grad(gW, dY, lddy, X, ldx, B, I, O, use_blas);
+	weight_grad(gW, dY, lddy, X, ldx, B, I, O, use_blas, gw_zero);
 	if (dX == NULL)
 		return DLK_OK;
 
 	/* dX[B x I] = dY [B x O] W [O x I] */
 	if (use_blas)
 	{
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS,
-						DLK_CBLAS_NO_TRANS, B, I, O, 1.0f, dY, lddy, W, I,
-						0.0f, dX, lddx);
+		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_NO_TRANS, B, I, O, dY, lddy, W, I,
+			 0.0f, dX, lddx, NULL);
 		return DLK_OK;
 	}
 	/* reference: dX[r, :] = sum_o dY[r, o] * W[o, :] */
@@ -543,7 +619,7 @@ dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
 {
 	if (!dense_sizes_ok(B, I, O))
 		return DLK_EINVAL;
-	return dense_backward(dX, I, gW, gb, dY, O, X, I, W, B, I, O, use_blas);
+	return dense_backward(dX, I, gW, gb, dY, O, X, I, W, B, I, O, use_blas, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -996,33 +1072,57 @@ dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
 	}
 }
 
-void
-dlk_opt_step(dlk_net *net, const dlk_opt *opt)
-{
-	size_t		n = net->n_params;
+/* Fewest parameters per thread worth a helper's wake-up (about 5 us of Adam). */
+#define OPT_MIN_PER_THREAD 16384
 
-	if (net->grads == NULL || opt == NULL)
-		return;
-	net->step++;
+typedef struct opt_job
+{
+	dlk_net    *net;
+	const dlk_opt *opt;
+} opt_job;
+
+/* The optimizer step on parameters [lo, hi): the flat loop, cut. */
+static void
+opt_range(void *arg, size_t lo, size_t hi)
+{
+	const opt_job *j = arg;
+	dlk_net    *net = j->net;
+	const dlk_opt *opt = j->opt;
+	size_t		n = net->n_params;
+	float	   *m = net->opt_state;
+
 	switch (opt->kind)
 	{
 		case DLK_OPT_SGD:
-			dlk_sgd_step(net->params, net->grads, net->opt_state, n,
-						 opt->lr, opt->momentum, opt->weight_decay);
+			dlk_sgd_step(net->params + lo, net->grads + lo, m ? m + lo : NULL,
+						 hi - lo, opt->lr, opt->momentum, opt->weight_decay);
 			break;
 		case DLK_OPT_ADAM:
 		case DLK_OPT_ADAMW:
-			if (net->opt_state == NULL)
-				return;
 			/* dlk_net_bind zeroed m only: v starts at zero on step 1 */
 			if (net->step == 1)
-				memset(net->opt_state + n, 0, n * sizeof(float));
-			dlk_adam_step(net->params, net->grads, net->opt_state,
-						  net->opt_state + n, n, opt->lr, opt->beta1,
-						  opt->beta2, opt->eps, opt->weight_decay,
-						  net->step, opt->kind == DLK_OPT_ADAMW);
+				memset(m + n + lo, 0, (hi - lo) * sizeof(float));
+			dlk_adam_step(net->params + lo, net->grads + lo, m + lo, m + n + lo,
+						  hi - lo, opt->lr, opt->beta1, opt->beta2, opt->eps,
+						  opt->weight_decay, net->step, opt->kind == DLK_OPT_ADAMW);
 			break;
 	}
+	/* consumed: zero them while they are in cache (see grads_zero) */
+	memset(net->grads + lo, 0, (hi - lo) * sizeof(float));
+}
+
+void
+dlk_opt_step(dlk_net *net, const dlk_opt *opt)
+{
+	opt_job		job = {net, opt};
+
+	if (net->grads == NULL || opt == NULL)
+		return;
+	if (opt->kind != DLK_OPT_SGD && net->opt_state == NULL)
+		return;
+	net->step++;
+	dlk_pool_for(net->n_params, OPT_MIN_PER_THREAD, opt_range, &job);
+	net->grads_zero = 1;
 }
 
 /* ------------------------------------------------------------------------
@@ -1145,6 +1245,32 @@ all_finite(const float *x, size_t n)
 	return bad == 0;
 }
 
+typedef struct finite_job
+{
+	const float *x;
+	atomic_int	bad;
+} finite_job;
+
+static void
+finite_range(void *arg, size_t lo, size_t hi)
+{
+	finite_job *j = arg;
+
+	if (!all_finite(j->x + lo, hi - lo))
+		atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+}
+
+/* 1 if every gradient of net is finite: all_finite on the pool's threads. */
+static int
+grads_finite(const dlk_net *net)
+{
+	finite_job	job = {.x = net->grads};
+
+	atomic_init(&job.bad, 0);
+	dlk_pool_for(net->n_params, 4 * OPT_MIN_PER_THREAD, finite_range, &job);
+	return atomic_load_explicit(&job.bad, memory_order_relaxed) == 0;
+}
+
 /*
  * The loss of act[L-1] and dL/d(output) into dbuf[0] (into dact0 for a
  * fused logistic model, whose output is act[0]).
@@ -1221,7 +1347,8 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 		else if (l > 0)
 			dX = net->dbuf[1 - cur];
 		st = dense_backward(dX, lddx, net->gW[l], net->gb[l], net->dbuf[cur], O,
-							in, ldin, net->W[l], B, I, O, net->use_blas);
+							in, ldin, net->W[l], B, I, O, net->use_blas,
+							net->grads_zero);
 		if (st != DLK_OK)
 			return st;
 		if (l > 0)
@@ -1230,6 +1357,8 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 			cur = 1 - cur;
 		}
 	}
+	/* layers below stop keep their zeros; the fused step writes layer 0's */
+	net->grads_zero = 0;
 	return DLK_OK;
 }
 
@@ -1254,7 +1383,7 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 		return DLK_ENONFINITE;
 	if ((st = net_backward(net, X, B, 0)) != DLK_OK)
 		return st;
-	if (!all_finite(net->grads, net->n_params))
+	if (!grads_finite(net))
 		return DLK_ENONFINITE;
 	return DLK_OK;
 }
@@ -1407,7 +1536,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		return st;
 
 	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
-	weight_grad(Wcat, dYcat, ld, X, D, B, D, sum_o, use_blas);
+	weight_grad(Wcat, dYcat, ld, X, D, B, D, sum_o, use_blas, 0);
 
 	/* each network's share, checked, then its step */
 	off = 0;
@@ -1419,7 +1548,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		if (status[k] == DLK_OK)
 		{
 			memcpy(n->gW[0], Wcat + (size_t) off * D, sizeof(float) * O * (size_t) D);
-			if (!all_finite(n->grads, n->n_params))
+			if (!grads_finite(n))
 				status[k] = DLK_ENONFINITE;
 			else
 				dlk_opt_step(n, opts[k]);

@@ -123,6 +123,10 @@ typedef struct dlk_net
 	float	   *dact0;			/* inside a fused step: where dL/d(layer 0 out)
 								 * goes (ld0 apart); NULL otherwise */
 	long		step;			/* optimizer steps taken (Adam bias correction) */
+	int			grads_zero;		/* grads hold zeros (after bind and after each
+								 * optimizer step, which zeroes them as it reads
+								 * them): the weight-gradient GEMMs then add onto
+								 * them, and OpenBLAS skips its pass zeroing C */
 } dlk_net;
 
 /* ---- architecture ---- */
@@ -261,7 +265,10 @@ void		dlk_adam_step(float *p, const float *g, float *m, float *v, size_t n,
 						  float lr, float beta1, float beta2, float eps,
 						  float weight_decay, long t, int decoupled);
 
-/* Applies opt to the whole network (increments net->step first). */
+/*
+ * Applies opt to the whole network (increments net->step first), then
+ * zeroes the gradients it used (see grads_zero).
+ */
 void		dlk_opt_step(dlk_net *net, const dlk_opt *opt);
 
 /* ---- whole network ---- */
@@ -311,6 +318,27 @@ dlk_status	dlk_blas_open(const char *path, char *errbuf, size_t errlen);
 int			dlk_blas_available(void);
 /* Sets the BLAS thread count (no-op without a bound BLAS). */
 void		dlk_blas_set_threads(int n);
+
+/* ---- helper threads for the element-wise work (dlk_pool.c) ---- */
+
+/* Computes elements [lo, hi) of a job. */
+typedef void (*dlk_range_fn) (void *arg, size_t lo, size_t hi);
+
+/*
+ * Uses n threads, the caller included, for dlk_pool_for (starts the missing
+ * helpers; fewer if the system refuses).  The caller blocks signals around
+ * this call, as around dlk_blas_open.  1 (the start) runs everything on the
+ * caller.
+ */
+dlk_status	dlk_pool_set_threads(int n);
+int			dlk_pool_threads(void);
+
+/*
+ * fn over [0, n) cut into one range per thread (each at least
+ * min_per_thread elements, starts on multiples of 16); returns when every
+ * range is done.  The result must not depend on the cut.
+ */
+void		dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg);
 
 const char *dlk_status_string(dlk_status st);
 

@@ -27,6 +27,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 static int	n_passed = 0;
@@ -1220,10 +1221,17 @@ test_opt_step_net(void)
 	memset(v2, 0, sizeof(v2));
 	for (t = 1; t <= 3; t++)
 	{
+		float		g2[64];
+
 		fill(grads, n, -1, 1);
+		memcpy(g2, grads, n * sizeof(float));
 		dlk_opt_step(&net, &o);
-		dlk_adam_step(p2, grads, m2, v2, n, o.lr, o.beta1, o.beta2, o.eps,
+		dlk_adam_step(p2, g2, m2, v2, n, o.lr, o.beta1, o.beta2, o.eps,
 					  o.weight_decay, t, 1);
+		/* the step consumes the gradients: zeroed for the next backward */
+		for (k = 0; k < n; k++)
+			if (grads[k] != 0.0f || !net.grads_zero)
+				return fail("gradient %zu not zeroed by the step", k);
 		if (net.step != t)
 			return fail("step = %ld after %d steps", net.step, t);
 		if (memcmp(p2, params, n * sizeof(float)) != 0)
@@ -1744,6 +1752,243 @@ test_qsum_order(void)
 	return 1;
 }
 
+/* ---- the pool of helper threads (dlk_pool.c) ---- */
+
+typedef struct cover_job
+{
+	unsigned char *hits;
+	atomic_int	misaligned;
+} cover_job;
+
+static void
+cover_range(void *arg, size_t lo, size_t hi)
+{
+	cover_job  *j = arg;
+
+	if (lo % 16 != 0)
+		atomic_store(&j->misaligned, 1);
+	for (size_t i = lo; i < hi; i++)
+		j->hits[i]++;
+}
+
+/* every element of [0, n) exactly once, ranges on multiples of 16, any T */
+static int
+test_pool_cover(void)
+{
+	static const size_t ns[] = {0, 1, 15, 16, 17, 100, 1000, 4099, 100000};
+	static const size_t mins[] = {0, 1, 64, 5000};
+	static unsigned char hits[100000];
+	int			ok = 1;
+
+	for (int t = 1; ok && t <= 4; t++)
+	{
+		if (dlk_pool_set_threads(t) != DLK_OK || dlk_pool_threads() != t)
+			ok = fail("dlk_pool_set_threads(%d): %d threads", t, dlk_pool_threads());
+		for (size_t a = 0; ok && a < sizeof(ns) / sizeof(ns[0]); a++)
+			for (size_t b = 0; ok && b < sizeof(mins) / sizeof(mins[0]); b++)
+			{
+				cover_job	j = {.hits = hits};
+
+				atomic_init(&j.misaligned, 0);
+				memset(hits, 0, ns[a]);
+				/* many jobs in a row: helpers must see each one exactly once */
+				for (int rep = 0; rep < 50; rep++)
+					dlk_pool_for(ns[a], mins[b], cover_range, &j);
+				for (size_t i = 0; ok && i < ns[a]; i++)
+					if (hits[i] != 50)
+						ok = fail("T %d, n %zu, min %zu: element %zu done %d times in 50 jobs",
+								  t, ns[a], mins[b], i, hits[i]);
+				if (ok && atomic_load(&j.misaligned))
+					ok = fail("T %d, n %zu: a range starts off a multiple of 16", t, ns[a]);
+			}
+	}
+	if (ok && dlk_pool_set_threads(0) != DLK_EINVAL)
+		ok = fail("0 threads accepted");
+	dlk_pool_set_threads(1);
+	return ok;
+}
+
+/*
+ * Training on three threads: with the reference kernels (products on one
+ * thread, optimizer and finite check cut across the pool) the parameters
+ * are byte-identical to one thread's; with BLAS (products cut too) they
+ * stay within rounding.  A NaN in the last gradient (a helper's range) is
+ * still caught.
+ */
+static int
+pool_train(float *params, int T, int use_blas, int steps, int poison)
+{
+	/* 50986 parameters: three ranges of the optimizer's flat loop */
+	dlk_arch	a = {.n_layers = 2, .dims = {520, 96, 10}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	enum {B = 64};
+	static float X[B * 520];
+	static int32_t y[B];
+	dlk_opt		opt = {.kind = DLK_OPT_ADAMW, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+	dlk_sizes	sz;
+	float	   *g,
+			   *st,
+			   *w;
+	dlk_net		net;
+	dlk_rng		r;
+	int			rc = 1;
+
+	dlk_rng_seed(&r, 77);
+	for (int k = 0; k < B * 520; k++)
+		X[k] = (float) dlk_rng_uniform(&r) - 0.5f;
+	for (int k = 0; k < B; k++)
+		y[k] = (int32_t) dlk_rng_below(&r, 10);
+	if (dlk_sizes_for(&sz, &a, B, opt.kind) != DLK_OK)
+		return -1;
+	g = calloc(sz.n_params, sizeof(float));
+	st = calloc(sz.n_opt_state, sizeof(float));
+	w = calloc(sz.n_work, sizeof(float));
+	dlk_net_bind(&net, &a, B, use_blas, params, g, st, w);
+	dlk_init_params(&net, 5);
+	dlk_pool_set_threads(T);
+	for (int s = 0; s < steps && rc == 1; s++)
+	{
+		double		loss;
+
+		if (poison && s == steps - 1)
+		{
+			dlk_status	stt;
+			float		before = params[sz.n_params - 1];
+
+			/* gradients from a NaN in the last row's last feature */
+			X[B * 520 - 1] = NAN;
+			stt = dlk_train_step(&net, X, y, NULL, B, &opt, &loss);
+			X[B * 520 - 1] = 0.0f;
+			rc = stt == DLK_ENONFINITE && params[sz.n_params - 1] == before ? 2 : 0;
+			break;
+		}
+		if (dlk_train_step(&net, X, y, NULL, B, &opt, &loss) != DLK_OK)
+			rc = 0;
+	}
+	dlk_pool_set_threads(1);
+	free(g);
+	free(st);
+	free(w);
+	return rc;
+}
+
+static int
+test_pool_train(void)
+{
+	enum {NP = 520 * 96 + 96 + 96 * 10 + 10};
+	static float p1[NP],
+				p3[NP];
+
+	if (pool_train(p1, 1, 0, 5, 0) != 1 || pool_train(p3, 3, 0, 5, 0) != 1)
+		return fail("reference training failed");
+	if (memcmp(p1, p3, sizeof(p1)) != 0)
+		return fail("reference kernels: 3 threads changed the parameters");
+	if (pool_train(p3, 3, 0, 3, 1) != 2)
+		return fail("a non-finite gradient was not caught on 3 threads");
+	if (!blas_ok)
+		return 1;
+	if (pool_train(p1, 1, 1, 5, 0) != 1 || pool_train(p3, 3, 1, 5, 0) != 1)
+		return fail("BLAS training failed");
+	for (int k = 0; k < NP; k++)
+		if (!(fabsf(p1[k] - p3[k]) <= 1e-4f * (1.0f + fabsf(p1[k]))))
+			return fail("BLAS: parameter %d is %g on 1 thread, %g on 3", k, p1[k], p3[k]);
+	if (pool_train(p3, 3, 1, 3, 1) != 2)
+		return fail("BLAS: a non-finite gradient was not caught on 3 threads");
+	return 1;
+}
+
+/*
+ * Weight gradients added onto zeroed gradients (after bind or a step) are
+ * bit for bit those written over old ones.
+ */
+static int
+test_grads_onto_zero(void)
+{
+	dlk_arch	a = {.n_layers = 3, .dims = {40, 32, 24, 5}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	enum {B = 16};
+	static float X[B * 40],
+				g1[4096],
+				g2[4096];
+	int32_t		y[B];
+	dlk_sizes	sz;
+	float	   *p,
+			   *g,
+			   *st,
+			   *w;
+	dlk_net		net;
+	double		loss;
+	int			ok = 1;
+
+	fill(X, B * 40, -1, 1);
+	for (int k = 0; k < B; k++)
+		y[k] = k % 5;
+	dlk_sizes_for(&sz, &a, B, DLK_OPT_ADAM);
+	p = calloc(sz.n_params, sizeof(float));
+	g = calloc(sz.n_params, sizeof(float));
+	st = calloc(sz.n_opt_state, sizeof(float));
+	w = calloc(sz.n_work, sizeof(float));
+	for (int use_blas = 0; ok && use_blas <= blas_ok; use_blas++)
+	{
+		dlk_net_bind(&net, &a, B, use_blas, p, g, st, w);
+		dlk_init_params(&net, 8);
+		if (!net.grads_zero || dlk_loss_grad(&net, X, y, NULL, B, &loss) != DLK_OK)
+			ok = fail("first backward (blas=%d)", use_blas);
+		memcpy(g1, g, sz.n_params * sizeof(float));
+		if (ok && (net.grads_zero || dlk_loss_grad(&net, X, y, NULL, B, &loss) != DLK_OK))
+			ok = fail("second backward (blas=%d)", use_blas);
+		memcpy(g2, g, sz.n_params * sizeof(float));
+		if (ok && memcmp(g1, g2, sz.n_params * sizeof(float)) != 0)
+			ok = fail("gradients onto zeros differ from overwritten ones (blas=%d)", use_blas);
+	}
+	free(p);
+	free(g);
+	free(st);
+	free(w);
+	return ok;
+}
+
+/* products cut by columns and by rows across 3 threads against the reference */
+static int
+test_pool_dense_blas(void)
+{
+	enum {B = 256, I = 64, O = 800};
+	static float X[B * I],
+				W[O * I],
+				b[O],
+				dY[B * O],
+				Y1[B * O],
+				Y2[B * O],
+				gW1[O * I],
+				gW2[O * I],
+				gb1[O],
+				gb2[O],
+				dX1[B * I],
+				dX2[B * I];
+
+	if (!blas_ok)
+		return fail("BLAS library could not be opened"), -1;
+	fill(X, (size_t) B * I, -1, 1);
+	fill(W, (size_t) O * I, -1, 1);
+	fill(b, O, -1, 1);
+	fill(dY, (size_t) B * O, -1, 1);
+	dlk_pool_set_threads(3);
+	if (dlk_dense_forward(Y1, X, W, b, B, I, O, 0) != DLK_OK ||
+		dlk_dense_forward(Y2, X, W, b, B, I, O, 1) != DLK_OK ||
+		dlk_dense_backward(dX1, gW1, gb1, dY, X, W, B, I, O, 0) != DLK_OK ||
+		dlk_dense_backward(dX2, gW2, gb2, dY, X, W, B, I, O, 1) != DLK_OK)
+		return dlk_pool_set_threads(1), fail("status");
+	dlk_pool_set_threads(1);
+	for (int k = 0; k < B * O; k++)
+		if (!(fabsf(Y1[k] - Y2[k]) <= 1e-5f * I))
+			return fail("Y[%d] ref %g, 3 threads %g", k, Y1[k], Y2[k]);
+	for (int k = 0; k < O * I; k++)
+		if (!(fabsf(gW1[k] - gW2[k]) <= 1e-5f * B))
+			return fail("gW[%d] ref %g, 3 threads %g", k, gW1[k], gW2[k]);
+	for (int k = 0; k < B * I; k++)
+		if (!(fabsf(dX1[k] - dX2[k]) <= 1e-5f * O))
+			return fail("dX[%d] ref %g, 3 threads %g", k, dX1[k], dX2[k]);
+	return 1;
+}
+
 int
 main(void)
 {
@@ -1790,6 +2035,10 @@ main(void)
 	run_test("fused_step_blas", test_fused_blas);
 	run_test("feature_stats", test_feature_stats);
 	run_test("qsum_order", test_qsum_order);
+	run_test("grads_onto_zero", test_grads_onto_zero);
+	run_test("pool_cover", test_pool_cover);
+	run_test("pool_train", test_pool_train);
+	run_test("pool_dense_blas", test_pool_dense_blas);
 
 	if (n_skipped > 0)
 		printf("kernels: %d passed, %d failed, %d skipped\n",

@@ -111,6 +111,9 @@ typedef struct DltClassTable
 	int32	   *slot;			/* id + 1, or 0 for empty */
 	uint32	   *hash;			/* per id */
 	int64	   *val;			/* per id: the integer, or the double's bits */
+	int32		small[64];		/* id + 1 of the slot values 0..63 seen so far
+								 * (0: not yet): the usual class labels skip
+								 * the hash */
 	char	  **str;			/* per id, text labels */
 	int		   *len;
 	int32	   *rank;			/* per id: class index, set by Finish */

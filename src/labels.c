@@ -135,8 +135,9 @@ ClassTableGrow(DltClassTable *t, MemoryContext cxt)
 	t->cap = newcap;
 }
 
-int32
-DltClassId(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
+/* DltClassId through the hash table. */
+static int32
+ClassIdHashed(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
 {
 	uint32		h = s ? hash_bytes((const unsigned char *) s, len) :
 		hash_bytes((const unsigned char *) &v, sizeof(v));
@@ -173,6 +174,22 @@ DltClassId(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
 	t->len[t->n] = s ? len : 0;
 	t->slot[i] = t->n + 1;
 	return t->n++;
+}
+
+/*
+ * The id of a value (s == NULL) or text (s, len), added if new (in cxt).
+ * Labels 0..63, the usual classes, are remembered in a direct table.
+ */
+int32
+DltClassId(DltClassTable *t, MemoryContext cxt, int64 v, const char *s, int len)
+{
+	if (s == NULL && v >= 0 && v < (int64) lengthof(t->small))
+	{
+		if (t->small[v] == 0)
+			t->small[v] = ClassIdHashed(t, cxt, v, NULL, 0) + 1;
+		return t->small[v] - 1;
+	}
+	return ClassIdHashed(t, cxt, v, s, len);
 }
 
 int32

@@ -253,15 +253,25 @@ DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull, Datum y, b
 	lv = LabelSlot(rows, mcxt, y);
 	slot = DltCacheAppend(c, &label);
 	*label = lv;
-	FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
-	if (c->fmin == NULL)
+	if (likely(c->fmin != NULL && rows->feat_elemtype == FLOAT4OID))
 	{
-		c->fmin = MemoryContextAlloc(mcxt, sizeof(float) * n);
-		c->fmax = MemoryContextAlloc(mcxt, sizeof(float) * n);
-		memcpy(c->fmin, slot, sizeof(float) * n);
-		memcpy(c->fmax, slot, sizeof(float) * n);
+		/* copy, check and the feature ranges in one pass over the row */
+		if (unlikely(!dlk_copy_finite_minmax_f32(slot, (const float *) ARR_DATA_PTR(arr),
+												 n, c->fmin, c->fmax)))
+			FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
 	}
-	dlk_minmax_accumulate(c->fmin, c->fmax, slot, n);
+	else
+	{
+		FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
+		if (c->fmin == NULL)
+		{
+			c->fmin = MemoryContextAlloc(mcxt, sizeof(float) * n);
+			c->fmax = MemoryContextAlloc(mcxt, sizeof(float) * n);
+			memcpy(c->fmin, slot, sizeof(float) * n);
+			memcpy(c->fmax, slot, sizeof(float) * n);
+		}
+		dlk_minmax_accumulate(c->fmin, c->fmax, slot, n);
+	}
 	if ((c->n_rows & 4095) == 0)
 		DltProgressRows(c->n_rows, -1, NAN, 0);
 }

@@ -1663,6 +1663,31 @@ dlk_init_params_fanin(dlk_net *net, uint64_t seed)
 	}
 }
 
+/*
+ * The row cache's append in one pass: dst = src, the running minimum and
+ * maximum per feature, and 1 if every value is finite (else 0; dst, mn and
+ * mx are then garbage).
+ */
+DLK_VECTOR int
+dlk_copy_finite_minmax_f32(float *restrict dst, const float *restrict src, int n,
+						   float *restrict mn, float *restrict mx)
+{
+	uint32_t	bad = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		float		v = src[i];
+		uint32_t	u;
+
+		memcpy(&u, &v, sizeof(u));
+		bad |= (uint32_t) ((u & 0x7f800000u) == 0x7f800000u);
+		dst[i] = v;
+		mn[i] = v < mn[i] ? v : mn[i];
+		mx[i] = v > mx[i] ? v : mx[i];
+	}
+	return bad == 0;
+}
+
 DLK_VECTOR void
 dlk_minmax_accumulate(float *restrict mn, float *restrict mx, const float *restrict x, int D)
 {

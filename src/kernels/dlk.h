@@ -179,6 +179,9 @@ int			dlk_convert_finite_f64(float *dst, const double *src, int n);
  */
 void		dlk_moments_accumulate(double *sum, double *sq, const float *x,
 								   const float *shift, int D);
+/* dst = src and the running minimum and maximum, in one pass; 1 if all finite. */
+int			dlk_copy_finite_minmax_f32(float *dst, const float *src, int n,
+									   float *mn, float *mx);
 /* Running per-feature minimum and maximum. */
 void		dlk_minmax_accumulate(float *mn, float *mx, const float *x, int D);
 
@@ -319,7 +322,7 @@ int			dlk_blas_available(void);
 /* Sets the BLAS thread count (no-op without a bound BLAS). */
 void		dlk_blas_set_threads(int n);
 
-/* ---- helper threads for the element-wise work (dlk_pool.c) ---- */
+/* ---- helper threads: GEMM blocks and element-wise loops (dlk_pool.c) ---- */
 
 /* Computes elements [lo, hi) of a job. */
 typedef void (*dlk_range_fn) (void *arg, size_t lo, size_t hi);

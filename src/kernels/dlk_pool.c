@@ -1,28 +1,31 @@
 /*
- * dlk_pool.c — helper threads for the element-wise parts of a training step.
+ * dlk_pool.c — the helper threads of a training step.
  *
- * With dltrain.threads = T, OpenBLAS runs the GEMMs of a step on T threads.
- * Everything else in the step (the optimizer's flat loop over every
- * parameter, the finite check of the gradients, activations on wide
- * batches) would stay on one thread and bound the scaling (Amdahl).  This
- * file gives those loops T - 1 helper threads: dlk_pool_for(n, ...) cuts
- * [0, n) into T ranges, runs the first on the calling thread and the others
- * on the helpers, and returns when all are done.
+ * With dltrain.threads = T, a step runs on T threads: the caller and T - 1
+ * helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges, runs the first
+ * on the calling thread and the others on the helpers, and returns when all
+ * are done.  dlk.c cuts each GEMM this way (blocks of columns or rows, each
+ * one single-threaded OpenBLAS call), and the flat loops of the optimizer
+ * and of the gradient check; the glue cuts the batch gather.  OpenBLAS
+ * itself runs single-threaded, so one set of threads does all the parallel
+ * work and none spins against another on the same cores.
  *
- * Results do not depend on T: each range is computed by the same code as
- * the whole, element by element, and the ranges start on multiples of 16
- * floats (one 64-byte line), so vector loops see the same alignment and no
- * two threads write one cache line.
+ * Loops of element-wise work do not depend on T: each range is computed by
+ * the same code as the whole, element by element, and the ranges start on
+ * multiples of 16 elements (one 64-byte line of floats), so vector loops
+ * see the same alignment and no two threads write one cache line.
  *
  * Threads.  Helpers are started by dlk_pool_set_threads(), which the glue
  * calls with every signal blocked (like dlk_blas_open), so they inherit a
  * mask that keeps PostgreSQL's signals on the backend's own thread.  They
- * only ever run the range functions of this library: no allocation, no
- * PostgreSQL call.  A helper sleeps on a futex between jobs, after a short
- * spin, so it does not take a core from OpenBLAS's threads during the
- * GEMMs.  Helpers live as long as the process (like OpenBLAS's); lowering T
- * leaves the extra ones asleep.  One job at a time: the pool belongs to the
- * one thread that trains (a backend is single-threaded).
+ * only ever run the range functions handed to dlk_pool_for, which touch
+ * memory only: no allocation, no PostgreSQL call, no error exit.  A helper
+ * spins a little after a job (the next one of a step follows within
+ * microseconds, and waking a sleeping thread costs tens of them), then
+ * sleeps on a futex.  Helpers live as long as the process (like
+ * OpenBLAS's); lowering T leaves the extra ones asleep.  One job at a time:
+ * the pool belongs to the one thread that trains (a backend is
+ * single-threaded).
  *
  * Without Linux futexes (or with T = 1) dlk_pool_for runs serially.
  */

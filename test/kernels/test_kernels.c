@@ -1752,6 +1752,40 @@ test_qsum_order(void)
 	return 1;
 }
 
+/* The cache's append: a copy, the finite check and the ranges in one pass. */
+static int
+test_copy_minmax(void)
+{
+	enum {N = 37};
+	float		src[N],
+				dst[N],
+				mn[N],
+				mx[N],
+				mn2[N],
+				mx2[N];
+
+	fill(src, N, -5, 5);
+	fill(mn, N, -1, 1);
+	memcpy(mx, mn, sizeof(mx));
+	memcpy(mn2, mn, sizeof(mn));
+	memcpy(mx2, mx, sizeof(mx));
+	if (!dlk_copy_finite_minmax_f32(dst, src, N, mn, mx))
+		return fail("finite row reported non-finite");
+	dlk_minmax_accumulate(mn2, mx2, src, N);
+	if (memcmp(dst, src, sizeof(dst)) != 0)
+		return fail("copy differs");
+	if (memcmp(mn, mn2, sizeof(mn)) != 0 || memcmp(mx, mx2, sizeof(mx)) != 0)
+		return fail("ranges differ from dlk_minmax_accumulate");
+	for (int bad = 0; bad < 3; bad++)
+	{
+		src[N - 1 - bad * 7] = bad == 0 ? NAN : (bad == 1 ? INFINITY : -INFINITY);
+		if (dlk_copy_finite_minmax_f32(dst, src, N, mn, mx))
+			return fail("non-finite value %d not reported", bad);
+		src[N - 1 - bad * 7] = 0.5f;
+	}
+	return 1;
+}
+
 /* ---- the pool of helper threads (dlk_pool.c) ---- */
 
 typedef struct cover_job
@@ -2035,6 +2069,7 @@ main(void)
 	run_test("fused_step_blas", test_fused_blas);
 	run_test("feature_stats", test_feature_stats);
 	run_test("qsum_order", test_qsum_order);
+	run_test("copy_minmax", test_copy_minmax);
 	run_test("grads_onto_zero", test_grads_onto_zero);
 	run_test("pool_cover", test_pool_cover);
 	run_test("pool_train", test_pool_train);

@@ -329,7 +329,8 @@ typedef void (*dlk_range_fn) (void *arg, size_t lo, size_t hi);
 
 /*
  * Uses n threads, the caller included, for dlk_pool_for (starts the missing
- * helpers; fewer if the system refuses).  The caller blocks signals around
+ * helpers; at most one thread per CPU this process may run on, and fewer if
+ * the system refuses threads).  The caller blocks signals around
  * this call, as around dlk_blas_open.  1 (the start) runs everything on the
  * caller.
  */

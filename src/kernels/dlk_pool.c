@@ -15,7 +15,8 @@
  * multiples of 16 elements (one 64-byte line of floats), so vector loops
  * see the same alignment and no two threads write one cache line.
  *
- * Threads.  Helpers are started by dlk_pool_set_threads(), which the glue
+ * Threads.  T is capped at the CPUs the process may run on.  Helpers are
+ * started by dlk_pool_set_threads(), which the glue
  * calls with every signal blocked (like dlk_blas_open), so they inherit a
  * mask that keeps PostgreSQL's signals on the backend's own thread.  They
  * only ever run the range functions handed to dlk_pool_for, which touch
@@ -40,6 +41,7 @@
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -169,6 +171,24 @@ helper_main(void *argp)
 	return NULL;
 }
 
+/*
+ * CPUs this thread may run on (its affinity mask, so a cpuset counts).
+ * More threads than that would spin against each other: each job waits
+ * for its slowest range, and a range whose thread has no CPU waits for a
+ * time slice.
+ */
+static int
+usable_cpus(void)
+{
+	cpu_set_t	set;
+	int			n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) != 0)
+		return DLK_POOL_MAX;
+	n = CPU_COUNT(&set);
+	return n >= 1 ? n : 1;
+}
+
 dlk_status
 dlk_pool_set_threads(int n)
 {
@@ -176,6 +196,8 @@ dlk_pool_set_threads(int n)
 		return DLK_EINVAL;
 	if (n > DLK_POOL_MAX)
 		n = DLK_POOL_MAX;
+	if (n > usable_cpus())
+		n = usable_cpus();
 	while (pool.n_helpers < n - 1)
 	{
 		pthread_t	t;

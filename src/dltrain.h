@@ -317,7 +317,7 @@ extern void DltProgressRows(int64 rows_done, int64 rows_total, double loss,
 
 /* ---- training (train.c) ---- */
 
-extern void DltBlasEnsure(void);
+extern void DltBlasEnsure(int threads);
 
 /* what a training from cached rows reads: the cache, labels and counts */
 typedef struct DltRows

@@ -119,11 +119,12 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
 	sc->D = D;
 	sc->C = C;
 	if (max_batch > 1)
-		DltBlasEnsure();
+		DltBlasEnsure(0);	/* scores do not depend on dltrain.threads */
 	if (dlk_sizes_for(&sz, &m->arch, max_batch, DLK_OPT_SGD) != DLK_OK)
 		elog(ERROR, "invalid model architecture");
 	sc->work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
-	s = dlk_net_bind(&sc->net, &m->arch, max_batch, max_batch > 1,
+	s = dlk_net_bind(&sc->net, &m->arch, max_batch,
+					 max_batch > 1 ? DLK_BLAS_UNCUT : 0,
 					 m->params, NULL, NULL, sc->work);
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));

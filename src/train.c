@@ -625,13 +625,16 @@ train_mlp_multi_ffunc(PG_FUNCTION_ARGS)
 static bool blas_ready = false;
 
 /*
- * Opens OpenBLAS on the first training of this backend and starts the
- * helper threads dltrain.threads asks for.  Signals are blocked around
+ * Opens OpenBLAS on the first training (or batched scoring) of this
+ * backend; with threads >= 1 (a training's dltrain.threads) cuts the work
+ * of the steps that follow into threads ranges, starting the helper
+ * threads that needs.  Scoring passes 0: its networks never use the pool
+ * (DLK_BLAS_UNCUT).  Signals are blocked around
  * both, so any thread OpenBLAS or the pool starts inherits a mask that
  * keeps PostgreSQL's signals on the backend's own thread.
  */
 void
-DltBlasEnsure(void)
+DltBlasEnsure(int threads)
 {
 	sigset_t	all,
 				old;
@@ -659,12 +662,14 @@ DltBlasEnsure(void)
 	 * the GEMMs included, each calling OpenBLAS single-threaded: one set of
 	 * threads, none spinning against another.
 	 */
+	if (threads < 1)
+		return;
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	dlk_blas_set_threads(1);
-	s = dlk_pool_set_threads(dltrain_threads);
+	s = dlk_pool_set_threads(threads);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (s != DLK_OK)
-		elog(ERROR, "could not set %d training threads", dltrain_threads);
+		elog(ERROR, "could not set %d training threads", threads);
 }
 
 /* ---- training ---- */
@@ -756,7 +761,7 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B)
 	t->tb = palloc(sizeof(float) * B * t->C);
 	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
 
-	DltBlasEnsure();
+	DltBlasEnsure(dltrain_threads);
 	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));

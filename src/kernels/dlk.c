@@ -174,7 +174,7 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 	/* the optimizer kind is not known here; size for Adam, the larger */
 	if ((st = dlk_sizes_for(&sz, arch, max_batch, DLK_OPT_ADAM)) != DLK_OK)
 		return st;
-	if (use_blas != 0 && use_blas != 1)
+	if (use_blas != 0 && use_blas != 1 && use_blas != DLK_BLAS_UNCUT)
 		return DLK_EINVAL;
 	if (use_blas && !dlk_blas_available())
 		return DLK_ENOBLAS;
@@ -463,14 +463,18 @@ gemm_range(void *arg, size_t lo, size_t hi)
  */
 static void
 gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
-	 const float *Bm, int ldb, float beta, float *C, int ldc, const float *bias)
+	 const float *Bm, int ldb, float beta, float *C, int ldc, const float *bias,
+	 int use_blas)
 {
 	gemm_job	j = {transA, transB, M, N, K, A, lda, Bm, ldb,
 		bias ? 1.0f : beta, C, ldc, N >= M, bias};
 	size_t		flops_per_unit = 2 * (size_t) K * (size_t) (j.split_n ? M : N);
 
-	dlk_pool_for(j.split_n ? N : M, GEMM_MIN_FLOPS_PER_THREAD / flops_per_unit + 1,
-				 gemm_range, &j);
+	if (use_blas == DLK_BLAS_UNCUT)
+		gemm_range(&j, 0, (size_t) (j.split_n ? N : M));
+	else
+		dlk_pool_for(j.split_n ? N : M, GEMM_MIN_FLOPS_PER_THREAD / flops_per_unit + 1,
+					 gemm_range, &j);
 }
 
 /*
@@ -488,7 +492,7 @@ affine(float *Y, int ldy, const float *X, int ldx, const float *W, const float *
 		if (dlk_cblas_sgemm == NULL)
 			return DLK_ENOBLAS;
 		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_TRANS, B, O, I, X, ldx, W, I,
-			 1.0f, Y, ldy, b);
+			 1.0f, Y, ldy, b, use_blas);
 		return DLK_OK;
 	}
 	/* reference: one dot product of two contiguous rows per output */
@@ -547,7 +551,7 @@ weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B
 	if (use_blas)
 	{
 		gemm(DLK_CBLAS_TRANS, DLK_CBLAS_NO_TRANS, O, I, B, dY, lddy, X, ldx,
-			 onto_zero ? 1.0f : 0.0f, gW, I, NULL);
+			 onto_zero ? 1.0f : 0.0f, gW, I, NULL, use_blas);
 		return;
 	}
 	/* reference: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
@@ -590,7 +594,7 @@ dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int l
 	if (use_blas)
 	{
 		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_NO_TRANS, B, I, O, dY, lddy, W, I,
-			 0.0f, dX, lddx, NULL);
+			 0.0f, dX, lddx, NULL, use_blas);
 		return DLK_OK;
 	}
 	/* reference: dX[r, :] = sum_o dY[r, o] * W[o, :] */

@@ -102,6 +102,14 @@ typedef struct dlk_sizes
  * params/grads.  act[l] (l = 0..n_layers-1) is the output of layer l after its
  * activation (the last one holds logits / predictions), [B x dims[l+1]].
  */
+/*
+ * use_blas of a network or a layer call: 0 the reference kernels, 1 BLAS
+ * with each product cut over the pool's threads (dlk_pool_for), or
+ * DLK_BLAS_UNCUT: BLAS with each product one call on the caller, whatever
+ * the pool (scoring, whose results must not depend on dltrain.threads).
+ */
+#define DLK_BLAS_UNCUT 2
+
 typedef struct dlk_net
 {
 	dlk_arch	arch;
@@ -328,19 +336,24 @@ void		dlk_blas_set_threads(int n);
 typedef void (*dlk_range_fn) (void *arg, size_t lo, size_t hi);
 
 /*
- * Uses n threads, the caller included, for dlk_pool_for (starts the missing
- * helpers; at most one thread per CPU this process may run on, and fewer if
- * the system refuses threads).  The caller blocks signals around
- * this call, as around dlk_blas_open.  1 (the start) runs everything on the
- * caller.
+ * Cuts the jobs of dlk_pool_for into n ranges and runs them on up to n
+ * threads, the caller included (starts the missing helpers; at most one
+ * thread per CPU this process may run on, and fewer if the system refuses
+ * threads: a thread then runs several ranges).  The caller blocks signals
+ * around this call, as around dlk_blas_open.  1 (the start) runs everything
+ * on the caller, uncut.
  */
 dlk_status	dlk_pool_set_threads(int n);
+/* The same with at most max_threads threads (tests: the cut stays n). */
+dlk_status	dlk_pool_configure(int n, int max_threads);
+/* The threads that run the ranges, and the ranges a job is cut into (n). */
 int			dlk_pool_threads(void);
+int			dlk_pool_parts(void);
 
 /*
- * fn over [0, n) cut into one range per thread (each at least
- * min_per_thread elements, starts on multiples of 16); returns when every
- * range is done.  The result must not depend on the cut.
+ * fn over [0, n) cut into dlk_pool_parts() ranges (fewer, so that each
+ * has at least min_per_thread elements; starts on multiples of 16), run
+ * on the pool's threads; returns when every range is done.
  */
 void		dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg);
 

@@ -1,41 +1,45 @@
 /*
  * dlk_pool.c — the helper threads of a training step.
  *
- * With dltrain.threads = T, a step runs on T threads: the caller and T - 1
- * helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges, runs the first
- * on the calling thread and the others on the helpers, and returns when all
- * are done.  dlk.c cuts each GEMM this way (blocks of columns or rows, each
- * one single-threaded OpenBLAS call), and the flat loops of the optimizer
- * and of the gradient check; the glue cuts the batch gather.  OpenBLAS
- * itself runs single-threaded, so one set of threads does all the parallel
- * work and none spins against another on the same cores.
+ * With dltrain.threads = T, a step runs on up to T threads: the caller and
+ * T - 1 helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges (fewer for
+ * small n), runs the first on the calling thread and the others on the
+ * helpers, and returns when all are done.  dlk.c cuts each GEMM this way
+ * (blocks of columns or rows, each one single-threaded OpenBLAS call), and
+ * the flat loops of the optimizer and of the gradient check; the glue cuts
+ * the batch gather.  OpenBLAS itself runs single-threaded, so one set of
+ * threads does all the parallel work and none spins against another.
  *
- * Loops of element-wise work do not depend on T: each range is computed by
- * the same code as the whole, element by element, and the ranges start on
- * multiples of 16 elements (one 64-byte line of floats), so vector loops
- * see the same alignment and no two threads write one cache line.
+ * The cut depends only on n, the job's minimum and T, never on the
+ * machine: with fewer CPUs than T (the threads are capped at the CPUs the
+ * process may run on) or fewer helpers than asked for, a thread runs
+ * several ranges, one after the other.  So a model depends on
+ * dltrain.threads, not on where it trains.  Element-wise loops give the
+ * same bits for any cut (each range runs the same code as the whole); a
+ * GEMM's elements can round differently with the block they fall in.
+ * Ranges start on multiples of 16 elements, so vector loops see the same
+ * alignment as one whole pass.
  *
- * Threads.  T is capped at the CPUs the process may run on.  Helpers are
- * started by dlk_pool_set_threads(), which the glue
+ * Threads.  Helpers are started by dlk_pool_set_threads(), which the glue
  * calls with every signal blocked (like dlk_blas_open), so they inherit a
  * mask that keeps PostgreSQL's signals on the backend's own thread.  They
  * only ever run the range functions handed to dlk_pool_for, which touch
- * memory only: no allocation, no PostgreSQL call, no error exit.  A helper
- * spins a little after a job (the next one of a step follows within
- * microseconds, and waking a sleeping thread costs tens of them), then
- * sleeps on a futex.  Helpers live as long as the process (like
- * OpenBLAS's); lowering T leaves the extra ones asleep.  One job at a time:
- * the pool belongs to the one thread that trains (a backend is
- * single-threaded).
+ * memory and call OpenBLAS: no PostgreSQL call, no error exit.  Each helper
+ * waits on its own word: a job wakes only the helpers it uses, without a
+ * system call when they are still spinning.  A helper spins a little after
+ * a job (the next one of a step follows within microseconds, and waking a
+ * sleeping thread costs tens of them), then sleeps on a futex.  Helpers
+ * live as long as the process (like OpenBLAS's); lowering T leaves the
+ * extra ones asleep.  One job at a time: the pool belongs to the one thread
+ * that trains (a backend is single-threaded).
  *
- * Without Linux futexes (or with T = 1) dlk_pool_for runs serially.
+ * Without Linux futexes (or with T = 1) the ranges run on the caller.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "dlk.h"
 
-#include <limits.h>
 #include <stddef.h>
 
 #if defined(__linux__)
@@ -52,7 +56,7 @@
 /* Range starts are multiples of this many elements. */
 #define DLK_POOL_ALIGN 16
 
-static int	pool_parts = 1;		/* threads a job uses, caller included */
+static int	pool_parts = 1;		/* T: the ranges a job is cut into */
 
 /* Part p of P of [0, n): [*lo, *hi), boundaries on multiples of the alignment. */
 static void
@@ -80,17 +84,25 @@ part_range(size_t n, int P, int p, size_t *lo, size_t *hi)
 #define HELPER_SPIN_NS 200000
 #define CALLER_SPIN_NS 2000000
 
+/* A word to wait on, and whether its waiter sleeps; one cache line each. */
+typedef struct wait_word
+{
+	_Atomic uint32_t value;
+	_Atomic uint32_t sleeping;	/* 1 while the waiter is (about to be) in futex_wait */
+} __attribute__((aligned(64))) wait_word;
+
 static struct
 {
-	_Atomic uint32_t gen;		/* bumped per job; helpers wait on it */
-	_Atomic uint32_t pending;	/* helpers not yet done with this job */
-	int			n_helpers;		/* started */
-	uint32_t	gen0[DLK_POOL_MAX];	/* gen when helper i was created */
-	/* the job, written before gen is bumped, read after */
+	wait_word	job[DLK_POOL_MAX];	/* [i]: bumped to give helper i a job */
+	wait_word	pending;		/* helpers still on this job; the caller waits */
+	int			n_helpers;		/* started: helpers 1..n_helpers */
+	int			runners;		/* threads that run jobs: min(T, CPUs, helpers + 1) */
+	/* the job, written before the job words are bumped, read after */
 	dlk_range_fn fn;
 	void	   *arg;
 	size_t		n;
-	int			parts;
+	int			parts;			/* ranges of this job */
+	int			stride;			/* threads on this job: thread t runs t, t + stride, ... */
 } pool;
 
 static void
@@ -100,9 +112,9 @@ futex_wait(_Atomic uint32_t *addr, uint32_t expected)
 }
 
 static void
-futex_wake(_Atomic uint32_t *addr, int n)
+futex_wake(_Atomic uint32_t *addr)
 {
-	syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+	syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 static inline void
@@ -123,50 +135,74 @@ now_ns(void)
 }
 
 /*
- * Waits until *addr differs from value: spins for spin_ns (reading the
- * clock every 64 pauses), then sleeps on the futex.
+ * Waits until w->value differs from value and returns it: spins for
+ * spin_ns (reading the clock every 64 pauses), then sleeps on the futex.
+ * The waker stores the value, then wakes the futex if w->sleeping is set;
+ * the waiter sets w->sleeping, then reads the value again before it
+ * sleeps.  Both orders are sequentially consistent, so one of the two
+ * sees the other's store: no wake-up is lost, and a waker whose waiter
+ * still spins makes no system call.
  */
 static uint32_t
-wait_change(_Atomic uint32_t *addr, uint32_t value, uint64_t spin_ns)
+wait_change(wait_word *w, uint32_t value, uint64_t spin_ns)
 {
 	uint64_t	until = 0;
 	uint32_t	v;
 	unsigned	k = 0;
 
-	while ((v = atomic_load_explicit(addr, memory_order_acquire)) == value)
+	while ((v = atomic_load(&w->value)) == value)
 	{
 		if ((++k & 63) != 0)
 			cpu_relax();
 		else if (until == 0)
 			until = now_ns() + spin_ns;
 		else if (now_ns() > until)
-			futex_wait(addr, value);
+		{
+			atomic_store(&w->sleeping, 1);
+			while ((v = atomic_load(&w->value)) == value)
+				futex_wait(&w->value, value);
+			atomic_store(&w->sleeping, 0);
+			break;
+		}
 	}
 	return v;
+}
+
+/* Publishes a store to w->value (already made) to a waiter that may sleep. */
+static void
+wake_if_sleeping(wait_word *w)
+{
+	if (atomic_load(&w->sleeping))
+		futex_wake(&w->value);
+}
+
+/* Runs ranges t, t + stride, ... of the current job. */
+static void
+run_ranges(int t)
+{
+	for (int p = t; p < pool.parts; p += pool.stride)
+	{
+		size_t		lo,
+					hi;
+
+		part_range(pool.n, pool.parts, p, &lo, &hi);
+		if (lo < hi)
+			pool.fn(pool.arg, lo, hi);
+	}
 }
 
 static void *
 helper_main(void *argp)
 {
-	int			part = (int) (intptr_t) argp;
-
-	/* the generation when this helper was created: later jobs are for it */
-	uint32_t	seen = pool.gen0[part];
+	int			t = (int) (intptr_t) argp;
+	uint32_t	seen = 0;		/* job words start at 0, bumped per job */
 
 	for (;;)
 	{
-		seen = wait_change(&pool.gen, seen, HELPER_SPIN_NS);
-		if (part < pool.parts)
-		{
-			size_t		lo,
-						hi;
-
-			part_range(pool.n, pool.parts, part, &lo, &hi);
-			if (lo < hi)
-				pool.fn(pool.arg, lo, hi);
-		}
-		if (atomic_fetch_sub_explicit(&pool.pending, 1, memory_order_acq_rel) == 1)
-			futex_wake(&pool.pending, 1);
+		seen = wait_change(&pool.job[t], seen, HELPER_SPIN_NS);
+		run_ranges(t);
+		if (atomic_fetch_sub(&pool.pending.value, 1) == 1)
+			wake_if_sleeping(&pool.pending);
 	}
 	return NULL;
 }
@@ -190,15 +226,19 @@ usable_cpus(void)
 }
 
 dlk_status
-dlk_pool_set_threads(int n)
+dlk_pool_configure(int n, int max_threads)
 {
-	if (n < 1)
+	int			want;
+
+	if (n < 1 || max_threads < 1)
 		return DLK_EINVAL;
 	if (n > DLK_POOL_MAX)
 		n = DLK_POOL_MAX;
-	if (n > usable_cpus())
-		n = usable_cpus();
-	while (pool.n_helpers < n - 1)
+	pool_parts = n;
+	want = n < max_threads ? n : max_threads;
+	if (want > usable_cpus())
+		want = usable_cpus();
+	while (pool.n_helpers < want - 1)
 	{
 		pthread_t	t;
 		pthread_attr_t attr;
@@ -206,72 +246,114 @@ dlk_pool_set_threads(int n)
 
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		/* helpers run flat loops: a small stack is plenty */
-		pthread_attr_setstacksize(&attr, 256 * 1024);
-		pool.gen0[pool.n_helpers + 1] = atomic_load(&pool.gen);
 		rc = pthread_create(&t, &attr, helper_main,
 							(void *) (intptr_t) (pool.n_helpers + 1));
 		pthread_attr_destroy(&attr);
 		if (rc != 0)
-			break;				/* fewer helpers: the pool still works */
+			break;				/* fewer helpers: the caller runs more ranges */
 		pool.n_helpers++;
 	}
-	pool_parts = n < pool.n_helpers + 1 ? n : pool.n_helpers + 1;
+	pool.runners = want < pool.n_helpers + 1 ? want : pool.n_helpers + 1;
 	return DLK_OK;
+}
+
+dlk_status
+dlk_pool_set_threads(int n)
+{
+	return dlk_pool_configure(n, n);
 }
 
 void
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
 	int			P = pool_parts;
-	size_t		lo,
-				hi;
+	int			S;
 	uint32_t	left;
 
 	if (min_per_thread > 0 && n / min_per_thread < (size_t) P)
 		P = (int) (n / min_per_thread);
-	if (P <= 1 || pool.n_helpers == 0)
+	if (P <= 1)
 	{
 		if (n > 0)
 			fn(arg, 0, n);
 		return;
 	}
+	S = P < pool.runners ? P : pool.runners;
 	pool.fn = fn;
 	pool.arg = arg;
 	pool.n = n;
 	pool.parts = P;
-	atomic_store_explicit(&pool.pending, (uint32_t) pool.n_helpers, memory_order_relaxed);
-	atomic_fetch_add_explicit(&pool.gen, 1, memory_order_release);
-	futex_wake(&pool.gen, INT_MAX);
-
-	part_range(n, P, 0, &lo, &hi);
-	if (lo < hi)
-		fn(arg, lo, hi);
-
+	pool.stride = S;
+	if (S > 1)
+	{
+		atomic_store(&pool.pending.value, (uint32_t) (S - 1));
+		for (int t = 1; t < S; t++)
+		{
+			atomic_fetch_add(&pool.job[t].value, 1);
+			wake_if_sleeping(&pool.job[t]);
+		}
+	}
+	run_ranges(0);
 	/* pending only falls: wait for each change until it reaches 0 */
-	while ((left = atomic_load_explicit(&pool.pending, memory_order_acquire)) != 0)
+	while (S > 1 && (left = atomic_load(&pool.pending.value)) != 0)
 		wait_change(&pool.pending, left, CALLER_SPIN_NS);
+}
+
+int
+dlk_pool_threads(void)
+{
+	return pool.runners > 1 ? pool.runners : 1;
 }
 
 #else							/* !DLK_POOL_THREADS */
 
 dlk_status
-dlk_pool_set_threads(int n)
+dlk_pool_configure(int n, int max_threads)
 {
-	return n < 1 ? DLK_EINVAL : DLK_OK;
+	if (n < 1 || max_threads < 1)
+		return DLK_EINVAL;
+	pool_parts = n;
+	return DLK_OK;
 }
 
+dlk_status
+dlk_pool_set_threads(int n)
+{
+	return dlk_pool_configure(n, n);
+}
+
+/* the same cut as with threads, every range on the caller */
 void
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
-	if (n > 0)
-		fn(arg, 0, n);
+	int			P = pool_parts;
+
+	if (min_per_thread > 0 && n / min_per_thread < (size_t) P)
+		P = (int) (n / min_per_thread);
+	if (P < 1)
+		P = 1;
+	for (int p = 0; p < P; p++)
+	{
+		size_t		lo,
+					hi;
+
+		part_range(n, P, p, &lo, &hi);
+		if (lo < hi)
+			fn(arg, lo, hi);
+	}
+}
+
+int
+dlk_pool_threads(void)
+{
+	return 1;
 }
 
 #endif
 
+/* The ranges a job is cut into: dltrain.threads, whatever the machine. */
 int
-dlk_pool_threads(void)
+dlk_pool_parts(void)
 {
 	return pool_parts;
 }

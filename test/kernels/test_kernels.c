@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <unistd.h>
 
 static int	n_passed = 0;
 static int	n_failed = 0;
@@ -1815,16 +1814,13 @@ test_pool_cover(void)
 	static unsigned char hits[100000];
 	int			ok = 1;
 
-	long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-
 	for (int t = 1; ok && t <= 4; t++)
 	{
-		/* capped at the CPUs: at least 2 here on any multi-core machine */
-		int			want = t < ncpu ? t : (int) ncpu;
-
-		if (dlk_pool_set_threads(t) != DLK_OK ||
-			dlk_pool_threads() > want || (want >= 2 && t >= 2 && dlk_pool_threads() < 2))
-			ok = fail("dlk_pool_set_threads(%d): %d threads (%ld CPUs)", t, dlk_pool_threads(), ncpu);
+		/* t ranges whatever the CPUs; at most t threads run them */
+		if (dlk_pool_set_threads(t) != DLK_OK || dlk_pool_parts() != t ||
+			dlk_pool_threads() < 1 || dlk_pool_threads() > t)
+			ok = fail("dlk_pool_set_threads(%d): %d ranges on %d threads", t,
+					  dlk_pool_parts(), dlk_pool_threads());
 		for (size_t a = 0; ok && a < sizeof(ns) / sizeof(ns[0]); a++)
 			for (size_t b = 0; ok && b < sizeof(mins) / sizeof(mins[0]); b++)
 			{
@@ -1857,7 +1853,7 @@ test_pool_cover(void)
  * still caught.
  */
 static int
-pool_train(float *params, int T, int use_blas, int steps, int poison)
+pool_train(float *params, int T, int use_blas, int steps, int poison, int max_threads)
 {
 	/* 50986 parameters: three ranges of the optimizer's flat loop */
 	dlk_arch	a = {.n_layers = 2, .dims = {520, 96, 10}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
@@ -1885,7 +1881,7 @@ pool_train(float *params, int T, int use_blas, int steps, int poison)
 	w = calloc(sz.n_work, sizeof(float));
 	dlk_net_bind(&net, &a, B, use_blas, params, g, st, w);
 	dlk_init_params(&net, 5);
-	dlk_pool_set_threads(T);
+	dlk_pool_configure(T, max_threads);
 	for (int s = 0; s < steps && rc == 1; s++)
 	{
 		double		loss;
@@ -1917,22 +1913,28 @@ test_pool_train(void)
 {
 	enum {NP = 520 * 96 + 96 + 96 * 10 + 10};
 	static float p1[NP],
-				p3[NP];
+				p3[NP],
+				q3[NP];
 
-	if (pool_train(p1, 1, 0, 5, 0) != 1 || pool_train(p3, 3, 0, 5, 0) != 1)
+	if (pool_train(p1, 1, 0, 5, 0, 1) != 1 || pool_train(p3, 3, 0, 5, 0, 3) != 1)
 		return fail("reference training failed");
 	if (memcmp(p1, p3, sizeof(p1)) != 0)
 		return fail("reference kernels: 3 threads changed the parameters");
-	if (pool_train(p3, 3, 0, 3, 1) != 2)
+	if (pool_train(p3, 3, 0, 3, 1, 3) != 2)
 		return fail("a non-finite gradient was not caught on 3 threads");
 	if (!blas_ok)
 		return 1;
-	if (pool_train(p1, 1, 1, 5, 0) != 1 || pool_train(p3, 3, 1, 5, 0) != 1)
+	if (pool_train(p1, 1, 1, 5, 0, 1) != 1 || pool_train(p3, 3, 1, 5, 0, 3) != 1)
 		return fail("BLAS training failed");
 	for (int k = 0; k < NP; k++)
 		if (!(fabsf(p1[k] - p3[k]) <= 1e-4f * (1.0f + fabsf(p1[k]))))
 			return fail("BLAS: parameter %d is %g on 1 thread, %g on 3", k, p1[k], p3[k]);
-	if (pool_train(p3, 3, 1, 3, 1) != 2)
+	/* the cut is dltrain.threads', not the machine's: 3 ranges on 1 thread */
+	if (pool_train(q3, 3, 1, 5, 0, 1) != 1)
+		return fail("BLAS training, 3 ranges on 1 thread, failed");
+	if (memcmp(p3, q3, sizeof(p3)) != 0)
+		return fail("BLAS: 3 ranges on 1 thread differ from 3 ranges on up to 3 threads");
+	if (pool_train(p3, 3, 1, 3, 1, 3) != 2)
 		return fail("BLAS: a non-finite gradient was not caught on 3 threads");
 	return 1;
 }
@@ -1987,47 +1989,102 @@ test_grads_onto_zero(void)
 	return ok;
 }
 
-/* products cut by columns and by rows across 3 threads against the reference */
+/* A scoring network (DLK_BLAS_UNCUT) ignores the pool: the same bits at any T. */
 static int
-test_pool_dense_blas(void)
+test_pool_uncut(void)
 {
-	enum {B = 256, I = 64, O = 800};
-	static float X[B * I],
-				W[O * I],
-				b[O],
-				dY[B * O],
-				Y1[B * O],
-				Y2[B * O],
-				gW1[O * I],
-				gW2[O * I],
-				gb1[O],
-				gb2[O],
-				dX1[B * I],
-				dX2[B * I];
+	dlk_arch	a = {.n_layers = 2, .dims = {300, 200, 10}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	enum {B = 256};
+	static float X[B * 300],
+				out1[B * 10];
+	dlk_sizes	sz;
+	float	   *p,
+			   *w;
+	dlk_net		net;
+	const float *y;
+	int			ok = 1;
 
 	if (!blas_ok)
 		return fail("BLAS library could not be opened"), -1;
-	fill(X, (size_t) B * I, -1, 1);
-	fill(W, (size_t) O * I, -1, 1);
-	fill(b, O, -1, 1);
-	fill(dY, (size_t) B * O, -1, 1);
-	dlk_pool_set_threads(3);
-	if (dlk_dense_forward(Y1, X, W, b, B, I, O, 0) != DLK_OK ||
-		dlk_dense_forward(Y2, X, W, b, B, I, O, 1) != DLK_OK ||
-		dlk_dense_backward(dX1, gW1, gb1, dY, X, W, B, I, O, 0) != DLK_OK ||
-		dlk_dense_backward(dX2, gW2, gb2, dY, X, W, B, I, O, 1) != DLK_OK)
-		return dlk_pool_set_threads(1), fail("status");
+	fill(X, B * 300, -1, 1);
+	dlk_sizes_for(&sz, &a, B, DLK_OPT_SGD);
+	p = calloc(sz.n_params, sizeof(float));
+	w = calloc(sz.n_work, sizeof(float));
+	if (dlk_net_bind(&net, &a, B, DLK_BLAS_UNCUT, p, NULL, NULL, w) != DLK_OK)
+		ok = fail("bind with DLK_BLAS_UNCUT");
+	dlk_init_params(&net, 4);
 	dlk_pool_set_threads(1);
-	for (int k = 0; k < B * O; k++)
-		if (!(fabsf(Y1[k] - Y2[k]) <= 1e-5f * I))
-			return fail("Y[%d] ref %g, 3 threads %g", k, Y1[k], Y2[k]);
-	for (int k = 0; k < O * I; k++)
-		if (!(fabsf(gW1[k] - gW2[k]) <= 1e-5f * B))
-			return fail("gW[%d] ref %g, 3 threads %g", k, gW1[k], gW2[k]);
-	for (int k = 0; k < B * I; k++)
-		if (!(fabsf(dX1[k] - dX2[k]) <= 1e-5f * O))
-			return fail("dX[%d] ref %g, 3 threads %g", k, dX1[k], dX2[k]);
-	return 1;
+	if (ok && (y = dlk_forward(&net, X, B)) == NULL)
+		ok = fail("forward on 1 thread");
+	if (ok)
+		memcpy(out1, y, sizeof(out1));
+	dlk_pool_set_threads(3);
+	if (ok && (y = dlk_forward(&net, X, B)) == NULL)
+		ok = fail("forward with the pool at 3");
+	if (ok && memcmp(out1, y, sizeof(out1)) != 0)
+		ok = fail("an uncut network changed with the pool's thread count");
+	if (ok && dlk_net_bind(&net, &a, B, 3, p, NULL, NULL, w) != DLK_EINVAL)
+		ok = fail("use_blas 3 accepted");
+	dlk_pool_set_threads(1);
+	free(p);
+	free(w);
+	return ok;
+}
+
+/*
+ * Products cut into 3 blocks against the reference: columns and rows,
+ * with and without a transposed operand, with the bias copied per block.
+ */
+static int
+test_pool_dense_blas(void)
+{
+	/* B, I, O: Y, gW and dX cut by columns; Y by rows (bias), dX by rows */
+	static const int shapes[][3] = {{64, 800, 256}, {800, 64, 100}, {256, 64, 800}};
+	enum {MAXN = 256 * 800};
+	static float X[MAXN],
+				W[MAXN],
+				b[800],
+				dY[MAXN],
+				Y1[MAXN],
+				Y2[MAXN],
+				gW1[MAXN],
+				gW2[MAXN],
+				gb1[800],
+				gb2[800],
+				dX1[MAXN],
+				dX2[MAXN];
+	int			ok = 1;
+
+	if (!blas_ok)
+		return fail("BLAS library could not be opened"), -1;
+	dlk_pool_set_threads(3);
+	for (size_t sh = 0; ok && sh < sizeof(shapes) / sizeof(shapes[0]); sh++)
+	{
+		int			B = shapes[sh][0],
+					I = shapes[sh][1],
+					O = shapes[sh][2];
+
+		fill(X, (size_t) B * I, -1, 1);
+		fill(W, (size_t) O * I, -1, 1);
+		fill(b, O, -1, 1);
+		fill(dY, (size_t) B * O, -1, 1);
+		if (dlk_dense_forward(Y1, X, W, b, B, I, O, 0) != DLK_OK ||
+			dlk_dense_forward(Y2, X, W, b, B, I, O, 1) != DLK_OK ||
+			dlk_dense_backward(dX1, gW1, gb1, dY, X, W, B, I, O, 0) != DLK_OK ||
+			dlk_dense_backward(dX2, gW2, gb2, dY, X, W, B, I, O, 1) != DLK_OK)
+			ok = fail("%dx%dx%d: status", B, I, O);
+		for (int k = 0; ok && k < B * O; k++)
+			if (!(fabsf(Y1[k] - Y2[k]) <= 1e-5f * I))
+				ok = fail("%dx%dx%d: Y[%d] ref %g, 3 ranges %g", B, I, O, k, Y1[k], Y2[k]);
+		for (int k = 0; ok && k < O * I; k++)
+			if (!(fabsf(gW1[k] - gW2[k]) <= 1e-5f * B))
+				ok = fail("%dx%dx%d: gW[%d] ref %g, 3 ranges %g", B, I, O, k, gW1[k], gW2[k]);
+		for (int k = 0; ok && k < B * I; k++)
+			if (!(fabsf(dX1[k] - dX2[k]) <= 1e-5f * O))
+				ok = fail("%dx%dx%d: dX[%d] ref %g, 3 ranges %g", B, I, O, k, dX1[k], dX2[k]);
+	}
+	dlk_pool_set_threads(1);
+	return ok;
 }
 
 int
@@ -2081,6 +2138,7 @@ main(void)
 	run_test("pool_cover", test_pool_cover);
 	run_test("pool_train", test_pool_train);
 	run_test("pool_dense_blas", test_pool_dense_blas);
+	run_test("pool_uncut", test_pool_uncut);
 
 	if (n_skipped > 0)
 		printf("kernels: %d passed, %d failed, %d skipped\n",

@@ -70,6 +70,32 @@ part_range(size_t n, int P, int p, size_t *lo, size_t *hi)
 	*hi = b1 * DLK_POOL_ALIGN < n ? b1 * DLK_POOL_ALIGN : n;
 }
 
+/* The ranges a job of n elements is cut into: T, fewer for a small job. */
+static int
+job_parts(size_t n, size_t min_per_thread)
+{
+	int			P = pool_parts;
+
+	if (min_per_thread > 0 && n / min_per_thread < (size_t) P)
+		P = (int) (n / min_per_thread);
+	return P < 1 ? 1 : P;
+}
+
+/* Runs ranges first, first + stride, ... of the P ranges of [0, n). */
+static void
+run_parts(size_t n, int P, int first, int stride, dlk_range_fn fn, void *arg)
+{
+	for (int p = first; p < P; p += stride)
+	{
+		size_t		lo,
+					hi;
+
+		part_range(n, P, p, &lo, &hi);
+		if (lo < hi)
+			fn(arg, lo, hi);
+	}
+}
+
 #ifdef DLK_POOL_THREADS
 
 #define DLK_POOL_MAX 64
@@ -180,15 +206,7 @@ wake_if_sleeping(wait_word *w)
 static void
 run_ranges(int t)
 {
-	for (int p = t; p < pool.parts; p += pool.stride)
-	{
-		size_t		lo,
-					hi;
-
-		part_range(pool.n, pool.parts, p, &lo, &hi);
-		if (lo < hi)
-			pool.fn(pool.arg, lo, hi);
-	}
+	run_parts(pool.n, pool.parts, t, pool.stride, pool.fn, pool.arg);
 }
 
 static void *
@@ -257,22 +275,14 @@ dlk_pool_configure(int n, int max_threads)
 	return DLK_OK;
 }
 
-dlk_status
-dlk_pool_set_threads(int n)
-{
-	return dlk_pool_configure(n, n);
-}
-
 void
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
-	int			P = pool_parts;
+	int			P = job_parts(n, min_per_thread);
 	int			S;
 	uint32_t	left;
 
-	if (min_per_thread > 0 && n / min_per_thread < (size_t) P)
-		P = (int) (n / min_per_thread);
-	if (P <= 1)
+	if (P == 1)
 	{
 		if (n > 0)
 			fn(arg, 0, n);
@@ -316,31 +326,11 @@ dlk_pool_configure(int n, int max_threads)
 	return DLK_OK;
 }
 
-dlk_status
-dlk_pool_set_threads(int n)
-{
-	return dlk_pool_configure(n, n);
-}
-
 /* the same cut as with threads, every range on the caller */
 void
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
-	int			P = pool_parts;
-
-	if (min_per_thread > 0 && n / min_per_thread < (size_t) P)
-		P = (int) (n / min_per_thread);
-	if (P < 1)
-		P = 1;
-	for (int p = 0; p < P; p++)
-	{
-		size_t		lo,
-					hi;
-
-		part_range(n, P, p, &lo, &hi);
-		if (lo < hi)
-			fn(arg, lo, hi);
-	}
+	run_parts(n, job_parts(n, min_per_thread), 0, 1, fn, arg);
 }
 
 int
@@ -350,6 +340,12 @@ dlk_pool_threads(void)
 }
 
 #endif
+
+dlk_status
+dlk_pool_set_threads(int n)
+{
+	return dlk_pool_configure(n, n);
+}
 
 /* The ranges a job is cut into: dltrain.threads, whatever the machine. */
 int

@@ -3,8 +3,8 @@
  *
  * With dltrain.threads = T, a step runs on up to T threads: the caller and
  * T - 1 helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges (fewer for
- * small n), runs the first on the calling thread and the others on the
- * helpers, and returns when all are done.  dlk.c cuts each GEMM this way
+ * small n), which the caller and the helpers claim one at a time until
+ * none is left, and returns when all are done.  dlk.c cuts each GEMM this way
  * (blocks of columns or rows, each one single-threaded OpenBLAS call), and
  * the flat loops of the optimizer and of the gradient check; the glue cuts
  * the batch gather.  OpenBLAS itself runs single-threaded, so one set of
@@ -81,11 +81,11 @@ job_parts(size_t n, size_t min_per_thread)
 	return P < 1 ? 1 : P;
 }
 
-/* Runs ranges first, first + stride, ... of the P ranges of [0, n). */
+/* Runs the P ranges of [0, n) one after the other. */
 static void
-run_parts(size_t n, int P, int first, int stride, dlk_range_fn fn, void *arg)
+run_parts(size_t n, int P, dlk_range_fn fn, void *arg)
 {
-	for (int p = first; p < P; p += stride)
+	for (int p = 0; p < P; p++)
 	{
 		size_t		lo,
 					hi;
@@ -105,10 +105,13 @@ run_parts(size_t n, int P, int first, int stride, dlk_range_fn fn, void *arg)
  * two jobs of a step spins: waking a sleeping thread takes tens of
  * microseconds (more in a virtual machine, whose idle CPU halts), as long
  * as a small job.  After a training, helpers spin this long, then sleep.
- * The caller waits for helpers that run ranges as large as its own.
+ * The caller waits only for ranges already running (it takes the others
+ * itself), so it spins less.  Spinning threads yield the CPU now and then:
+ * with more runnable threads than CPUs (two trainings, each on all the
+ * CPUs) a spinner gives its time slice to a thread with work.
  */
 #define HELPER_SPIN_NS 200000
-#define CALLER_SPIN_NS 2000000
+#define CALLER_SPIN_NS 50000
 
 /* A word to wait on, and whether its waiter sleeps; one cache line each. */
 typedef struct wait_word
@@ -117,18 +120,31 @@ typedef struct wait_word
 	_Atomic uint32_t sleeping;	/* 1 while the waiter is (about to be) in futex_wait */
 } __attribute__((aligned(64))) wait_word;
 
+/*
+ * The current job.  Its ranges are claimed, not assigned: every thread
+ * called to it (the caller included) takes the next unclaimed range until
+ * none is left, so a helper that wakes late, or is preempted, only means
+ * that the others take more ranges; results do not depend on who ran a
+ * range.  claim packs the job's sequence number (high 32 bits), its
+ * number of ranges (16 bits) and the next range (low 16): a helper claims
+ * with a compare-and-swap that expects the sequence number it was called
+ * for, so a helper that wakes
+ * after its job ended claims nothing, and never reads the fields of a
+ * later job.  The fields are written before claim publishes the job and
+ * stay unchanged until every range is done, which cannot happen while a
+ * claimed range runs.
+ */
 static struct
 {
-	wait_word	job[DLK_POOL_MAX];	/* [i]: bumped to give helper i a job */
-	wait_word	pending;		/* helpers still on this job; the caller waits */
+	wait_word	job[DLK_POOL_MAX];	/* [i]: set to a job's sequence number to call helper i */
+	wait_word	done;			/* ranges of the current job done; the caller waits */
+	_Atomic uint64_t claim;		/* sequence number << 32 | ranges << 16 | next */
+	uint32_t	seq;			/* the caller's job counter */
 	int			n_helpers;		/* started: helpers 1..n_helpers */
-	int			runners;		/* threads that run jobs: min(T, CPUs, helpers + 1) */
-	/* the job, written before the job words are bumped, read after */
+	int			runners;		/* threads a job may use: min(T, CPUs, helpers + 1) */
 	dlk_range_fn fn;
 	void	   *arg;
 	size_t		n;
-	int			parts;			/* ranges of this job */
-	int			stride;			/* threads on this job: thread t runs t, t + stride, ... */
 } pool;
 
 static void
@@ -162,12 +178,13 @@ now_ns(void)
 
 /*
  * Waits until w->value differs from value and returns it: spins for
- * spin_ns (reading the clock every 64 pauses), then sleeps on the futex.
- * The waker stores the value, then wakes the futex if w->sleeping is set;
- * the waiter sets w->sleeping, then reads the value again before it
- * sleeps.  Both orders are sequentially consistent, so one of the two
- * sees the other's store: no wake-up is lost, and a waker whose waiter
- * still spins makes no system call.
+ * spin_ns (every 64 pauses it reads the clock and yields the CPU to any
+ * other runnable thread), then sleeps on the futex.  The waker stores the
+ * value, then wakes the futex if w->sleeping is set; the waiter sets
+ * w->sleeping, then reads the value again before it sleeps.  Both orders
+ * are sequentially consistent, so one of the two sees the other's store:
+ * no wake-up is lost, and a waker whose waiter still spins makes no system
+ * call.
  */
 static uint32_t
 wait_change(wait_word *w, uint32_t value, uint64_t spin_ns)
@@ -182,7 +199,9 @@ wait_change(wait_word *w, uint32_t value, uint64_t spin_ns)
 			cpu_relax();
 		else if (until == 0)
 			until = now_ns() + spin_ns;
-		else if (now_ns() > until)
+		else if (now_ns() < until)
+			sched_yield();
+		else
 		{
 			atomic_store(&w->sleeping, 1);
 			while ((v = atomic_load(&w->value)) == value)
@@ -202,25 +221,41 @@ wake_if_sleeping(wait_word *w)
 		futex_wake(&w->value);
 }
 
-/* Runs ranges t, t + stride, ... of the current job. */
+/* Claims and runs ranges of job seq until none is left (or the job is over). */
 static void
-run_ranges(int t)
+work_on(uint32_t seq)
 {
-	run_parts(pool.n, pool.parts, t, pool.stride, pool.fn, pool.arg);
+	for (;;)
+	{
+		uint64_t	c = atomic_load(&pool.claim);
+		uint32_t	P = (uint32_t) (c >> 16) & 0xffff;
+		uint32_t	next = (uint32_t) c & 0xffff;
+		size_t		lo,
+					hi;
+
+		if ((uint32_t) (c >> 32) != seq || next >= P)
+			return;
+		if (!atomic_compare_exchange_weak(&pool.claim, &c, c + 1))
+			continue;
+		/* range next of job seq is ours: the job stays until we report it */
+		part_range(pool.n, (int) P, (int) next, &lo, &hi);
+		if (lo < hi)
+			pool.fn(pool.arg, lo, hi);
+		if (atomic_fetch_add(&pool.done.value, 1) + 1 == P)
+			wake_if_sleeping(&pool.done);
+	}
 }
 
 static void *
 helper_main(void *argp)
 {
 	int			t = (int) (intptr_t) argp;
-	uint32_t	seen = 0;		/* job words start at 0, bumped per job */
+	uint32_t	seen = 0;		/* job words start at 0; sequence numbers at 1 */
 
 	for (;;)
 	{
 		seen = wait_change(&pool.job[t], seen, HELPER_SPIN_NS);
-		run_ranges(t);
-		if (atomic_fetch_sub(&pool.pending.value, 1) == 1)
-			wake_if_sleeping(&pool.pending);
+		work_on(seen);
 	}
 	return NULL;
 }
@@ -280,7 +315,8 @@ dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
 	int			P = job_parts(n, min_per_thread);
 	int			S;
-	uint32_t	left;
+	uint32_t	seq,
+				d;
 
 	if (P == 1)
 	{
@@ -289,24 +325,29 @@ dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 		return;
 	}
 	S = P < pool.runners ? P : pool.runners;
+	if (S <= 1)
+	{
+		run_parts(n, P, fn, arg);
+		return;
+	}
+	/* sequence numbers skip 0, the helpers' start */
+	seq = ++pool.seq;
+	if (seq == 0)
+		seq = ++pool.seq;
 	pool.fn = fn;
 	pool.arg = arg;
 	pool.n = n;
-	pool.parts = P;
-	pool.stride = S;
-	if (S > 1)
+	atomic_store(&pool.done.value, 0);
+	atomic_store(&pool.claim, (uint64_t) seq << 32 | (uint64_t) P << 16);
+	for (int t = 1; t < S; t++)
 	{
-		atomic_store(&pool.pending.value, (uint32_t) (S - 1));
-		for (int t = 1; t < S; t++)
-		{
-			atomic_fetch_add(&pool.job[t].value, 1);
-			wake_if_sleeping(&pool.job[t]);
-		}
+		atomic_store(&pool.job[t].value, seq);
+		wake_if_sleeping(&pool.job[t]);
 	}
-	run_ranges(0);
-	/* pending only falls: wait for each change until it reaches 0 */
-	while (S > 1 && (left = atomic_load(&pool.pending.value)) != 0)
-		wait_change(&pool.pending, left, CALLER_SPIN_NS);
+	work_on(seq);
+	/* every range is claimed: wait for those still running elsewhere */
+	while ((d = atomic_load(&pool.done.value)) != (uint32_t) P)
+		wait_change(&pool.done, d, CALLER_SPIN_NS);
 }
 
 int
@@ -330,7 +371,7 @@ dlk_pool_configure(int n, int max_threads)
 void
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
-	run_parts(n, job_parts(n, min_per_thread), 0, 1, fn, arg);
+	run_parts(n, job_parts(n, min_per_thread), fn, arg);
 }
 
 int

@@ -24,7 +24,10 @@
  * calls with every signal blocked (like dlk_blas_open), so they inherit a
  * mask that keeps PostgreSQL's signals on the backend's own thread.  They
  * only ever run the range functions handed to dlk_pool_for, which touch
- * memory and call OpenBLAS: no PostgreSQL call, no error exit.  Each helper
+ * memory and call OpenBLAS: no PostgreSQL call, no error exit.  That rule
+ * binds the caller's ranges too: a range that left dlk_pool_for by an
+ * error (ereport's longjmp) would leave the others running while the next
+ * job rewrites the fields they read.  Each helper
  * waits on its own word: a job wakes only the helpers it uses, without a
  * system call when they are still spinning.  A helper spins a little after
  * a job (the next one of a step follows within microseconds, and waking a
@@ -52,6 +55,10 @@
 #include <unistd.h>
 #define DLK_POOL_THREADS 1
 #endif
+
+/* The most ranges a job is cut into (claim packs counts in 16 bits). */
+#define DLK_POOL_MAX 64
+_Static_assert(DLK_POOL_MAX < 65536, "claim packs range counts in 16 bits");
 
 /* Range starts are multiples of this many elements. */
 #define DLK_POOL_ALIGN 16
@@ -98,20 +105,19 @@ run_parts(size_t n, int P, dlk_range_fn fn, void *arg)
 
 #ifdef DLK_POOL_THREADS
 
-#define DLK_POOL_MAX 64
-
 /*
  * How long a thread spins before it sleeps on the futex.  A helper between
  * two jobs of a step spins: waking a sleeping thread takes tens of
  * microseconds (more in a virtual machine, whose idle CPU halts), as long
  * as a small job.  After a training, helpers spin this long, then sleep.
  * The caller waits only for ranges already running (it takes the others
- * itself), so it spins less.  Spinning threads yield the CPU now and then:
+ * itself), at most one range long (a GEMM block is up to a millisecond
+ * or so).  Spinning threads yield the CPU now and then:
  * with more runnable threads than CPUs (two trainings, each on all the
  * CPUs) a spinner gives its time slice to a thread with work.
  */
 #define HELPER_SPIN_NS 200000
-#define CALLER_SPIN_NS 50000
+#define CALLER_SPIN_NS 1000000
 
 /* A word to wait on, and whether its waiter sleeps; one cache line each. */
 typedef struct wait_word
@@ -125,14 +131,13 @@ typedef struct wait_word
  * called to it (the caller included) takes the next unclaimed range until
  * none is left, so a helper that wakes late, or is preempted, only means
  * that the others take more ranges; results do not depend on who ran a
- * range.  claim packs the job's sequence number (high 32 bits), its
- * number of ranges (16 bits) and the next range (low 16): a helper claims
- * with a compare-and-swap that expects the sequence number it was called
- * for, so a helper that wakes
- * after its job ended claims nothing, and never reads the fields of a
- * later job.  The fields are written before claim publishes the job and
- * stay unchanged until every range is done, which cannot happen while a
- * claimed range runs.
+ * range.  claim packs the job's sequence number (high 32 bits), its number
+ * of ranges (16 bits) and the next range (low 16).  A helper claims with a
+ * compare-and-swap that expects the sequence number it was called for, so
+ * one that wakes after its job ended claims nothing and never reads the
+ * fields of a later job.  The fields are written before claim publishes
+ * the job and stay unchanged until every range is done, which cannot
+ * happen while a claimed range runs.
  */
 static struct
 {
@@ -282,15 +287,18 @@ dlk_status
 dlk_pool_configure(int n, int max_threads)
 {
 	int			want;
+	int			cpus;
 
 	if (n < 1 || max_threads < 1)
 		return DLK_EINVAL;
 	if (n > DLK_POOL_MAX)
 		n = DLK_POOL_MAX;
+	cpus = usable_cpus();
+
 	pool_parts = n;
 	want = n < max_threads ? n : max_threads;
-	if (want > usable_cpus())
-		want = usable_cpus();
+	if (want > cpus)
+		want = cpus;
 	while (pool.n_helpers < want - 1)
 	{
 		pthread_t	t;
@@ -363,7 +371,7 @@ dlk_pool_configure(int n, int max_threads)
 {
 	if (n < 1 || max_threads < 1)
 		return DLK_EINVAL;
-	pool_parts = n;
+	pool_parts = n < DLK_POOL_MAX ? n : DLK_POOL_MAX;
 	return DLK_OK;
 }
 

@@ -301,6 +301,66 @@ DltStatsFinish(DltModel *m, int64 n, const double *sum, const double *sq,
  */
 typedef const float *(*RowIter) (void *arg, int64 i);
 
+static const float *CacheRowIter(void *arg, int64 i);
+
+/*
+ * The passes over a cache in memory run on the pool's threads
+ * (dlk_pool_for): the statistics with features cut (each range walks every
+ * row, in order, for its features: the same sums), the hashes and the
+ * standardization with rows cut.  These range functions touch memory only.
+ */
+typedef struct QsumJob
+{
+	const DltCache *c;
+	int64		n;
+	const double *center;
+	const double *inv_q1;
+	const double *inv_q2;
+	double	   *acc1;
+	double	   *acc2;
+} QsumJob;
+
+static void
+QsumRange(void *arg, size_t lo, size_t hi)
+{
+	const QsumJob *j = arg;
+
+	for (int64 i = 0; i < j->n; i++)
+		dlk_qsum_accumulate(j->acc1 + lo, j->acc2 + lo, DltCacheRow(j->c, i) + lo,
+							j->center + lo, j->inv_q1 + lo, j->inv_q2 + lo,
+							(int) (hi - lo));
+}
+
+typedef struct RowsJob
+{
+	const DltRows *rows;
+	const DltCache *c;
+	uint64	   *hash;			/* HashRange's output */
+	const float *fm;			/* StandardizeRange's statistics */
+	const float *fs;
+} RowsJob;
+
+static void
+HashRange(void *arg, size_t lo, size_t hi)
+{
+	const RowsJob *j = arg;
+
+	for (size_t r = lo; r < hi; r++)
+		j->hash[r] = RowHash(j->rows, DltCacheRow(j->c, r), *DltCacheLabel(j->c, r));
+}
+
+static void
+StandardizeRange(void *arg, size_t lo, size_t hi)
+{
+	const RowsJob *j = arg;
+
+	for (size_t r = lo; r < hi; r++)
+		dlk_standardize(DltCacheRow(j->c, r), j->fm, j->fs, j->c->dim);
+}
+
+/* rows a helper thread takes at least in the passes above */
+#define PREP_MIN_ROWS 8192
+
 static void
 ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		   RowIter row, void *arg, float *fm, float *fs)
@@ -325,8 +385,16 @@ ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		inv_q1[d] = half > 0 ? levels / half : 0;
 		inv_q2[d] = half > 0 ? levels / (half * half) : 0;
 	}
-	for (int64 i = 0; i < n; i++)
-		dlk_qsum_accumulate(acc1, acc2, row(arg, i), center, inv_q1, inv_q2, D);
+	if (row == CacheRowIter)
+	{
+		/* rows in memory: features cut over the pool's threads */
+		QsumJob		job = {(const DltCache *) arg, n, center, inv_q1, inv_q2, acc1, acc2};
+
+		dlk_pool_for((size_t) D, 16, QsumRange, &job);
+	}
+	else
+		for (int64 i = 0; i < n; i++)
+			dlk_qsum_accumulate(acc1, acc2, row(arg, i), center, inv_q1, inv_q2, D);
 
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);
@@ -856,13 +924,17 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	DltProgressRows(n, n, NAN, 0);
+	/* the passes below run on dltrain.threads threads, as the steps will */
+	DltBlasEnsure(dltrain_threads);
 
 	/* content hashes and the canonical order, before any standardization */
 	if (any_shuffle || any_val)
 	{
+		RowsJob		job = {rows, c, NULL, NULL, NULL};
+
 		hash = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
-		for (int64 r = 0; r < n; r++)
-			hash[r] = RowHash(rows, DltCacheRow(c, r), *DltCacheLabel(c, r));
+		job.hash = hash;
+		dlk_pool_for((size_t) n, PREP_MIN_ROWS, HashRange, &job);
 		canon = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 		CanonicalOrder(rows, hash, canon);
 	}
@@ -875,8 +947,11 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 		ExactStats(stats, D, n, c->fmin, c->fmax, CacheRowIter, c, fm, fs);
 	inplace = any_norm && all_norm && max_epochs > 0;
 	if (inplace)
-		for (int64 r = 0; r < n; r++)
-			dlk_standardize(DltCacheRow(c, r), fm, fs, D);
+	{
+		RowsJob		job = {rows, c, NULL, fm, fs};
+
+		dlk_pool_for((size_t) n, PREP_MIN_ROWS, StandardizeRange, &job);
+	}
 
 	/* streams */
 	for (int k = 0; k < K; k++)

@@ -5,7 +5,11 @@
 #    of a step are claimed by whichever thread is free; the cut, and so the
 #    result, depends on dltrain.threads only);
 #  - two concurrent two-thread trainings both finish (no thread waits for a
-#    helper that cannot run).
+#    helper that cannot run);
+#  - the passes over the cache before training (content hashes, exact
+#    statistics, in-place standardization) give the same bytes on two threads
+#    as on one: a model whose products are too small to be cut, and a model
+#    with no epoch, are identical at dltrain.threads 1 and 2.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 eval "$(scripts/cluster.sh env)"
@@ -24,6 +28,15 @@ train() {
 		-c "SELECT md5(dltrain.train_mlp(x, y, '{\"hidden\": [256, 128], \"epochs\": 3, \"seed\": 5}')::text) FROM pts"
 }
 
+model() {
+	psql -X -q -At -v ON_ERROR_STOP=1 -d $db -c "SET dltrain.threads = $1" \
+		-c "SELECT md5(dltrain.train_mlp(x, y, '$2')::text) FROM pts"
+}
+logistic='{"hidden": [], "epochs": 2, "seed": 3, "validation_fraction": 0.1}'
+no_epoch='{"hidden": [256, 128], "epochs": 0, "seed": 3}'
+model 1 "$logistic" > "$out/logistic1"; model 2 "$logistic" > "$out/logistic2"
+model 1 "$no_epoch" > "$out/none1"; model 2 "$no_epoch" > "$out/none2"
+
 train 2 > "$out/alone"
 train 1 > "$out/one_thread"
 train 2 > "$out/a" & train 2 > "$out/b" & train 2 > "$out/c"; wait
@@ -34,6 +47,8 @@ check() { if eval "$2"; then echo "ok: $1"; else echo "not ok: $1"; fail=1; fi; 
 check "three concurrent two-thread trainings finish" '[ -s $out/a ] && [ -s $out/b ] && [ -s $out/c ]'
 check "each is the model trained alone with two threads" 'cmp -s $out/alone $out/a && cmp -s $out/alone $out/b && cmp -s $out/alone $out/c'
 check "one thread trains too" '[ -s $out/one_thread ]'
+check "preparation on two threads: a logistic model is the same bytes" '[ -s $out/logistic1 ] && cmp -s $out/logistic1 $out/logistic2'
+check "preparation on two threads: a model with no epoch is the same bytes" '[ -s $out/none1 ] && cmp -s $out/none1 $out/none2'
 cmp -s $out/alone $out/one_thread && echo "note: one and two threads gave the same bytes here" || echo "note: one and two threads round differently (the cut is active)"
 [ $fail = 0 ] || { head "$out"/*; }
 exit $fail

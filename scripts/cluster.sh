@@ -45,7 +45,7 @@ start() {
 	[ "$(id -u)" = 0 ] && chown postgres: "$BASE"
 	if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
 		as_pg mkdir -p "$SOCK"
-		as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust \
+		as_pg "$PGBIN/initdb" -D "$PGDATA_DIR" -U postgres --auth=trust --data-checksums \
 			--encoding=UTF8 --locale=C --no-sync >"$BASE/initdb.log" 2>&1 ||
 			{ cat "$BASE/initdb.log"; exit 1; }
 	fi

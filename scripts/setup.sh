@@ -16,6 +16,8 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-export PATH=/usr/lib/postgresql/15/bin:$PATH
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install
+# PG_CONFIG may name another (relocated) PostgreSQL 15 installation
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH=$("$PG_CONFIG" --bindir):$PATH
+make -s PG_CONFIG="$PG_CONFIG"
+make -s PG_CONFIG="$PG_CONFIG" install

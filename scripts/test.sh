@@ -6,7 +6,8 @@
 # "tests: N passed, N failed".
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-export PATH=/usr/lib/postgresql/15/bin:$PATH
+export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+export PATH=$("$PG_CONFIG" --bindir):$PATH
 
 DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
 scripts/cluster.sh restart || { echo "tests: 0 passed, 1 failed"; exit 1; }
@@ -36,7 +37,7 @@ count "kernel tests" $rc "$(echo "$line" | sed -E 's/^kernels: ([0-9]+) passed.*
 	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
 
 echo "== pg_regress"
-make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config installcheck 2>&1 | tee "$log"
+make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 if [ $rc != 0 ] && [ -f test/regress/out/regression.diffs ]; then
 	head -n 200 test/regress/out/regression.diffs

@@ -13,6 +13,7 @@ OBJS = \
 	src/fit.o \
 	src/grid.o \
 	src/model.o \
+	src/model_check.o \
 	src/predict.o \
 	src/score.o \
 	src/evaluate.o \
@@ -69,4 +70,4 @@ kernel-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): src/dltrain.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h

@@ -13,7 +13,12 @@
  *                                            NUMERIC_VALUE_OUT_OF_RANGE)
  *   no rows, too few classes               ERRCODE_DATA_EXCEPTION
  *   memory budget, size limits             ERRCODE_PROGRAM_LIMIT_EXCEEDED
- *   corrupt / truncated / unknown model    ERRCODE_DATA_CORRUPTED
+ *   a model value that fails its checks    (one validator, model_check.c)
+ *     in the text input function           ERRCODE_INVALID_TEXT_REPRESENTATION
+ *     in the binary receive function       ERRCODE_INVALID_BINARY_REPRESENTATION
+ *     in import()                          ERRCODE_INVALID_PARAMETER_VALUE
+ *     stored (it passed input: damaged)    ERRCODE_DATA_CORRUPTED, the only XX
+ *                                          code an error reachable from SQL has
  *   wrong use (window call, wrong task)    ERRCODE_FEATURE_NOT_SUPPORTED /
  *                                          ERRCODE_WRONG_OBJECT_TYPE
  *   OpenBLAS missing                       ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
@@ -231,8 +236,18 @@ typedef struct DltModel
 } DltModel;
 
 /* a serialized model (the varlena payload of dltrain.model) */
-extern bytea *ModelEncode(const DltModel *m);
-extern DltModel *ModelDecode(const struct varlena *v);
+extern bytea *ModelEncode(const DltModel *m);	/* checked: a failure is a bug */
+extern bytea *ModelEncodeRaw(const DltModel *m);	/* unchecked: import() checks */
+extern DltModel *ModelDecode(const struct varlena *v);	/* checked: XX001 */
+
+/* the complete check of model bytes (model_check.c), with the backend's hooks */
+struct DltModelLayout;
+struct DltCheckResult;
+extern bool ModelCheckBytes(const char *data, Size len, struct DltModelLayout *layout,
+							struct DltCheckResult *res);
+/* ... raising what is wrong with sqlerrcode (22P02, 22P03 or XX001) */
+extern void CheckModelBytes(const char *data, Size len, int sqlerrcode,
+							struct DltModelLayout *layout);
 extern Size ModelEncodedSize(const DltModel *m);
 extern void CheckModelSize(Size nbytes);
 

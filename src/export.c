@@ -20,8 +20,10 @@
  *
  * Weights are float32 written in their shortest exact decimal form, so an
  * export/import round trip gives back the same bytes of weights.  Import
- * checks everything (shapes, finiteness, class order) and builds a model with
- * an empty training record (0 rows, no epochs).
+ * reads the layout (naming the JSON key a problem is in), builds a model
+ * with an empty training record (0 rows, no epochs), then runs the complete
+ * check every model value passes (model_check.c: class ranges, statistics,
+ * text label lengths, ...) before returning it.
  */
 #include "postgres.h"
 
@@ -37,6 +39,7 @@
 #include "utils/numeric.h"
 
 #include "dltrain.h"
+#include "model_check.h"
 
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);
@@ -292,6 +295,13 @@ ImportClasses(DltModel *m, JsonbContainer *arr)
 			}
 			else
 			{
+				/* a class of type real is a float32 value, as training reads it */
+				if (m->label_type == FLOAT4OID)
+				{
+					if (fabs(d) > FLT_MAX)
+						ImportError("\"classes\" has a value out of range for real");
+					d = (double) (float) d;
+				}
 				m->class_float[k] = d;
 				if (k > 0 && m->class_float[k - 1] >= m->class_float[k])
 					ImportError("\"classes\" must be distinct and in ascending order");
@@ -322,6 +332,8 @@ import_model(PG_FUNCTION_ARGS)
 	int			C;
 	dlk_sizes	sz;
 	float	   *p;
+	bytea	   *result;
+	DltCheckResult res;
 
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		ImportError("the value must be a JSON object");
@@ -465,5 +477,14 @@ import_model(PG_FUNCTION_ARGS)
 	m->opts.normalize = m->normalized;
 	m->opts.epochs = 0;
 	m->epoch_loss = NULL;
-	PG_RETURN_BYTEA_P(ModelEncode(m));
+
+	/* the complete check every model value passes (model_check.c) */
+	result = ModelEncodeRaw(m);
+	if (!ModelCheckBytes(VARDATA(result), VARSIZE(result) - VARHDRSZ, NULL, &res))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot import model: the values do not form a valid model"),
+				 errdetail_internal("%s", res.detail),
+				 errhint("See the README for the layout dltrain.export() writes.")));
+	PG_RETURN_BYTEA_P(result);
 }

@@ -17,9 +17,11 @@
  *
  * Values are stored in the machine's byte order (little-endian on every
  * platform PostgreSQL commonly runs on); send/recv move the same bytes.
- * Decoding checks everything: magic, version, length (truncation), checksum
- * (corruption), then every count against the bytes that remain, so a bad
- * value always ends in an ERROR, never in a crash.
+ * Every value is checked completely by one validator, model_check.c (plain
+ * C, fuzzed under sanitizers by test/fuzz), before anything reads it: the
+ * input function raises what it finds as 22P02, the receive function as
+ * 22P03, and decoding a stored value (which passed input, so was damaged
+ * since) as XX001.  ModelEncode checks what dltrain itself writes.
  *
  * Text form: base64 of the bytes, so pg_dump and restore keep models.  A
  * model whose text form would not fit in 1 GB is refused at training time
@@ -43,11 +45,11 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "model_check.h"
 
-#define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
-#define MODEL_VERSION 2			/* written; 1 is still read */
-#define MODEL_HEADER 16
-#define MAX_CLASS_LABEL_LEN 1024
+#define MODEL_MAGIC DLT_MODEL_MAGIC
+#define MODEL_VERSION DLT_MODEL_VERSION
+#define MODEL_HEADER DLT_MODEL_HEADER
 
 /* ---- writing ---- */
 
@@ -119,7 +121,7 @@ ModelEncodedSize(const DltModel *m)
 }
 
 bytea *
-ModelEncode(const DltModel *m)
+ModelEncodeRaw(const DltModel *m)
 {
 	StringInfoData buf;
 	bytea	   *result;
@@ -197,255 +199,171 @@ ModelEncode(const DltModel *m)
 	return result;
 }
 
-/* ---- reading ---- */
-
-typedef struct Reader
+/*
+ * Encodes a model that dltrain computed, checking it as its readers will:
+ * a failure is a bug in dltrain, caught before the value is stored.
+ */
+bytea *
+ModelEncode(const DltModel *m)
 {
-	const char *p;
-	const char *end;
-} Reader;
+	bytea	   *result = ModelEncodeRaw(m);
+	DltCheckResult res;
 
-static void
-CorruptModel(const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_DATA_CORRUPTED),
-			 errmsg("dltrain model value is corrupt"),
-			 errdetail("%s", detail)));
+	if (!ModelCheckBytes(VARDATA(result), VARSIZE(result) - VARHDRSZ, NULL, &res))
+		elog(ERROR, "dltrain produced a model that fails its checks: %s", res.detail);
+	return result;
 }
 
-static const void *
-Take(Reader *r, Size n)
-{
-	const char *p = r->p;
+/* ---- checking and reading ---- */
 
-	if ((Size) (r->end - r->p) < n)
-		CorruptModel("The value ends before its contents do.");
-	r->p += n;
-	return p;
+StaticAssertDecl(DLT_OID_INT2 == INT2OID && DLT_OID_INT4 == INT4OID &&
+				 DLT_OID_INT8 == INT8OID && DLT_OID_FLOAT4 == FLOAT4OID &&
+				 DLT_OID_FLOAT8 == FLOAT8OID && DLT_OID_TEXT == TEXTOID,
+				 "model_check.h's type OIDs are pg_type.h's");
+StaticAssertDecl(DLT_TASK_CLASSIFICATION == 1 && DLT_TASK_REGRESSION == 2 &&
+				 DLT_LABEL_INT == 1 && DLT_LABEL_FLOAT == 2 && DLT_LABEL_TEXT == 3,
+				 "model_check.c's task and label codes are dltrain.h's");
+
+/* PostgreSQL's CRC-32C (hardware where there is one) for the check. */
+static uint32_t
+PgCrc32c(const void *data, size_t len)
+{
+	pg_crc32c	crc;
+
+	INIT_CRC32C(crc);
+	COMP_CRC32C(crc, data, len);
+	FIN_CRC32C(crc);
+	return crc;
 }
 
-#define GET(r, type, dst) memcpy(&(dst), Take((r), sizeof(type)), sizeof(type))
-
-/* a MAXALIGNed copy of n elements of size sz */
-static void *
-TakeArray(Reader *r, Size n, Size sz)
+/* A class label must be valid text in the database encoding. */
+static int
+ClassTextOk(const char *s, int len, void *arg)
 {
-	Size		bytes;
-	void	   *dst;
-
-	if (n > (Size) (r->end - r->p) / sz)
-		CorruptModel("An array length exceeds the size of the value.");
-	bytes = n * sz;
-	dst = palloc(bytes);
-	memcpy(dst, Take(r, bytes), bytes);
-	return dst;
+	return pg_verify_mbstr(GetDatabaseEncoding(), s, len, true);
 }
 
-static void
-CheckEnum(int32 v, int32 lo, int32 hi, const char *what)
+static const DltCheckHooks model_check_hooks = {PgCrc32c, ClassTextOk, NULL, NULL};
+
+/*
+ * Checks len bytes of a model completely (model_check.c).  Returns true and
+ * fills *layout (if not NULL), or false with *res saying what is wrong.
+ */
+bool
+ModelCheckBytes(const char *data, Size len, DltModelLayout *layout, DltCheckResult *res)
 {
-	if (v < lo || v > hi)
-		CorruptModel(psprintf("The %s code %d is unknown.", what, v));
+	return DltModelCheck(data, len, &model_check_hooks, layout, res) == DLT_CHECK_OK;
 }
 
 /*
- * Checks the header of a model varlena (already detoasted) and returns its
- * payload length.  Truncation and checksum errors are told apart.
+ * Checks the bytes of a model and raises what is wrong with sqlerrcode: the
+ * input SQLSTATEs for the input and receive functions, DATA_CORRUPTED for a
+ * stored value (it passed input, so it was damaged since).
  */
-static uint32
-ModelCheckHeader(const struct varlena *v)
+void
+CheckModelBytes(const char *data, Size len, int sqlerrcode, DltModelLayout *layout)
 {
-	Size		len = VARSIZE_ANY_EXHDR(v);
-	const char *p = VARDATA_ANY(v);
-	uint32		magic,
-				total,
-				crc;
-	uint16		version;
-	pg_crc32c	calc;
+	DltCheckResult res;
 
-	if (len < MODEL_HEADER)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("dltrain model value is truncated"),
-				 errdetail("It has %zu bytes, fewer than the %d-byte header.",
-						   len, MODEL_HEADER)));
-	memcpy(&magic, p, 4);
-	memcpy(&version, p + 4, 2);
-	memcpy(&total, p + 8, 4);
-	memcpy(&crc, p + 12, 4);
-	if (magic != MODEL_MAGIC)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("value is not a dltrain model"),
-				 errdetail("Its first bytes are not the dltrain model signature.")));
-	if (version < 1 || version > MODEL_VERSION)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("dltrain model has unknown format version %u", version),
-				 errdetail("This version of dltrain reads format versions 1 to %d.",
-						   MODEL_VERSION),
-				 errhint("Update the dltrain extension to read models written by a newer version.")));
-	if (len < total)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("dltrain model value is truncated"),
-				 errdetail("It has %zu of its %u bytes.", len, total)));
-	if (len > total)
-		CorruptModel(psprintf("It has %zu bytes, but its header says %u.", len, total));
-	INIT_CRC32C(calc);
-	COMP_CRC32C(calc, p + MODEL_HEADER, total - MODEL_HEADER);
-	FIN_CRC32C(calc);
-	if (calc != crc)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("dltrain model value is corrupt"),
-				 errdetail("Its checksum is %08X, but its contents give %08X.", crc, calc)));
-	return total;
+	if (ModelCheckBytes(data, len, layout, &res))
+		return;
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", res.message),
+			 errdetail_internal("%s", res.detail),
+			 res.hint ? errhint("%s", res.hint) : 0));
+}
+
+/* a palloc'd copy of n elements of size sz at p (unaligned) */
+static void *
+CopyArray(const char *p, Size n, Size sz)
+{
+	void	   *dst = palloc(n * sz);
+
+	if (n > 0)
+		memcpy(dst, p, n * sz);
+	return dst;
 }
 
 DltModel *
 ModelDecode(const struct varlena *v)
 {
 	DltModel   *m = palloc0(sizeof(DltModel));
-	uint32		total = ModelCheckHeader(v);
-	Reader		r;
-	int32		i32;
-	uint8		u8;
-	int64		np;
-	uint16		version;
-	dlk_sizes	sz;
+	DltModelLayout L;
+	int			D;
 
-	r.p = VARDATA_ANY(v) + MODEL_HEADER;
-	r.end = VARDATA_ANY(v) + total;
-	memcpy(&version, VARDATA_ANY(v) + 4, 2);
-	m->version = version;
-	memcpy(&m->crc, VARDATA_ANY(v) + 12, 4);
-
-	GET(&r, int32, i32);
-	CheckEnum(i32, DLT_TASK_CLASSIFICATION, DLT_TASK_REGRESSION, "task");
-	m->task = (DltTask) i32;
-	GET(&r, int32, i32);
-	CheckEnum(i32, DLT_LABEL_INT, DLT_LABEL_TEXT, "label kind");
-	m->label_kind = (DltLabelKind) i32;
-	GET(&r, uint32, m->label_type);
-	if (!(m->label_kind == DLT_LABEL_INT &&
-		  (m->label_type == INT2OID || m->label_type == INT4OID || m->label_type == INT8OID)) &&
-		!(m->label_kind == DLT_LABEL_FLOAT &&
-		  (m->label_type == FLOAT4OID || m->label_type == FLOAT8OID)) &&
-		!(m->label_kind == DLT_LABEL_TEXT && m->label_type == TEXTOID))
-		CorruptModel("The label type does not match the label kind.");
-	GET(&r, int32, i32);
-	CheckEnum(i32, DLK_ACT_RELU, DLK_ACT_SIGMOID, "activation");
-	m->arch.act = (dlk_act) i32;
-	m->arch.loss = m->task == DLT_TASK_CLASSIFICATION ? DLK_LOSS_SOFTMAX_CE : DLK_LOSS_MSE;
-	GET(&r, int32, m->arch.n_layers);
-	if (m->arch.n_layers < 1 || m->arch.n_layers > DLK_MAX_LAYERS)
-		CorruptModel("The layer count is out of range.");
-	for (int l = 0; l <= m->arch.n_layers; l++)
-		GET(&r, int32, m->arch.dims[l]);
-	if (dlk_arch_check(&m->arch) != DLK_OK)
-		CorruptModel("The layer widths are out of range.");
+	CheckModelBytes(VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v), ERRCODE_DATA_CORRUPTED, &L);
+	m->version = L.version;
+	m->crc = L.crc;
+	m->task = (DltTask) L.task;
+	m->label_kind = (DltLabelKind) L.label_kind;
+	m->label_type = L.label_type;
+	m->arch = L.arch;
+	D = m->arch.dims[0];
 
 	DltOptionsDefault(&m->opts);
-	GET(&r, int32, i32);
-	CheckEnum(i32, DLK_OPT_SGD, DLK_OPT_ADAMW, "optimizer");
-	m->opts.optimizer = (dlk_opt_kind) i32;
-	GET(&r, double, m->opts.lr);
-	GET(&r, double, m->opts.momentum);
-	GET(&r, double, m->opts.weight_decay);
-	GET(&r, int32, m->opts.batch_size);
-	GET(&r, int32, m->opts.epochs);
-	GET(&r, int64, m->opts.seed);
-	GET(&r, uint8, u8);
-	m->opts.shuffle = u8 != 0;
-	GET(&r, uint8, u8);
-	m->opts.normalize = u8 != 0;
-	GET(&r, uint8, u8);
-	CheckEnum(u8, DLT_TASK_AUTO, DLT_TASK_REGRESSION, "task option");
-	m->opts.task = (DltTask) u8;
-	GET(&r, uint8, u8);
-	m->opts.init_pytorch = (u8 == 1);
-	if (version >= 2)
-	{
-		GET(&r, double, m->opts.validation_fraction);
-		GET(&r, int32, m->opts.early_stopping);
-		if (!(m->opts.validation_fraction >= 0 && m->opts.validation_fraction < 1) ||
-			m->opts.early_stopping < 0)
-			CorruptModel("The validation options are out of range.");
-	}
+	m->opts.optimizer = (dlk_opt_kind) L.optimizer;
+	m->opts.lr = L.lr;
+	m->opts.momentum = L.momentum;
+	m->opts.weight_decay = L.weight_decay;
+	m->opts.batch_size = L.batch_size;
+	m->opts.epochs = L.epochs;
+	m->opts.seed = L.seed;
+	m->opts.shuffle = L.shuffle != 0;
+	m->opts.normalize = L.normalize != 0;
+	m->opts.task = (DltTask) L.task_option;
+	m->opts.init_pytorch = L.init_pytorch != 0;
+	m->opts.validation_fraction = L.validation_fraction;
+	m->opts.early_stopping = L.early_stopping;
 	m->opts.activation = m->arch.act;
 	m->opts.n_hidden = m->arch.n_layers - 1;
 	for (int l = 0; l < m->opts.n_hidden; l++)
 		m->opts.hidden[l] = m->arch.dims[l + 1];
 
-	GET(&r, int64, m->rows_used);
-	GET(&r, int64, m->rows_skipped);
-	GET(&r, int32, m->epochs_run);
-	if (m->epochs_run < 0)
-		CorruptModel("The epoch count is negative.");
-	m->epoch_loss = TakeArray(&r, m->epochs_run, sizeof(float));
-	if (version >= 2)
+	m->rows_used = L.rows_used;
+	m->rows_skipped = L.rows_skipped;
+	m->epochs_run = L.epochs_run;
+	m->epoch_loss = CopyArray(L.epoch_loss, L.epochs_run, sizeof(float));
+	m->rows_validation = L.rows_validation;
+	m->best_epoch = L.best_epoch;
+	if (L.rows_validation > 0)
 	{
-		GET(&r, int64, m->rows_validation);
-		GET(&r, int32, m->best_epoch);
-		if (m->rows_validation < 0 || m->best_epoch < 0 || m->best_epoch > m->epochs_run)
-			CorruptModel("The validation counts are out of range.");
-		if (m->rows_validation > 0)
-		{
-			m->val_loss = TakeArray(&r, m->epochs_run, sizeof(float));
-			m->val_metric = TakeArray(&r, m->epochs_run, sizeof(float));
-		}
+		m->val_loss = CopyArray(L.val_loss, L.epochs_run, sizeof(float));
+		m->val_metric = CopyArray(L.val_metric, L.epochs_run, sizeof(float));
 	}
-	GET(&r, int32, i32);
-	m->normalized = i32 != 0;
+	m->normalized = L.normalized != 0;
 	if (m->normalized)
 	{
-		m->mean = TakeArray(&r, D(m), sizeof(double));
-		m->scale = TakeArray(&r, D(m), sizeof(double));
+		m->mean = CopyArray(L.mean, D, sizeof(double));
+		m->scale = CopyArray(L.scale, D, sizeof(double));
 	}
-	GET(&r, int32, m->n_classes);
-	if (m->task == DLT_TASK_CLASSIFICATION)
-	{
-		if (m->n_classes < 2 || m->n_classes != m->arch.dims[m->arch.n_layers])
-			CorruptModel("The class count does not match the output layer.");
-	}
-	else if (m->n_classes != 0)
-		CorruptModel("A regression model has classes.");
+	m->n_classes = L.n_classes;
 	switch (m->label_kind)
 	{
 		case DLT_LABEL_INT:
-			m->class_int = TakeArray(&r, m->n_classes, sizeof(int64));
+			m->class_int = CopyArray(L.classes, L.n_classes, sizeof(int64));
 			break;
 		case DLT_LABEL_FLOAT:
-			m->class_float = TakeArray(&r, m->n_classes, sizeof(double));
+			m->class_float = CopyArray(L.classes, L.n_classes, sizeof(double));
 			break;
 		case DLT_LABEL_TEXT:
-			if (m->task != DLT_TASK_CLASSIFICATION)
-				CorruptModel("A text-labelled model is not a classifier.");
-			m->class_text = palloc(sizeof(char *) * m->n_classes);
-			for (int i = 0; i < m->n_classes; i++)
 			{
-				int32		len;
+				const char *p = L.classes;
 
-				GET(&r, int32, len);
-				if (len < 0 || len > (r.end - r.p))
-					CorruptModel("A class label length is out of range.");
-				m->class_text[i] = pnstrdup(Take(&r, len), len);
-				if (strlen(m->class_text[i]) != (size_t) len ||
-					!pg_verify_mbstr(GetDatabaseEncoding(), m->class_text[i], len, true))
-					CorruptModel("A class label is not valid text in the database encoding.");
+				m->class_text = palloc(sizeof(char *) * Max(L.n_classes, 1));
+				for (int i = 0; i < L.n_classes; i++)
+				{
+					int32		len;
+
+					memcpy(&len, p, sizeof(int32));
+					m->class_text[i] = pnstrdup(p + sizeof(int32), len);
+					p += sizeof(int32) + len;
+				}
+				break;
 			}
-			break;
 	}
-	GET(&r, int64, np);
-	if (dlk_sizes_for(&sz, &m->arch, 1, DLK_OPT_SGD) != DLK_OK ||
-		np != (int64) sz.n_params)
-		CorruptModel("The parameter count does not match the architecture.");
-	m->n_params = (size_t) np;
-	m->params = TakeArray(&r, m->n_params, sizeof(float));
-	if (r.p != r.end)
-		CorruptModel("The value has bytes after its contents.");
+	m->n_params = (size_t) L.n_params;
+	m->params = CopyArray(L.params, m->n_params, sizeof(float));
 	return m;
 }
 
@@ -478,7 +396,7 @@ model_in(PG_FUNCTION_ARGS)
 				 errmsg("invalid input syntax for type dltrain.model"),
 				 errdetail("The text form of a model is base64.")));
 	SET_VARSIZE(result, VARHDRSZ + n);
-	pfree(ModelDecode((struct varlena *) result));
+	CheckModelBytes(VARDATA(result), n, ERRCODE_INVALID_TEXT_REPRESENTATION, NULL);
 	PG_RETURN_BYTEA_P(result);
 }
 
@@ -511,7 +429,7 @@ model_recv(PG_FUNCTION_ARGS)
 
 	SET_VARSIZE(result, VARHDRSZ + n);
 	pq_copymsgbytes(buf, VARDATA(result), n);
-	pfree(ModelDecode((struct varlena *) result));
+	CheckModelBytes(VARDATA(result), n, ERRCODE_INVALID_BINARY_REPRESENTATION, NULL);
 	PG_RETURN_BYTEA_P(result);
 }
 

@@ -62,9 +62,13 @@ include $(PGXS)
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
 	cp $< $@
 
-.PHONY: kernel-check
+.PHONY: kernel-check fuzz-check
 kernel-check:
 	$(MAKE) -C test/kernels check
+
+# the model validator (src/model_check.c) fuzzed under ASan/UBSan, no server
+fuzz-check:
+	$(MAKE) -C test/fuzz check
 
 # the kernels are hot loops: let the compiler vectorize them (no float result changes)
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every dltrain test: the C kernel tests, pg_regress (installcheck mode,
+# Runs every dltrain test: the C kernel tests (plain and under ASan/UBSan),
+# the model validator's fuzz harness (ASan/UBSan), pg_regress (installcheck mode,
 # against this checkout's throwaway cluster) and the shell tests in test/sh
 # (pg_dump/restore, NOTICE output, thread and signal checks).
 # Installs packages and builds first (scripts/setup.sh).  Ends with one line
@@ -34,6 +35,18 @@ make -s -C test/kernels check 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 line=$(grep -E '^kernels: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 count "kernel tests" $rc "$(echo "$line" | sed -E 's/^kernels: ([0-9]+) passed.*/\1/')" \
+	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+
+echo "== kernel tests under ASan/UBSan"
+make -s -C test/kernels check SANITIZE=1 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+count "kernel tests (ASan/UBSan)" $rc
+
+echo "== model validator fuzz (ASan/UBSan)"
+make -s -C test/fuzz check 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+count "model validator fuzz" $rc "$(echo "$line" | sed -E 's/^fuzz: ([0-9]+) passed.*/\1/')" \
 	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
 
 echo "== pg_regress"

@@ -27,7 +27,9 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
 #include <float.h>
+#include <stdlib.h>
 #include <math.h>
 
 #include "catalog/pg_type.h"
@@ -221,7 +223,8 @@ GetNumbers(JsonbContainer *arr, int n, float *outf, double *outd, const char *wh
 		d = NumberOf(&v, what);
 		if (outf)
 		{
-			if (fabs(d) > FLT_MAX)
+			/* 3.4028235e38, FLT_MAX's shortest decimal, is above FLT_MAX */
+			if (!DltFitsFloat32(d))
 				ImportError(psprintf("%s has a value out of range for real", what));
 			outf[k] = (float) d;
 		}
@@ -250,6 +253,28 @@ LabelTypeByName(const char *name)
 			return types[i].oid;
 	ImportError(psprintf("label_type \"%s\" is not one of smallint, integer, bigint, real, double precision, text", name));
 	return InvalidOid;
+}
+
+/*
+ * An integer class value, exactly (bigint classes beyond 2^53 do not survive
+ * a trip through double).
+ */
+static int64
+ClassInteger(JsonbValue *v)
+{
+	char	   *s = DatumGetCString(DirectFunctionCall1(numeric_out,
+														NumericGetDatum(v->val.numeric)));
+	char	   *end;
+	int64		r;
+
+	errno = 0;
+	r = strtoll(s, &end, 10);
+	if (*end == '.')
+		for (end++; *end == '0'; end++)
+			;
+	if (errno != 0 || end == s || *end != '\0')
+		ImportError("\"classes\" must hold integers within the range of bigint for integer labels");
+	return r;
 }
 
 static void
@@ -287,9 +312,7 @@ ImportClasses(DltModel *m, JsonbContainer *arr)
 
 			if (m->label_kind == DLT_LABEL_INT)
 			{
-				if (d != floor(d) || fabs(d) > 9007199254740992.0)
-					ImportError("\"classes\" must hold integers for integer labels");
-				m->class_int[k] = (int64) d;
+				m->class_int[k] = ClassInteger(&v);
 				if (k > 0 && m->class_int[k - 1] >= m->class_int[k])
 					ImportError("\"classes\" must be distinct and in ascending order");
 			}
@@ -298,7 +321,7 @@ ImportClasses(DltModel *m, JsonbContainer *arr)
 				/* a class of type real is a float32 value, as training reads it */
 				if (m->label_type == FLOAT4OID)
 				{
-					if (fabs(d) > FLT_MAX)
+					if (!DltFitsFloat32(d))
 						ImportError("\"classes\" has a value out of range for real");
 					d = (double) (float) d;
 				}

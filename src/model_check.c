@@ -41,7 +41,7 @@
  * float32; validation numbers may also be NaN); statistics finite, within
  * float32 range, scales positive; classes strictly ascending (so distinct,
  * and found by binary search), within the label type's range (real labels
- * exactly float32), text labels without NUL, at most DLT_MAX_TEXT_LABEL
+ * exactly float32, no negative zero: training reads -0 as 0), text labels without NUL, at most DLT_MAX_TEXT_LABEL
  * bytes and valid in the database encoding (a hook); exactly the parameter
  * count of the architecture, every weight finite; no byte after the last.
  */
@@ -57,9 +57,6 @@ const char *const DltCheckStageNames[DLT_STAGE_COUNT] = {
 	"header", "checksum", "kind", "architecture", "options", "record",
 	"statistics", "classes", "weights", "end"
 };
-
-/* a double rounds to a finite float32 below this magnitude (FLT_MAX + half an ulp) */
-#define FLOAT32_ROUND_LIMIT 0x1.ffffffp127
 
 typedef struct Checker
 {
@@ -245,12 +242,6 @@ CheckDoubleRange(Checker *c, double v, double lo, double hi, int hi_open,
 		return CORRUPT(c, "Its %s is %g, outside %g to %g%s.", what, v, lo, hi,
 					   hi_open ? " (exclusive)" : "");
 	return 1;
-}
-
-static int
-FitsFloat32(double v)
-{
-	return isfinite(v) && fabs(v) < FLOAT32_ROUND_LIMIT;
 }
 
 /*
@@ -502,10 +493,10 @@ CheckStats(Checker *c, DltModelLayout *m)
 		double		mu = DoubleAt(m->mean, d);
 		double		s = DoubleAt(m->scale, d);
 
-		if (!FitsFloat32(mu))
+		if (!DltFitsFloat32(mu))
 			return CORRUPT(c, "The mean of feature %d is %g, outside the range of real.",
 						   d + 1, mu);
-		if (!FitsFloat32(s) || !(s > 0))
+		if (!DltFitsFloat32(s) || !(s > 0))
 			return CORRUPT(c, "The scale of feature %d is %g; a scale is positive and within the range of real.",
 						   d + 1, s);
 	}
@@ -569,8 +560,11 @@ CheckClasses(Checker *c, DltModelLayout *m)
 				return 0;
 			if (!isfinite(v))
 				return CORRUPT(c, "Its class %d is not finite.", k + 1);
+			if (v == 0 && signbit(v))
+				return CORRUPT(c, "Its class %d is negative zero, which training reads as zero.",
+							   k + 1);
 			if (m->label_type == DLT_OID_FLOAT4 &&
-				(!FitsFloat32(v) || (double) (float) v != v))
+				(!DltFitsFloat32(v) || (double) (float) v != v))
 				return CORRUPT(c, "Its class %d is %g, which is not a value of type real.",
 							   k + 1, v);
 			if (k > 0)

@@ -9,6 +9,7 @@
 #ifndef MODEL_CHECK_H
 #define MODEL_CHECK_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,16 @@
 #define DLT_OID_TEXT 25
 #define DLT_OID_FLOAT4 700
 #define DLT_OID_FLOAT8 701
+
+/*
+ * Does v round to a finite float32?  (Below FLT_MAX plus half an ulp; the
+ * shortest decimal of FLT_MAX, 3.4028235e38, is above FLT_MAX as a double.)
+ */
+static inline int
+DltFitsFloat32(double v)
+{
+	return isfinite(v) && fabs(v) < 0x1.ffffffp127;
+}
 
 /* what went wrong, as the glue maps it to an SQLSTATE */
 typedef enum DltCheckCode

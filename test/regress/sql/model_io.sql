@@ -32,6 +32,21 @@ SELECT encode(set_byte(decode(m::text, 'base64'), 4, 9), 'base64')::dltrain.mode
 SELECT encode(decode(m::text, 'base64') || '\x00'::bytea, 'base64')::dltrain.model FROM io_models;
 SELECT 'aGVsbG8gd29ybGQsIHRoaXMgaXMgbm90IGEgbW9kZWw='::dltrain.model;
 SELECT '!!!'::dltrain.model;
+-- the input function's errors are 22P02, as for PostgreSQL's own types
+\echo :LAST_ERROR_SQLSTATE
+
+-- the binary receive function checks the same, with 22P03
+-- (a bytea column's binary COPY form is its bytes, as a model's is)
+COPY (SELECT 1, set_byte(decode(m::text, 'base64'), 60, get_byte(decode(m::text, 'base64'), 60) # 1)
+      FROM io_models) TO :'binfile' WITH (FORMAT binary);
+\set VERBOSITY terse
+COPY io_copy FROM :'binfile' WITH (FORMAT binary);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY default
+COPY (SELECT 1, substring(decode(m::text, 'base64') FROM 1 FOR 100) FROM io_models) TO :'binfile' WITH (FORMAT binary);
+COPY io_copy FROM :'binfile' WITH (FORMAT binary);
+\echo :LAST_ERROR_SQLSTATE
+\! rm -f "$BINFILE"
 
 -- a corrupt model in a table is caught by the functions that read it
 CREATE TABLE io_bad (m dltrain.model);
@@ -44,10 +59,38 @@ DROP CAST (bytea AS dltrain.model);
 SELECT count(*) FROM io_bad;
 \set VERBOSITY terse
 SELECT dltrain.describe(m) IS NOT NULL FROM io_bad;
+-- a stored value that fails its checks is data_corrupted (XX001)
+\echo :LAST_ERROR_SQLSTATE
 SELECT dltrain.predict(m, ARRAY[1, 2, 0]::real[]) FROM io_bad;
+SELECT dltrain.export(m) IS NOT NULL FROM io_bad;
+\echo :LAST_ERROR_SQLSTATE
 
 \set VERBOSITY default
 -- predict decodes a model from a table once per query, however many rows
 CREATE TABLE io_big AS SELECT dltrain.train_mlp(x, y, '{"hidden": [2048], "epochs": 1}') AS m FROM io_pts;
 SELECT pg_column_size(m) > 8192 AS toasted FROM io_big;
 SELECT count(DISTINCT dltrain.predict(m, x)) >= 1 AS scored FROM io_big, io_pts;
+
+-- import() runs the same complete check (22023), beyond the layout it reads
+CREATE TABLE io_json AS SELECT '{"format": "dltrain.mlp", "format_version": 1, "task": "classification",
+  "activation": "relu", "inputs": 2, "outputs": 2, "label_type": "smallint",
+  "layers": [{"in": 2, "out": 2, "weight": [[1, 0], [0, 1]], "bias": [0, 0]}],
+  "normalization": {"mean": [0, 1], "scale": [1, 2]}, "classes": [-1, 7]}'::jsonb AS j;
+SELECT dltrain.describe(dltrain.import(j))->'classes' AS classes FROM io_json;
+SELECT dltrain.import(jsonb_set(j, '{classes}', '[0, 70000]')) FROM io_json;
+\echo :LAST_ERROR_SQLSTATE
+SELECT dltrain.import(jsonb_set(j, '{normalization,scale}', '[1, 0]')) FROM io_json;
+SELECT dltrain.import(jsonb_set(j, '{normalization,mean}', '[1e39, 0]')) FROM io_json;
+SELECT dltrain.import(jsonb_set(jsonb_set(j, '{label_type}', '"text"'), '{classes}',
+                      to_jsonb(ARRAY['a', repeat('b', 1025)]))) FROM io_json;
+SELECT dltrain.import(jsonb_set(j, '{task}', '"regression"') - 'classes') FROM io_json;
+-- bigint classes survive exactly, and so does a weight of FLT_MAX (whose
+-- shortest decimal, 3.4028235e38, is above FLT_MAX as a double)
+SELECT dltrain.describe(dltrain.import(jsonb_set(jsonb_set(j, '{label_type}', '"bigint"'), '{classes}',
+         '[-9223372036854775808, 9223372036854775807]')))->'classes' AS bigint_classes FROM io_json;
+SELECT dltrain.export(dltrain.import(jsonb_set(j, '{layers,0,weight,0,0}', '3.4028235e38')))->'layers'->0->'weight'
+  AS flt_max_weight FROM io_json;
+SELECT dltrain.import(jsonb_set(j, '{layers,0,weight,0,0}', '3.4028236e38')) FROM io_json;
+-- real classes are float32 values, as training reads them
+SELECT dltrain.describe(dltrain.import(jsonb_set(jsonb_set(j, '{label_type}', '"real"'), '{classes}',
+         '[0.1, 0.2]')))->'classes' AS real_classes FROM io_json;

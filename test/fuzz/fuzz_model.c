@@ -24,9 +24,12 @@
  *   fuzz_model --emit DIR [seed.hex ...]  also write the mutants of the
  *                                         seeds given (DIR/mutants.tsv, one
  *                                         binary COPY file per mutant in
- *                                         DIR/copy/) and CRC-colliding pairs
- *                                         (DIR/pairs.tsv) for the in-server
- *                                         fuzz test (test/sh/fuzz_model.sh)
+ *                                         DIR/copy/) for the in-server fuzz
+ *                                         test (test/sh/fuzz_model.sh)
+ *   fuzz_model --pairs DIR [seed.hex ...] also write every ordered pair of
+ *                                         the seeds given, the second forged
+ *                                         to the first's CRC (DIR/pairs.tsv),
+ *                                         for test/sh/fuzz_model_combine.sh
  */
 #include <float.h>
 #include <math.h>
@@ -970,7 +973,13 @@ main(int argc, char **argv)
 	DltCheckHooks hooks = {NULL, Utf8Ok, NULL, NULL};
 	DltCheckResult r;
 
-	if (argc > 2 && strcmp(argv[1], "--emit") == 0)
+	if (argc > 2 && strcmp(argv[1], "--pairs") == 0)
+	{
+		emit_dir = argv[2];
+		argi = 3;
+		mkdir(emit_dir, 0755);
+	}
+	else if (argc > 2 && strcmp(argv[1], "--emit") == 0)
 	{
 		char		path[4096];
 
@@ -1062,12 +1071,13 @@ main(int argc, char **argv)
 		free(a.d);
 		free(b.d);
 	}
-	if (emit_tsv)
+	if (emit_dir)
 	{
 		char		path[4096];
 		FILE	   *pf;
 
-		fclose(emit_tsv);
+		if (emit_tsv)
+			fclose(emit_tsv);
 		snprintf(path, sizeof(path), "%s/pairs.tsv", emit_dir);
 		pf = fopen(path, "w");
 		/* every ordered pair of file seeds of different bytes, B forged to A's CRC */

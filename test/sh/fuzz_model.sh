@@ -4,7 +4,7 @@
 #
 # Models trained here are the seeds of the standalone harness (test/fuzz),
 # which writes their mutants (every field in turn, lengths, random bytes; the
-# CRC-32C recomputed) and pairs of different models forged to the same CRC.
+# CRC-32C recomputed).
 # Each mutant goes through:
 #  - the text input function: accepted exactly when the harness's validator
 #    accepts it, else 22P02;
@@ -14,10 +14,9 @@
 #    and predict_batch each give XX001 for a rejected value, and for a valid
 #    one a result or an error without an XX code; results agree across
 #    consumers (predict_batch and evaluate with predict_class, an
-#    export/import round trip predicts the same);
-#  - evaluate with enable_partitionwise_aggregate over a partitioned table
-#    whose two partitions hold two different models with the same CRC: a
-#    clean error, never a crash.
+#    export/import round trip predicts the same).
+# (evaluate's partitionwise combine over CRC-colliding models:
+# fuzz_model_combine.sh.)
 # The backend of each session survives (SELECT 1 on the same connection) and
 # the postmaster is never restarted.
 set -uo pipefail
@@ -64,7 +63,7 @@ make -s -C test/fuzz emit SANITIZE=0 DIR="$out/emit" SEEDS="$(ls "$out"/seeds/*.
 chmod -R a+rX "$out/emit"
 # every valid mutant, and one in three of the others
 awk -F'\t' '$4 == "valid" || $1 % 3 == 0' "$out/emit/mutants.tsv" >"$out/sample.tsv"
-echo "mutants: $(wc -l <"$out/sample.tsv") of $(wc -l <"$out/emit/mutants.tsv") written, $(grep -c $'\tvalid\t' "$out/sample.tsv") valid; pairs: $(wc -l <"$out/emit/pairs.tsv")"
+echo "mutants: $(wc -l <"$out/sample.tsv") of $(wc -l <"$out/emit/mutants.tsv") written, $(grep -c $'\tvalid\t' "$out/sample.tsv") valid"
 
 q <<SQL >"$out/run.log" 2>&1
 \set ON_ERROR_STOP 1
@@ -159,53 +158,12 @@ sql "SELECT consumer, state, count(*) FROM fz JOIN fz_res USING (id) GROUP BY va
 echo "--- consumer states (valid and damaged values together)"
 sed 's/^/    /' "$out/states.txt"
 
-# ---- partitionwise evaluate over two different models with one CRC ----
-q <<SQL >"$out/combine.log" 2>&1
-\set ON_ERROR_STOP 0
-CREATE TABLE pairs (name text, a text, b text);
-\copy pairs FROM '$out/emit/pairs.tsv'
-CREATE TABLE ev (part int, m dltrain.model, x real[], y int) PARTITION BY LIST (part);
-CREATE TABLE ev_1 PARTITION OF ev FOR VALUES IN (1);
-CREATE TABLE ev_2 PARTITION OF ev FOR VALUES IN (2);
-SET enable_partitionwise_aggregate = on;
-SET max_parallel_workers_per_gather = 0;
-EXPLAIN (COSTS OFF) SELECT dltrain.evaluate(m, x, y) FROM ev;
-DO \$\$
-DECLARE r record; st text; n int := 0; res jsonb;
-BEGIN
-    FOR r IN SELECT * FROM pairs
-             WHERE split_part(name, '+', 1) NOT IN ('cls-text.hex', 'cls-real.hex')
-               AND split_part(name, '+', 2) NOT IN ('cls-text.hex', 'cls-real.hex')
-    LOOP
-        TRUNCATE ev;
-        INSERT INTO ev SELECT 1, encode(decode(r.a, 'hex'), 'base64')::dltrain.model, x, y_int4 FROM pts WHERE i <= 20;
-        INSERT INTO ev SELECT 2, encode(decode(r.b, 'hex'), 'base64')::dltrain.model, x, y_int4 FROM pts WHERE i > 20;
-        BEGIN
-            SELECT dltrain.evaluate(m, x, y) INTO res FROM ev;
-            RAISE NOTICE 'pair %: a result', r.name;
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE;
-            RAISE NOTICE 'pair %: %', r.name, st;
-        END;
-        n := n + 1;
-    END LOOP;
-    RAISE NOTICE 'pairs evaluated: %', n;
-END \$\$;
-SELECT 'alive: ' || 1;
-SQL
-sed -n '/QUERY PLAN/,/rows)/p' "$out/combine.log" | sed 's/^/    /'
-check "the plan combines partial evaluates of the two partitions" 'grep -q "Partial Aggregate" "$out/combine.log"'
-check "the session survives evaluate over forged pairs" 'grep -q "alive: 1" "$out/combine.log" && grep -q "pairs evaluated: [1-9]" "$out/combine.log"'
-check "two different models with one CRC are never combined into a result" \
-	'! grep -q "a result" "$out/combine.log" && ! grep -qE "pair .*: XX" "$out/combine.log"'
-grep -E "pair |pairs evaluated" "$out/combine.log" | sed 's/^.*NOTICE:  /    /' | sort | uniq -c | sort -rn | head -n 5
-
 now=$(psql -X -qAt -d postgres -c "SELECT pg_postmaster_start_time()" 2>&1)
 check "the server never restarted" '[ "$now" = "$start" ]'
 if [ $fail = 0 ]; then
 	psql -X -q -d postgres -c "DROP DATABASE $db"
 else
-	echo "--- run log (tail)"; tail -n 30 "$out/run.log"; echo "--- combine log (tail)"; tail -n 30 "$out/combine.log"
+	echo "--- run log (tail)"; tail -n 30 "$out/run.log"
 	# the server may be in crash recovery: give it a moment before the next test
 	for i in $(seq 1 30); do psql -X -qAt -d postgres -c "SELECT 1" >/dev/null 2>&1 && break; sleep 1; done
 	[ -n "${KEEP:-}" ] || psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true

@@ -15,13 +15,15 @@
 #include "utils/numeric.h"
 
 #include "dltrain.h"
+#include "model_check.h"
 
 #define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction"
 #define AGG_OPTIONS ", early_stopping"
 #define FIT_OPTIONS ", pages_per_range"
 
-#define MAX_BATCH_SIZE 1048576
-#define MAX_EPOCHS 1000000
+/* the limits live in model_check.h: the model check repeats them */
+#define MAX_BATCH_SIZE DLT_MAX_BATCH_SIZE
+#define MAX_EPOCHS DLT_MAX_EPOCHS
 
 void
 DltOptionsDefault(DltOptions *opts)
@@ -243,7 +245,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (strcmp(key, "lr") == 0)
 		{
 			opts->lr = OptionNumber(key, &v, "a positive number");
-			if (opts->lr <= 0 || opts->lr > 1e6)
+			if (opts->lr <= 0 || opts->lr > DLT_MAX_LR)
 				OptionTypeError(key, "a positive number");
 		}
 		else if (strcmp(key, "momentum") == 0)
@@ -255,7 +257,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (strcmp(key, "weight_decay") == 0)
 		{
 			opts->weight_decay = OptionNumber(key, &v, "a non-negative number");
-			if (opts->weight_decay < 0 || opts->weight_decay > 1e6)
+			if (opts->weight_decay < 0 || opts->weight_decay > DLT_MAX_WEIGHT_DECAY)
 				OptionTypeError(key, "a non-negative number");
 			wd_given = true;
 		}
@@ -266,8 +268,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			opts->epochs = (int) OptionInteger(key, &v, 0, MAX_EPOCHS,
 											   "an integer between 0 and 1000000");
 		else if (strcmp(key, "seed") == 0)
-			opts->seed = OptionInteger(key, &v, -(INT64CONST(1) << 53),
-									   INT64CONST(1) << 53,
+			opts->seed = OptionInteger(key, &v, -DLT_MAX_SEED, DLT_MAX_SEED,
 									   "an integer of magnitude at most 2^53");
 		else if (strcmp(key, "shuffle") == 0)
 			opts->shuffle = OptionBool(key, &v);
@@ -276,7 +277,7 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (strcmp(key, "validation_fraction") == 0)
 		{
 			opts->validation_fraction = OptionNumber(key, &v, "a number in [0, 0.9]");
-			if (opts->validation_fraction < 0 || opts->validation_fraction > 0.9)
+			if (opts->validation_fraction < 0 || opts->validation_fraction > DLT_MAX_VALIDATION_FRACTION)
 				OptionTypeError(key, "a number in [0, 0.9]");
 		}
 		else if (strcmp(key, "init") == 0)

@@ -373,8 +373,13 @@ CheckArch(Checker *c, DltModelLayout *m)
 		if (!TakeI32(c, &v, "layer width"))
 			return 0;
 		if (v < 1 || v > DLK_MAX_WIDTH)
-			return CORRUPT(c, "Its layer width %d is %d, outside 1 to %d.",
+		{
+			if (l == 0)
+				return CORRUPT(c, "Its input width is %d, outside 1 to %d.",
+							   (int) v, DLK_MAX_WIDTH);
+			return CORRUPT(c, "The output width of its layer %d is %d, outside 1 to %d.",
 						   l, (int) v, DLK_MAX_WIDTH);
+		}
 		a->dims[l] = v;
 	}
 	C = a->dims[a->n_layers];

@@ -450,7 +450,13 @@ Consume(const DltModelLayout *L, const char *desc)
 			char	   *s;
 
 			memcpy(&len, p, 4);
-			s = Dup(p + 4, (size_t) len + 1);
+			if (len < 0 || len > DLT_MAX_TEXT_LABEL)
+			{
+				ConsumeFail("a text class length out of range", desc);
+				break;
+			}
+			s = malloc((size_t) len + 1);
+			memcpy(s, p + 4, (size_t) len);
 			s[len] = '\0';
 			if (strlen(s) != (size_t) len)
 				ConsumeFail("a text class holds NUL", desc);

@@ -25,6 +25,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "resource.h"
 
 #define CHUNK_BYTES (256 * 1024)
 #define SLAB_MAX (8 * 1024 * 1024)
@@ -234,25 +235,29 @@ CacheAddChunk(DltCache *cache)
 static void CacheWriteChunk(DltCache *cache, int c);
 
 /*
- * The spill file is closed when the cache's memory context goes away without
- * training (a GROUP BY that stops early, a cursor closed early).  On abort the
- * resource owner closes it first; then there is nothing to do here.
+ * The spill file is a DltResource (resource.c): the training closes it when
+ * it is done, the cache's memory context when it goes first (a GROUP BY that
+ * stops early, a cursor closed early), and the resource owner it was created
+ * under when that owner is released first (an abort, or a failed cursor's
+ * owner released with a savepoint): then the owner has closed the file's
+ * descriptors, and only the pointer is forgotten.
  */
 static void
-CacheCloseCallback(void *arg)
+CacheReleaseFile(void *arg, DltReleaseHow how)
 {
 	DltCache   *cache = (DltCache *) arg;
+	BufFile    *file = cache->file;
 
-	if (cache->file != NULL && IsTransactionState())
-		BufFileClose(cache->file);
 	cache->file = NULL;
+	cache->file_res = NULL;
+	if (file != NULL && how == DLT_RELEASE_CLOSE)
+		BufFileClose(file);
 }
 
 static void
 CacheStartSpill(DltCache *cache)
 {
-	MemoryContext old = MemoryContextSwitchTo(cache->mcxt);
-	MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
+	MemoryContext old;
 
 	if (cache->n_chunks < 2)
 		ereport(ERROR,
@@ -262,10 +267,10 @@ CacheStartSpill(DltCache *cache)
 				 errdetail("Spilling needs room for two chunks of %d rows of %d features.",
 						   cache->rows_per_chunk, cache->dim),
 				 errhint("Raise dltrain.cache_mem.")));
+	old = MemoryContextSwitchTo(cache->mcxt);
+	/* registered first: no error can come between the file and its record */
+	cache->file_res = DltResourceRegister(cache->mcxt, CacheReleaseFile, cache);
 	cache->file = BufFileCreateTemp(false);
-	cb->func = CacheCloseCallback;
-	cb->arg = cache;
-	MemoryContextRegisterResetCallback(cache->mcxt, cb);
 	for (int c = 0; c < cache->n_chunks; c++)
 		CacheWriteChunk(cache, c);
 	cache->n_file_chunks = cache->n_chunks;
@@ -322,9 +327,7 @@ DltCacheFinishInput(DltCache *cache)
 void
 DltCacheClose(DltCache *cache)
 {
-	if (cache->file)
-		BufFileClose(cache->file);
-	cache->file = NULL;
+	DltResourceRelease(cache->file_res);
 }
 
 float *

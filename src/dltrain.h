@@ -168,7 +168,8 @@ typedef struct DltCache
 	Size		budget;			/* dltrain.cache_mem at the start */
 	bool		spill;			/* past the budget: spill, or fail */
 	/* spilled: every chunk is in the file; chunk buffers are a pool */
-	struct BufFile *file;
+	struct BufFile *file;		/* NULL: not spilled, or released */
+	struct DltResource *file_res;	/* who releases it (resource.c) */
 	int64		n_file_chunks;
 	int			stage_rows;		/* rows in buffer 0 not yet written */
 	int			tail_rows;		/* rows in the last spilled chunk */

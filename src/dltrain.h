@@ -257,7 +257,7 @@ typedef struct DltModelCache
 	Oid			valueid;
 	Size		rawlen;			/* else by its bytes */
 	char	   *raw;
-	const void *lastptr;		/* address the bytes were last seen at */
+	bool		arg_stable;		/* the same value for the whole query */
 	DltModel   *m;
 } DltModelCache;
 

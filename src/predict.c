@@ -36,6 +36,7 @@ Forward(FunctionCallInfo fcinfo)
 	{
 		pc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PredictCache));
 		DltModelCacheInit(&pc->mc, fcinfo->flinfo->fn_mcxt);
+		pc->mc.arg_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
 		fcinfo->flinfo->fn_extra = pc;
 	}
 	m = DltModelCacheGet(&pc->mc, PG_GETARG_DATUM(0), &changed);

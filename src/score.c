@@ -9,8 +9,13 @@
  *  - a model stored out of line (TOAST on disk) is known by its TOAST pointer
  *    (toast relation, value id) before anything is fetched, so a model coming
  *    from a table row is neither detoasted nor decoded again per row;
- *  - any other value (small, or already in memory) is known by its address
- *    and header, or else by comparing its bytes with a copy.
+ *  - any other value (small, or already in memory) is compared with a copy
+ *    of the bytes it was decoded from, all of them: the same address may hold
+ *    another value by the next row, and a checksum or a prefix is no
+ *    identity (anyone can make two models with the same CRC);
+ *  - a call site whose model argument is a constant or an external parameter
+ *    (get_fn_expr_arg_stable) gets the same value for the whole query: it
+ *    decodes once and compares nothing.
  *
  * Scorer.  Rows are gathered into a batch (standardized as training did,
  * with the same float32 arithmetic) and run through the network in one pass:
@@ -44,16 +49,12 @@ CacheHit(DltModelCache *mc, Datum d, struct varlena **v)
 		return mc->ondisk && mc->toastrelid == ext.va_toastrelid &&
 			mc->valueid == ext.va_valueid;
 	}
+	if (mc->arg_stable)
+		return true;
 	dv = pg_detoast_datum_packed(raw);
 	*v = dv;
-	if (mc->ondisk || VARSIZE_ANY_EXHDR(dv) != mc->rawlen)
-		return false;
-	if (dv == mc->lastptr && memcmp(VARDATA_ANY(dv), mc->raw, Min(mc->rawlen, 16)) == 0)
-		return true;
-	if (memcmp(VARDATA_ANY(dv), mc->raw, mc->rawlen) != 0)
-		return false;
-	mc->lastptr = dv;
-	return true;
+	return !mc->ondisk && VARSIZE_ANY_EXHDR(dv) == mc->rawlen &&
+		memcmp(VARDATA_ANY(dv), mc->raw, mc->rawlen) == 0;
 }
 
 void
@@ -96,7 +97,6 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 		mc->rawlen = VARSIZE_ANY_EXHDR(v);
 		mc->raw = palloc(mc->rawlen);
 		memcpy(mc->raw, VARDATA_ANY(v), mc->rawlen);
-		mc->lastptr = v;
 	}
 	MemoryContextSwitchTo(old);
 	mc->valid = true;

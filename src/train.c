@@ -164,9 +164,13 @@ GetMergeSlot(FunctionCallInfo fcinfo)
 		{
 			MergeSlot  *ls = (MergeSlot *) pt->transfn.fn_extra;
 
-			/* the leader's transition ran first, for this very row */
+			/*
+			 * The leader's transition ran first, for this very row; it found
+			 * no group when merging was off then (a volatile argument may
+			 * switch dltrain.enable_merge between the calls): train alone.
+			 */
 			if (ls == NULL || ls->group == NULL)
-				elog(ERROR, "dltrain: merged training found no leader");
+				return slot;
 			slot->follower = true;
 			slot->group = ls->group;
 			return slot;

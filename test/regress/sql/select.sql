@@ -230,6 +230,15 @@ SELECT dltrain.train_mlp(x, y, '{"epochs": 100000}') IS NULL, dltrain.train_mlp(
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 100000}', '{"lr": [0.1, 0.01]}');
 RESET statement_timeout;
 
+-- a volatile options argument that switches merging off and on between
+-- sibling calls: the calls train alone, as they would without merging
+SELECT dltrain.train_mlp(x, y, CASE WHEN set_config('dltrain.enable_merge', 'off', true) IS NOT NULL THEN '{"epochs": 1}'::jsonb END)::text
+     = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1}')::text FROM sel) AS first_alone,
+       dltrain.train_mlp(x, y, CASE WHEN set_config('dltrain.enable_merge', 'on', true) IS NOT NULL THEN '{"epochs": 1, "lr": 0.1}'::jsonb END)::text
+     = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "lr": 0.1}')::text FROM sel) AS second_alone
+FROM sel;
+RESET dltrain.enable_merge;
+
 DROP VIEW four;
 DROP TABLE sel, alone, merged, merged_exec, fused_auto, fused, held, es;
 DELETE FROM dltrain.models WHERE name LIKE 'sel-grid%';

@@ -9,6 +9,7 @@ OBJS = \
 	src/options.o \
 	src/cache.o \
 	src/resource.o \
+	src/budget.o \
 	src/train.o \
 	src/labels.o \
 	src/fit.o \
@@ -70,4 +71,4 @@ kernel-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/resource.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): src/dltrain.h src/resource.h src/budget.h src/kernels/dlk.h src/kernels/dlk_internal.h

@@ -32,6 +32,7 @@
 
 typedef struct EvalState
 {
+	MemoryContext root;			/* the aggregate node's context: its budget */
 	MemoryContext mcxt;
 	DltModelCache mc;
 	DltModel   *m;
@@ -63,12 +64,8 @@ EvalStateSetModel(EvalState *st, DltModel *m)
 	{
 		Size		bytes = mul_size(mul_size(m->n_classes, m->n_classes), sizeof(int64));
 
-		if (bytes > DltBudgetBytes())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("a confusion matrix of %d classes needs %zu bytes, more than the memory budget of %zu bytes",
-							m->n_classes, bytes, DltBudgetBytes()),
-					 errhint("Raise dltrain.cache_mem.")));
+		DltBudgetCheck(st->root, bytes,
+					   psprintf("a confusion matrix of %d classes", m->n_classes));
 		st->confusion = MemoryContextAllocHuge(CurrentMemoryContext, bytes);
 		memset(st->confusion, 0, bytes);
 	}
@@ -83,7 +80,8 @@ EvalStateCreate(MemoryContext aggcxt)
 	EvalState  *st = MemoryContextAllocZero(mcxt, sizeof(EvalState));
 
 	st->mcxt = mcxt;
-	DltModelCacheInit(&st->mc, mcxt);
+	st->root = aggcxt;
+	DltModelCacheInit(&st->mc, mcxt, aggcxt);
 	return st;
 }
 
@@ -246,7 +244,7 @@ evaluate_sfunc(PG_FUNCTION_ARGS)
 		CheckLabelType(m, st->label_type);
 		EvalStateSetModel(st, m);
 		old = MemoryContextSwitchTo(st->mc.mcxt);
-		DltScorerInit(&st->sc, m, EVAL_BATCH);
+		DltScorerInit(&st->sc, m, EVAL_BATCH, st->root);
 		MemoryContextSwitchTo(old);
 		st->scorer_ready = true;
 	}

@@ -441,7 +441,7 @@ grid_search(PG_FUNCTION_ARGS)
 			break;
 		if (!started)
 		{
-			DltRowsInit(rows, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
+			DltRowsInit(rows, cxt, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
 			started = true;
 		}
 		MemoryContextSwitchTo(rowcxt);

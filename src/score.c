@@ -58,10 +58,11 @@ CacheHit(DltModelCache *mc, Datum d, struct varlena **v)
 }
 
 void
-DltModelCacheInit(DltModelCache *mc, MemoryContext parent)
+DltModelCacheInit(DltModelCache *mc, MemoryContext parent, MemoryContext root)
 {
 	memset(mc, 0, sizeof(*mc));
 	mc->mcxt = AllocSetContextCreate(parent, "dltrain model", ALLOCSET_SMALL_SIZES);
+	mc->root = root ? root : mc->mcxt;
 }
 
 DltModel *
@@ -79,6 +80,8 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 	*changed = true;
 	mc->valid = false;
 	MemoryContextReset(mc->mcxt);
+	/* its bytes (detoasted) and the decoded copy */
+	DltBudgetCheck(mc->root, mul_size(2, toast_raw_datum_size(d)), "decoding a model");
 	old = MemoryContextSwitchTo(mc->mcxt);
 	if (v == NULL)
 		v = (struct varlena *) PG_DETOAST_DATUM(d);
@@ -106,7 +109,7 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 /* ---- the scorer ---- */
 
 void
-DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
+DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 {
 	int			D = m->arch.dims[0];
 	int			C = m->arch.dims[m->arch.n_layers];
@@ -122,6 +125,11 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
 		DltBlasEnsure(0);	/* scores do not depend on dltrain.threads */
 	if (dlk_sizes_for(&sz, &m->arch, max_batch, DLK_OPT_SGD) != DLK_OK)
 		elog(ERROR, "invalid model architecture");
+	DltBudgetCheck(root,
+				   mul_size(sizeof(float),
+							add_size(sz.n_work,
+									 add_size(mul_size(max_batch, (Size) D + C), 2 * (Size) D))),
+				   psprintf("scoring %d rows at a time", max_batch));
 	sc->work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
 	s = dlk_net_bind(&sc->net, &m->arch, max_batch,
 					 max_batch > 1 ? DLK_BLAS_UNCUT : 0,

@@ -34,15 +34,15 @@ sum_before=$(psql -X -At -d $db -c "SELECT sum(salary) FROM payroll")
 # each sequence in a fresh session, as the attacker (errors are expected)
 psql -X -q -d $db -U dlt_ar_attacker >/dev/null 2>&1 <<'SQL'
 CREATE TABLE mine AS
-SELECT i, array_fill((i % 7)::real, ARRAY[8]) AS x, i % 3 AS y FROM generate_series(1, 5000) i;
-UPDATE mine SET x[1] = 'NaN' WHERE i = 5000;
+SELECT i, array_fill((i % 7)::real, ARRAY[8]) AS x, i % 3 AS y FROM generate_series(1, 10000) i;
+UPDATE mine SET x[1] = 'NaN' WHERE i = 10000;
 SQL
 for seq in \
 	"BEGIN; DECLARE c CURSOR FOR SELECT dltrain.train_mlp(x, y, '{\"epochs\": 1, \"hidden\": [8], \"batch_size\": 16}') FROM mine; SAVEPOINT s; FETCH c; ROLLBACK TO s; SELECT count(*) FROM payroll; CLOSE c; COMMIT;" \
 	"DO \$\$ DECLARE c refcursor := 'c'; r record; n bigint; BEGIN OPEN c FOR SELECT dltrain.train_mlp(x, y, '{\"epochs\": 1, \"hidden\": [8], \"batch_size\": 16}') FROM mine; BEGIN FETCH c INTO r; EXCEPTION WHEN data_exception THEN NULL; END; SELECT count(*) INTO n FROM payroll; CLOSE c; END \$\$;" \
-	"BEGIN; DECLARE c CURSOR FOR SELECT dltrain.train_mlp(x, y, '{\"epochs\": 100000, \"hidden\": [8], \"batch_size\": 16}') FROM mine WHERE i < 5000; SAVEPOINT s; SET LOCAL statement_timeout = '300ms'; FETCH c; ROLLBACK TO s; SELECT count(*) FROM payroll; CLOSE c; COMMIT;"
+	"BEGIN; DECLARE c CURSOR FOR SELECT dltrain.train_mlp(x, y, '{\"epochs\": 100000, \"hidden\": [8], \"batch_size\": 16}') FROM mine WHERE i < 10000; SAVEPOINT s; SET LOCAL statement_timeout = '300ms'; FETCH c; ROLLBACK TO s; SELECT count(*) FROM payroll; CLOSE c; COMMIT;"
 do
-	psql -X -q -d $db -U dlt_ar_attacker -c "SET dltrain.cache_mem = '64kB'" -c "$seq" >/dev/null 2>&1
+	psql -X -q -d $db -U dlt_ar_attacker -c "SET dltrain.cache_mem = '256kB'" -c "$seq" >/dev/null 2>&1
 done
 
 md5_after=$(psql -X -At -d $db -c "SELECT md5(pg_read_binary_file(pg_relation_filepath('payroll')))")

@@ -25,17 +25,17 @@ LANGUAGE sql AS $$
            NOT EXISTS (SELECT FROM pg_backend_memory_contexts WHERE name LIKE 'dltrain%')
 $$;
 SET ROLE dlt_ap_attacker;
--- 5000 rows of 8 features, the last one with a NaN: the cache has spilled
+-- 10000 rows of 8 features, the last one with a NaN: the cache has spilled
 -- when the error comes
 CREATE TABLE mine AS
-SELECT i, array_fill((i % 7)::real, ARRAY[8]) AS x, i % 3 AS y FROM generate_series(1, 5000) i;
-UPDATE mine SET x[1] = 'NaN' WHERE i = 5000;
-CREATE TABLE clean AS SELECT * FROM mine WHERE i < 5000;
+SELECT i, array_fill((i % 7)::real, ARRAY[8]) AS x, i % 3 AS y FROM generate_series(1, 10000) i;
+UPDATE mine SET x[1] = 'NaN' WHERE i = 10000;
+CREATE TABLE clean AS SELECT * FROM mine WHERE i < 10000;
 RESET ROLE;
 \c
 -- 1. a cursor's FETCH fails inside a savepoint; the cursor is closed later
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 BEGIN;
 DECLARE c CURSOR FOR SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') FROM mine;
 SAVEPOINT s;
@@ -49,7 +49,7 @@ SELECT * FROM ap_check(:'payroll_md5');
 \c
 -- 2. the same through PL/pgSQL: the error is caught by an exception block
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 DO $$
 DECLARE
     c refcursor := 'c2';
@@ -71,7 +71,7 @@ SELECT * FROM ap_check(:'payroll_md5');
 \c
 -- 3. statement_timeout while a spilled training runs, inside a savepoint
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 BEGIN;
 DECLARE c CURSOR FOR SELECT dltrain.train_mlp(x, y, '{"epochs": 100000, "hidden": [8], "batch_size": 16}') FROM clean;
 SAVEPOINT s;
@@ -86,7 +86,7 @@ SELECT * FROM ap_check(:'payroll_md5');
 \c
 -- 4. a cursor WITH HOLD: its query runs at COMMIT, and fails there
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 BEGIN;
 DECLARE c CURSOR WITH HOLD FOR SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') FROM mine;
 COMMIT;
@@ -104,7 +104,7 @@ SELECT * FROM ap_check(:'payroll_md5');
 -- then closed in the parent; and a portal dropped only at the end of the
 -- transaction
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 BEGIN;
 DECLARE a CURSOR FOR SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') FROM mine;
 DECLARE b CURSOR FOR SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') IS NOT NULL AS trained FROM clean;
@@ -121,7 +121,7 @@ SELECT * FROM ap_check(:'payroll_md5');
 \c
 -- 6. nested SPI: a failing grid_search inside a savepoint, then a second one
 SET ROLE dlt_ap_attacker;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 BEGIN;
 SAVEPOINT s;
 SELECT count(*) FROM dltrain.grid_search('mine', '{x}', 'y', '{"epochs": 1, "hidden": [8], "batch_size": 16}', '{"lr": [0.01, 0.1]}', validation_fraction => 0.02);

@@ -30,7 +30,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel abort_paths drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel abort_paths budget drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

@@ -231,7 +231,7 @@ DltBudgetCheck(MemoryContext root, Size bytes, const char *what)
 	if (need > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("%s needs %s, more than is left of the memory budget of %s",
+				 errmsg("%s would take %s, more than is left of the memory budget of %s",
 						what, DltFormatBytes(bytes), DltFormatBytes(budget)),
 				 errdetail("The call already holds %s. Its budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem, for everything it holds together.",
 						   DltFormatBytes(held)),

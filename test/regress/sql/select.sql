@@ -205,8 +205,10 @@ SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1]}', halv
 SELECT * FROM dltrain.grid_search('sel', '{nope}', 'y', '{}', '{"lr": [0.1]}');
 -- the models' buffers must fit the budget together
 SET dltrain.cache_mem = '2MB';
+\set VERBOSITY terse
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1, "hidden": [256, 256]}', '{"lr": [0.1, 0.01, 0.001, 0.0001]}');
 SELECT dltrain.train_mlp(x, y, '{"hidden": [256, 256]}'), dltrain.train_mlp(x, y, '{"hidden": [256, 256], "lr": 0.1}') FROM sel;
+\set VERBOSITY default
 RESET dltrain.cache_mem;
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"a": [1,2,3,4,5,6,7,8,9,10], "b": [1,2,3,4,5,6,7,8,9,10], "c": [1,2,3,4,5,6,7,8,9,10], "d": [1,2,3,4,5,6,7,8,9,10,11]}');
 

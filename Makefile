@@ -8,6 +8,8 @@ OBJS = \
 	src/planner.o \
 	src/options.o \
 	src/cache.o \
+	src/resource.o \
+	src/budget.o \
 	src/train.o \
 	src/labels.o \
 	src/fit.o \
@@ -29,7 +31,7 @@ DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel abort_paths budget drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
@@ -74,4 +76,4 @@ fuzz-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): src/dltrain.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h

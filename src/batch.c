@@ -93,10 +93,10 @@ predict_batch(PG_FUNCTION_ARGS)
 	/* the model and scorer live for the whole call, across SPI */
 	scorecxt = AllocSetContextCreate(rsinfo->econtext->ecxt_per_query_memory,
 									 "dltrain predict_batch", ALLOCSET_DEFAULT_SIZES);
-	DltModelCacheInit(&mc, scorecxt);
+	DltModelCacheInit(&mc, scorecxt, scorecxt);
 	m = DltModelCacheGet(&mc, PG_GETARG_DATUM(0), &changed);
 	old = MemoryContextSwitchTo(scorecxt);
-	DltScorerInit(&sc, m, PREDICT_BATCH);
+	DltScorerInit(&sc, m, PREDICT_BATCH, scorecxt);
 	keys = palloc(sizeof(Datum) * PREDICT_BATCH);
 	keynull = palloc(sizeof(bool) * PREDICT_BATCH);
 	MemoryContextSwitchTo(old);

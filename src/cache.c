@@ -5,8 +5,9 @@
  * each row once, converts its features to float32 straight into the cache and
  * stores its label in a 64-bit slot.  Rows live in chunks of about 256 kB, so
  * appending a row never pallocs; a new chunk is allocated only when the last
- * one is full, and only if the cache stays within its budget
- * (dltrain.cache_mem).  Chunks come from slabs (CacheNewSlab).  The final function then reads rows by index.
+ * one is full, and only if the cache stays within its share of the call's
+ * budget (CacheShare; budget.c).  Chunks come from slabs (CacheNewSlab).  The
+ * final function then reads rows by index.
  *
  * Feature checks are shared with the predict functions: the same shape,
  * NULL and finiteness rules apply when training and when scoring.
@@ -25,6 +26,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "resource.h"
 
 #define CHUNK_BYTES (256 * 1024)
 #define SLAB_MAX (8 * 1024 * 1024)
@@ -133,6 +135,7 @@ DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget, bool spill)
 	memset(cache, 0, sizeof(*cache));
 	cache->mcxt = mcxt;
 	cache->budget = budget;
+	cache->root = mcxt;
 	cache->spill = spill;
 }
 
@@ -149,29 +152,11 @@ DltCacheInit(DltCache *cache, MemoryContext mcxt, Size budget, bool spill)
  * the epochs-0 query.  The last slab is then mapped whole even if rows fill
  * only part of it (at most SLAB_MAX bytes).
  */
-static bool
-CacheNewSlab(DltCache *cache, Size chunk_bytes)
+static void
+CacheAllocSlab(DltCache *cache, Size slab)
 {
-	Size		slab = Max(chunk_bytes, Min(cache->last_slab * 2, (Size) SLAB_MAX));
-	Size		need;
-
-	slab = slab / chunk_bytes * chunk_bytes;
-	need = add_size(cache->bytes, slab);
-	if (need > cache->budget)
-	{
-		/* the last slab may be cut down to what the budget still allows */
-		slab = (cache->budget - Min(cache->budget, cache->bytes)) / chunk_bytes * chunk_bytes;
-		if (slab == 0 && cache->spill)
-			return false;
-		if (slab == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("row cache of %zu bytes would exceed the memory budget of %zu bytes",
-							add_size(cache->bytes, chunk_bytes), cache->budget),
-					 errdetail("%lld rows of %d features are cached so far. The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem.",
-							   (long long) cache->n_rows, cache->dim),
-					 errhint("Raise dltrain.cache_mem, or train on fewer rows.")));
-	}
+	/* everything the call holds must fit beside it */
+	DltBudgetCheck(cache->root, slab, "the row cache");
 	cache->slab_next = MemoryContextAllocHuge(cache->mcxt, slab);
 #ifdef MADV_POPULATE_WRITE
 	{
@@ -186,6 +171,53 @@ CacheNewSlab(DltCache *cache, Size chunk_bytes)
 	cache->slab_left = slab;
 	cache->last_slab = slab;
 	cache->bytes = add_size(cache->bytes, slab);
+}
+
+/*
+ * The cache's share of the budget: half of it, for its rows and the indexes
+ * a training from memory keeps beside them, or for its pool of chunk
+ * buffers once spilled.  The other half is for everything else the call
+ * holds: the models' buffers, held-out rows, scorers.  Whether the cache
+ * spills is decided from its own rows and this share alone, never from what
+ * else the call holds (what is merged with it, other groups).
+ */
+static Size
+CacheShare(const DltCache *cache)
+{
+	return cache->budget / 2;
+}
+
+static bool
+CacheNewSlab(DltCache *cache, Size chunk_bytes)
+{
+	Size		slab = Max(chunk_bytes, Min(cache->last_slab * 2, (Size) SLAB_MAX));
+	Size		share = CacheShare(cache);
+
+	/* a chunk's rows with the indexes a training from memory holds for them */
+	Size		unit = add_size(chunk_bytes,
+								mul_size(cache->rows_per_chunk, DLT_ROW_INDEX_BYTES));
+	Size		held = add_size(cache->bytes,
+								mul_size(cache->n_chunks, mul_size(cache->rows_per_chunk,
+																   DLT_ROW_INDEX_BYTES)));
+
+	slab = slab / chunk_bytes * chunk_bytes;
+	if (add_size(held, slab / chunk_bytes * unit) > share)
+	{
+		/* the last slab may be cut down to what the share still allows */
+		slab = (share - Min(share, held)) / unit * chunk_bytes;
+		if (slab == 0 && cache->spill)
+			return false;
+		if (slab == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("a row cache of %s would exceed its share of the memory budget (%s of %s)",
+							DltFormatBytes(add_size(cache->bytes, chunk_bytes)),
+							DltFormatBytes(share), DltFormatBytes(cache->budget)),
+					 errdetail("%lld rows of %d features are cached so far. The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem.",
+							   (long long) cache->n_rows, cache->dim),
+					 errhint("Raise dltrain.cache_mem, or train on fewer rows.")));
+	}
+	CacheAllocSlab(cache, slab);
 	return true;
 }
 
@@ -234,38 +266,42 @@ CacheAddChunk(DltCache *cache)
 static void CacheWriteChunk(DltCache *cache, int c);
 
 /*
- * The spill file is closed when the cache's memory context goes away without
- * training (a GROUP BY that stops early, a cursor closed early).  On abort the
- * resource owner closes it first; then there is nothing to do here.
+ * The spill file is a DltResource (resource.c): the training closes it when
+ * it is done, the cache's memory context when it goes first (a GROUP BY that
+ * stops early, a cursor closed early), and the resource owner it was created
+ * under when that owner is released first (an abort, or a failed cursor's
+ * owner released with a savepoint): then the owner has closed the file's
+ * descriptors, and only the pointer is forgotten.
  */
 static void
-CacheCloseCallback(void *arg)
+CacheReleaseFile(void *arg, DltReleaseHow how)
 {
 	DltCache   *cache = (DltCache *) arg;
+	BufFile    *file = cache->file;
 
-	if (cache->file != NULL && IsTransactionState())
-		BufFileClose(cache->file);
 	cache->file = NULL;
+	cache->file_res = NULL;
+	if (file != NULL && how == DLT_RELEASE_CLOSE)
+		BufFileClose(file);
 }
 
 static void
 CacheStartSpill(DltCache *cache)
 {
-	MemoryContext old = MemoryContextSwitchTo(cache->mcxt);
-	MemoryContextCallback *cb = palloc(sizeof(MemoryContextCallback));
+	MemoryContext old;
 
 	if (cache->n_chunks < 2)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the memory budget of %zu bytes is too small to spill the row cache",
-						cache->budget),
+				 errmsg("the memory budget of %s is too small to spill the row cache",
+						DltFormatBytes(cache->budget)),
 				 errdetail("Spilling needs room for two chunks of %d rows of %d features.",
 						   cache->rows_per_chunk, cache->dim),
 				 errhint("Raise dltrain.cache_mem.")));
+	old = MemoryContextSwitchTo(cache->mcxt);
+	/* registered first: no error can come between the file and its record */
+	cache->file_res = DltResourceRegister(cache->mcxt, CacheReleaseFile, cache);
 	cache->file = BufFileCreateTemp(false);
-	cb->func = CacheCloseCallback;
-	cb->arg = cache;
-	MemoryContextRegisterResetCallback(cache->mcxt, cb);
 	for (int c = 0; c < cache->n_chunks; c++)
 		CacheWriteChunk(cache, c);
 	cache->n_file_chunks = cache->n_chunks;
@@ -322,9 +358,7 @@ DltCacheFinishInput(DltCache *cache)
 void
 DltCacheClose(DltCache *cache)
 {
-	if (cache->file)
-		BufFileClose(cache->file);
-	cache->file = NULL;
+	DltResourceRelease(cache->file_res);
 }
 
 float *
@@ -335,10 +369,15 @@ DltCacheAppend(DltCache *cache, int64 **label)
 	Assert(cache->dim > 0);
 	if (cache->rows_per_chunk == 0)
 	{
-		/* at least 16 chunks fit the budget, so that a spill still shuffles */
-		Size		target = Min((Size) CHUNK_BYTES, cache->budget / 16);
+		/*
+		 * 16 chunks and their rows' indexes fill the cache's share: the pool
+		 * of a spilled cache (the chunks filled before it spilled) is then 16
+		 * chunks, its shuffle group, whatever the row width.
+		 */
+		Size		target = Min((Size) CHUNK_BYTES, CacheShare(cache) / 16);
 
-		cache->rows_per_chunk = (int) Max(2, target / (cache->dim * sizeof(float) + sizeof(int64))) & ~1;
+		cache->rows_per_chunk = (int) Max(2, target / (cache->dim * sizeof(float) + sizeof(int64) +
+													   DLT_ROW_INDEX_BYTES)) & ~1;
 	}
 	if (cache->file)
 	{

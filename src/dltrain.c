@@ -14,12 +14,12 @@
 #include "utils/guc.h"
 
 #include "dltrain.h"
+#include "budget.h"
 
 PG_MODULE_MAGIC;
 
 int			dltrain_threads = 1;
-int			dltrain_cache_mem_kb = 1024 * 1024;	/* 1 GB */
-int			dltrain_max_cache_mem_kb = 8 * 1024 * 1024;	/* 8 GB */
+int			dltrain_max_threads = 16;
 bool		dltrain_verbose = false;
 
 void		_PG_init(void);
@@ -44,9 +44,17 @@ GucInit(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("dltrain.max_threads",
+							"Sets the ceiling on dltrain.threads that ordinary users cannot raise.",
+							"A training asked to use more threads uses this many, with a NOTICE.",
+							&dltrain_max_threads,
+							16, 1, 64,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("dltrain.cache_mem",
-							"Sets the memory budget of one training: its row cache, and separately its model buffers.",
-							"A training whose row cache or whose parameters, gradients, optimizer state and activations exceed it fails with an error. It is capped by dltrain.max_cache_mem.",
+							"Sets the memory budget of one dltrain call, for everything it holds together.",
+							"The row cache, row indexes, held-out rows, the buffers of every model trained together, and scorers all count. A row cache that would not fit beside its indexes spills to temporary files; anything else over the budget is an error. It is capped by dltrain.max_cache_mem.",
 							&dltrain_cache_mem_kb,
 							1024 * 1024, 64, INT_MAX,
 							PGC_USERSET, GUC_UNIT_KB,
@@ -58,6 +66,14 @@ GucInit(void)
 							&dltrain_max_cache_mem_kb,
 							8 * 1024 * 1024, 64, INT_MAX,
 							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dltrain.max_total_mem",
+							"Sets the ceiling on the memory all dltrain calls of the cluster hold together.",
+							"Each call reserves what it holds in shared memory before it allocates; a call that would pass the ceiling fails. -1 means half of the machine's physical memory. It needs dltrain in shared_preload_libraries.",
+							&dltrain_max_total_mem_kb,
+							-1, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("dltrain.log_epochs",
@@ -96,18 +112,24 @@ GucInit(void)
 	MarkGUCPrefixReserved("dltrain");
 }
 
-Size
-DltBudgetBytes(void)
+int
+DltThreads(void)
 {
-	int64		kb = Min(dltrain_cache_mem_kb, dltrain_max_cache_mem_kb);
-
-	return (Size) kb * 1024;
+	if (dltrain_threads > dltrain_max_threads)
+	{
+		ereport(NOTICE,
+				(errmsg("dltrain.threads = %d is capped at dltrain.max_threads = %d",
+						dltrain_threads, dltrain_max_threads)));
+		return dltrain_max_threads;
+	}
+	return dltrain_threads;
 }
 
 void
 _PG_init(void)
 {
 	GucInit();
+	DltBudgetInit();
 	DltProgressShmemInit();
 	DltPlannerHookInstall();
 }

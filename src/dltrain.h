@@ -34,11 +34,13 @@
 #include "portability/instr_time.h"
 
 #include "kernels/dlk.h"
+#include "budget.h"
 
 /* ---- GUCs (dltrain.c) ---- */
 extern int	dltrain_threads;
-extern int	dltrain_cache_mem_kb;
-extern int	dltrain_max_cache_mem_kb;
+extern int	dltrain_max_threads;
+/* dltrain.threads, capped by dltrain.max_threads (with a NOTICE) */
+extern int	DltThreads(void);
 extern bool dltrain_verbose;
 extern bool dltrain_enable_merge;	/* sibling train_mlp calls share one cache */
 extern bool dltrain_enable_merge_rewrite;	/* ... and the planner hook shows it */
@@ -54,8 +56,6 @@ extern int	dltrain_fusion;
 /* installs the planner hook that merges train_mlp calls (planner.c) */
 extern void DltPlannerHookInstall(void);
 
-/* the memory budget of one training in bytes: min(cache_mem, max_cache_mem) */
-extern Size DltBudgetBytes(void);
 
 /* ---- options (options.c) ---- */
 
@@ -171,9 +171,11 @@ typedef struct DltCache
 	Size		last_slab;		/* size of the last slab */
 	Size		bytes;			/* bytes of slab memory allocated */
 	Size		budget;			/* dltrain.cache_mem at the start */
+	MemoryContext root;			/* the call's budget root (budget.c) */
 	bool		spill;			/* past the budget: spill, or fail */
 	/* spilled: every chunk is in the file; chunk buffers are a pool */
-	struct BufFile *file;
+	struct BufFile *file;		/* NULL: not spilled, or released */
+	struct DltResource *file_res;	/* who releases it (resource.c) */
 	int64		n_file_chunks;
 	int			stage_rows;		/* rows in buffer 0 not yet written */
 	int			tail_rows;		/* rows in the last spilled chunk */
@@ -271,11 +273,13 @@ typedef struct DltModelCache
 	Oid			valueid;
 	Size		rawlen;			/* else by its bytes */
 	char	   *raw;
-	const void *lastptr;		/* address the bytes were last seen at */
+	bool		arg_stable;		/* the same value for the whole query */
+	MemoryContext root;			/* the call's budget root */
 	DltModel   *m;
 } DltModelCache;
 
-extern void DltModelCacheInit(DltModelCache *mc, MemoryContext parent);
+/* root: the budget root of the call (NULL: the cache's own context) */
+extern void DltModelCacheInit(DltModelCache *mc, MemoryContext parent, MemoryContext root);
 /* The decoded model of datum d; *changed says whether it was decoded now. */
 extern DltModel *DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed);
 
@@ -295,8 +299,9 @@ typedef struct DltScorer
 	float	   *fscale;
 } DltScorer;
 
-/* Sets up a scorer (in the current memory context); max_batch > 1 uses BLAS. */
-extern void DltScorerInit(DltScorer *sc, DltModel *m, int max_batch);
+/* Sets up a scorer (in the current memory context, under the budget root);
+ * max_batch > 1 uses BLAS. */
+extern void DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root);
 /* Checks, converts and standardizes one feature array into the batch. */
 extern float *DltScorerAddRow(DltScorer *sc, ArrayType *features);
 /* Runs the batch; returns [n x C] outputs (the caller then sets n = 0). */
@@ -391,6 +396,7 @@ typedef struct DltHeldOut
 	int64	   *y;				/* label slots */
 	uint64	   *h;				/* content hashes, with keep_hash */
 	Size		bytes;			/* what cap rows take */
+	MemoryContext root;			/* the call's budget root; NULL: cxt */
 } DltHeldOut;
 
 extern void DltHeldOutAdd(DltHeldOut *v, const float *x, int64 y, uint64 h);
@@ -407,8 +413,9 @@ extern char *DltSelectList(Oid relid, ArrayType *features, const char *label,
 
 /* Resolves the task of options for a label type, checking the pair. */
 extern DltTask DltResolveTask(const DltOptions *opts, DltLabelKind kind);
-extern void DltRowsInit(DltRows *rows, MemoryContext mcxt, Oid feat_type,
-						Oid label_type, DltTask task);
+/* rows cached in mcxt, within the budget of the call whose memory is under root */
+extern void DltRowsInit(DltRows *rows, MemoryContext mcxt, MemoryContext root,
+						Oid feat_type, Oid label_type, DltTask task);
 extern void DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull,
 						  Datum y, bool ynull);
 
@@ -440,7 +447,7 @@ extern void DltStatsFinish(DltModel *m, int64 n, const double *sum, const double
 extern void DltStatsFinishScale(DltModel *m, int d, double mean, double var);
 /* Bytes DltTrainerInit allocates for m at batch size B. */
 extern Size DltTrainerBytes(const DltModel *m, int B);
-extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B);
+extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 extern void DltTrainerStep(DltTrainer *t, int bs);
 /* The step without the error: DLK_ENONFINITE when the loss diverged. */

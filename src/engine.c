@@ -87,12 +87,8 @@ DltHeldOutAdd(DltHeldOut *v, const float *x, int64 y, uint64 h)
 		int64		cap = Max(1024, v->cap * 2);
 		Size		bytes = mul_size(cap, sizeof(float) * v->D + 8 + (v->keep_hash ? 8 : 0));
 
-		if (bytes > DltBudgetBytes())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("validation rows of %zu bytes would exceed the memory budget of %zu bytes",
-							bytes, DltBudgetBytes()),
-					 errhint("Lower \"validation_fraction\", or raise dltrain.cache_mem.")));
+		DltBudgetCheck(v->root ? v->root : v->cxt, bytes - v->bytes,
+					   "the held-out validation rows");
 		if (v->x == NULL)
 		{
 			v->x = MemoryContextAllocHuge(v->cxt, sizeof(float) * v->D * cap);
@@ -672,7 +668,7 @@ MemberInit(Member *mb, const DltRows *rows, const DltOptions *opts, DltSelectRes
 		m->class_text = res->class_text;
 	}
 	DltModelSetArch(m, rows->cache.dim, cls ? m->n_classes : 1);
-	DltTrainerInit(&mb->t, m, B);
+	DltTrainerInit(&mb->t, m, B, rows->cache.root);
 	mb->t.model_no = res->index;
 	mb->t.n_models = res->n_models;
 	if (n_val > 0)
@@ -708,13 +704,8 @@ CheckMembersBudget(const DltRows *rows, const DltOptions *opts, int K, const int
 						rows->task == DLT_TASK_CLASSIFICATION ? res[k].n_classes : 1);
 		total = add_size(total, DltTrainerBytes(&m, B[k]));
 	}
-	if (total > DltBudgetBytes())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training %d models together needs %zu bytes for their parameters, gradients, optimizer state and batch buffers, more than the memory budget of %zu bytes",
-						K, total, DltBudgetBytes()),
-				 errdetail("The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem."),
-				 errhint("Train fewer configurations at once (for merged train_mlp calls: SET dltrain.enable_merge = off), use smaller models, or raise dltrain.cache_mem.")));
+	DltBudgetCheck(rows->cache.root, total,
+				   psprintf("training %d models together: their parameters, gradients, optimizer state and batch buffers", K));
 }
 
 /* Takes the standardization into a member's model. */
@@ -901,12 +892,9 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	 * and the sort's keys and their radix buffer (2 x 16 bytes a row) while
 	 * it runs.
 	 */
-	if (mul_size(n, 4 + 8 + 32 + 4 * (Size) K) > DltBudgetBytes())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("ordering %lld rows needs %zu bytes of row indexes, more than the memory budget of %zu bytes",
-						(long long) n, mul_size(n, 44 + 4 * (Size) K), DltBudgetBytes()),
-				 errhint("Raise dltrain.cache_mem.")));
+	DltBudgetCheck(rows->cache.root,
+				   mul_size(n, DLT_ROW_INDEX_BYTES - 4 + 4 * (Size) K),
+				   psprintf("the indexes of %lld rows", (long long) n));
 
 	/* labels: class indices or float targets, indexed by cache row */
 	if (classify)
@@ -925,7 +913,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	DltProgressPhase(DLT_PHASE_PREPARING);
 	DltProgressRows(n, n, NAN, 0);
 	/* the passes below run on dltrain.threads threads, as the steps will */
-	DltBlasEnsure(dltrain_threads);
+	DltBlasEnsure(DltThreads());
 
 	/* content hashes and the canonical order, before any standardization */
 	if (any_shuffle || any_val)
@@ -1238,7 +1226,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 	DltModel   *stats = palloc0(sizeof(DltModel));
 	float	   *fm = palloc(sizeof(float) * D);
 	float	   *fs = palloc(sizeof(float) * D);
-	uint32	   *idx = palloc_extended(sizeof(uint32) * (Size) c->n_chunks * rpc, MCXT_ALLOC_HUGE);
+	uint32	   *idx;
 	bool		any_norm = false;
 	double		max_vfrac = 0;
 	int			max_epochs = 0;
@@ -1246,6 +1234,12 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 	DltHeldOut	val = {CurrentMemoryContext, c->dim, true};
 	instr_time	t0;
 
+	val.root = c->root;
+	/* a chunk's row indexes, and each member's chunk order */
+	DltBudgetCheck(c->root, add_size(mul_size(sizeof(uint32), mul_size(c->n_chunks, rpc)),
+									 mul_size(K, mul_size(sizeof(uint32), Max(N, 1)))),
+				   "the chunk indexes of a spilled cache");
+	idx = palloc_extended(sizeof(uint32) * (Size) c->n_chunks * rpc, MCXT_ALLOC_HUGE);
 	INSTR_TIME_SET_CURRENT(t0);
 	for (int k = 0; k < K; k++)
 	{

@@ -32,6 +32,7 @@
 
 typedef struct EvalState
 {
+	MemoryContext root;			/* the aggregate node's context: its budget */
 	MemoryContext mcxt;
 	DltModelCache mc;
 	DltModel   *m;
@@ -63,12 +64,8 @@ EvalStateSetModel(EvalState *st, DltModel *m)
 	{
 		Size		bytes = mul_size(mul_size(m->n_classes, m->n_classes), sizeof(int64));
 
-		if (bytes > DltBudgetBytes())
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("a confusion matrix of %d classes needs %zu bytes, more than the memory budget of %zu bytes",
-							m->n_classes, bytes, DltBudgetBytes()),
-					 errhint("Raise dltrain.cache_mem.")));
+		DltBudgetCheck(st->root, bytes,
+					   psprintf("a confusion matrix of %d classes", m->n_classes));
 		st->confusion = MemoryContextAllocHuge(CurrentMemoryContext, bytes);
 		memset(st->confusion, 0, bytes);
 	}
@@ -83,7 +80,8 @@ EvalStateCreate(MemoryContext aggcxt)
 	EvalState  *st = MemoryContextAllocZero(mcxt, sizeof(EvalState));
 
 	st->mcxt = mcxt;
-	DltModelCacheInit(&st->mc, mcxt);
+	st->root = aggcxt;
+	DltModelCacheInit(&st->mc, mcxt, aggcxt);
 	return st;
 }
 
@@ -246,7 +244,7 @@ evaluate_sfunc(PG_FUNCTION_ARGS)
 		CheckLabelType(m, st->label_type);
 		EvalStateSetModel(st, m);
 		old = MemoryContextSwitchTo(st->mc.mcxt);
-		DltScorerInit(&st->sc, m, EVAL_BATCH);
+		DltScorerInit(&st->sc, m, EVAL_BATCH, st->root);
 		MemoryContextSwitchTo(old);
 		st->scorer_ready = true;
 	}
@@ -275,6 +273,31 @@ evaluate_sfunc(PG_FUNCTION_ARGS)
 }
 
 /* ---- parallel aggregation ---- */
+
+/*
+ * Do two partial states hold the same model?  Compared by their bytes: a
+ * checksum is no identity (two models with equal CRCs are easy to make, and
+ * combining a classifier's state with a regressor's, or a 2-class confusion
+ * matrix with a 3-class one, would read past the smaller one).
+ */
+static bool
+SameModel(const DltModel *a, const DltModel *b)
+{
+	bytea	   *ea;
+	bytea	   *eb;
+	bool		same;
+
+	if (a == b)
+		return true;
+	if (a->task != b->task || a->n_classes != b->n_classes || a->n_params != b->n_params)
+		return false;
+	ea = ModelEncode(a);
+	eb = ModelEncode(b);
+	same = VARSIZE(ea) == VARSIZE(eb) && memcmp(ea, eb, VARSIZE(ea)) == 0;
+	pfree(ea);
+	pfree(eb);
+	return same;
+}
 
 /* Combines two partial states (their batches already flushed). */
 PG_FUNCTION_INFO_V1(evaluate_combine);
@@ -305,10 +328,11 @@ evaluate_combine(PG_FUNCTION_ARGS)
 			a->label_type = b->label_type;
 			EvalStateSetModel(a, DltModelCacheGet(&a->mc, PointerGetDatum(bytes), &changed));
 		}
-		else if (a->m->crc != b->m->crc)
+		else if (!SameModel(a->m, b->m))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("dltrain.evaluate received different models in one group")));
+					 errmsg("dltrain.evaluate received different models in one group"),
+					 errhint("Evaluate one model per group, e.g. GROUP BY the model's name.")));
 		if (a->m->task == DLT_TASK_CLASSIFICATION)
 		{
 			int			C = a->m->n_classes;

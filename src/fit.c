@@ -635,7 +635,7 @@ fit(PG_FUNCTION_ARGS)
 	if (fr->task == DLT_TASK_CLASSIFICATION)
 		DltClassTableFinish(&fr->classes, fr->label_kind, m, fr->rows);
 	DltModelSetArch(m, fr->D, fr->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
-	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows));
+	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows), fr->cxt);
 	m->rows_validation = fr->val.n;
 	if (fr->val.n > 0)
 	{
@@ -653,12 +653,8 @@ fit(PG_FUNCTION_ARGS)
 
 	/* the shuffle buffer */
 	cap = (int) Min((int64) fr->opts.buffer_rows, fr->rows);
-	if (add_size(fr->val.bytes, mul_size(cap, add_size(mul_size(fr->D, sizeof(float)), 8))) > DltBudgetBytes())
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("a shuffle buffer of %d rows does not fit the memory budget of %zu bytes",
-						cap, DltBudgetBytes()),
-				 errhint("Lower \"buffer_rows\", or raise dltrain.cache_mem.")));
+	DltBudgetCheck(fr->cxt, mul_size(cap, add_size(mul_size(fr->D, sizeof(float)), 8)),
+				   psprintf("a shuffle buffer of %d rows", cap));
 	buf_x = palloc_extended(sizeof(float) * (Size) cap * fr->D, MCXT_ALLOC_HUGE);
 	buf_y = palloc_extended(sizeof(int64) * (Size) cap, MCXT_ALLOC_HUGE);
 	dlk_rng_seed(&rng, (uint64) fr->opts.seed ^ UINT64CONST(0x53485546464c4521));

@@ -188,6 +188,10 @@ Configurations(GridKey *keys, int nkeys, int samples, int64 seed, int *K)
 	Jsonb	  **cfg;
 	double		total = 1;
 	dlk_rng		rng;
+	MemoryContext cxt = CurrentMemoryContext;
+	MemoryContext scratch = AllocSetContextCreate(cxt, "dltrain grid_search scratch",
+												  ALLOCSET_DEFAULT_SIZES);
+	Jsonb	   *one;
 
 	if (samples == 0)
 	{
@@ -249,8 +253,17 @@ Configurations(GridKey *keys, int nkeys, int samples, int64 seed, int *K)
 			}
 		}
 		appendStringInfoChar(&b, '}');
-		cfg[k] = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+		/* the parser's garbage goes with scratch */
+		MemoryContextSwitchTo(scratch);
+		one = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+		MemoryContextSwitchTo(cxt);
+		cfg[k] = palloc(VARSIZE(one));
+		memcpy(cfg[k], one, VARSIZE(one));
+		pfree(b.data);
+		if (k % 64 == 63)
+			MemoryContextReset(scratch);
 	}
+	MemoryContextDelete(scratch);
 	return cfg;
 }
 
@@ -358,6 +371,7 @@ grid_search(PG_FUNCTION_ARGS)
 	bool		started = false;
 	DltTask		task;
 	MemoryContext rowcxt;
+	MemoryContext scratch;
 
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
@@ -401,23 +415,36 @@ grid_search(PG_FUNCTION_ARGS)
 	full = palloc(sizeof(Jsonb *) * K);
 	opts = palloc(sizeof(DltOptions) * K);
 	res = palloc0(sizeof(DltSelectResult) * K);
+	scratch = AllocSetContextCreate(cxt, "dltrain grid_search scratch", ALLOCSET_DEFAULT_SIZES);
 	for (int k = 0; k < K; k++)
 	{
 		StringInfoData vb;
 		Jsonb	   *vf;
+		Jsonb	   *one;
 
+		/* the configurations stay; what builds them goes every 64 */
+		if (k % 64 == 0)
+		{
+			MemoryContextReset(scratch);
+			DltBudgetCheck(cxt, 0, psprintf("the options of %d configurations", K));
+		}
+		MemoryContextSwitchTo(scratch);
 		initStringInfo(&vb);
 		appendStringInfoString(&vb, "{\"validation_fraction\": ");
 		DltAppendJsonDouble(&vb, vfrac);
 		appendStringInfoChar(&vb, '}');
 		vf = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(vb.data)));
 
-		full[k] = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(base),
-													 JsonbPGetDatum(cfg[k])));
-		full[k] = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(full[k]),
-													 JsonbPGetDatum(vf)));
+		one = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(base),
+												 JsonbPGetDatum(cfg[k])));
+		one = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(one),
+												 JsonbPGetDatum(vf)));
+		MemoryContextSwitchTo(cxt);
+		full[k] = palloc(VARSIZE(one));
+		memcpy(full[k], one, VARSIZE(one));
 		DltOptionsParse(&opts[k], full[k], false);
 	}
+	MemoryContextDelete(scratch);
 
 	/* one read of the relation into the row cache */
 	DltLockRelation(relid);
@@ -441,7 +468,7 @@ grid_search(PG_FUNCTION_ARGS)
 			break;
 		if (!started)
 		{
-			DltRowsInit(rows, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
+			DltRowsInit(rows, cxt, cxt, SPI_gettypeid(SPI_tuptable->tupdesc, 1), label_type, task);
 			started = true;
 		}
 		MemoryContextSwitchTo(rowcxt);

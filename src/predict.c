@@ -35,7 +35,8 @@ Forward(FunctionCallInfo fcinfo)
 	if (pc == NULL)
 	{
 		pc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PredictCache));
-		DltModelCacheInit(&pc->mc, fcinfo->flinfo->fn_mcxt);
+		DltModelCacheInit(&pc->mc, fcinfo->flinfo->fn_mcxt, NULL);
+		pc->mc.arg_stable = get_fn_expr_arg_stable(fcinfo->flinfo, 0);
 		fcinfo->flinfo->fn_extra = pc;
 	}
 	m = DltModelCacheGet(&pc->mc, PG_GETARG_DATUM(0), &changed);
@@ -43,7 +44,7 @@ Forward(FunctionCallInfo fcinfo)
 	{
 		MemoryContext old = MemoryContextSwitchTo(pc->mc.mcxt);
 
-		DltScorerInit(&pc->sc, m, 1);
+		DltScorerInit(&pc->sc, m, 1, pc->mc.root);
 		MemoryContextSwitchTo(old);
 	}
 	pc->sc.n = 0;

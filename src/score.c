@@ -9,8 +9,13 @@
  *  - a model stored out of line (TOAST on disk) is known by its TOAST pointer
  *    (toast relation, value id) before anything is fetched, so a model coming
  *    from a table row is neither detoasted nor decoded again per row;
- *  - any other value (small, or already in memory) is known by its address
- *    and header, or else by comparing its bytes with a copy.
+ *  - any other value (small, or already in memory) is compared with a copy
+ *    of the bytes it was decoded from, all of them: the same address may hold
+ *    another value by the next row, and a checksum or a prefix is no
+ *    identity (anyone can make two models with the same CRC);
+ *  - a call site whose model argument is a constant or an external parameter
+ *    (get_fn_expr_arg_stable) gets the same value for the whole query: it
+ *    decodes once and compares nothing.
  *
  * Scorer.  Rows are gathered into a batch (standardized as training did,
  * with the same float32 arithmetic) and run through the network in one pass:
@@ -44,23 +49,20 @@ CacheHit(DltModelCache *mc, Datum d, struct varlena **v)
 		return mc->ondisk && mc->toastrelid == ext.va_toastrelid &&
 			mc->valueid == ext.va_valueid;
 	}
+	if (mc->arg_stable)
+		return true;
 	dv = pg_detoast_datum_packed(raw);
 	*v = dv;
-	if (mc->ondisk || VARSIZE_ANY_EXHDR(dv) != mc->rawlen)
-		return false;
-	if (dv == mc->lastptr && memcmp(VARDATA_ANY(dv), mc->raw, Min(mc->rawlen, 16)) == 0)
-		return true;
-	if (memcmp(VARDATA_ANY(dv), mc->raw, mc->rawlen) != 0)
-		return false;
-	mc->lastptr = dv;
-	return true;
+	return !mc->ondisk && VARSIZE_ANY_EXHDR(dv) == mc->rawlen &&
+		memcmp(VARDATA_ANY(dv), mc->raw, mc->rawlen) == 0;
 }
 
 void
-DltModelCacheInit(DltModelCache *mc, MemoryContext parent)
+DltModelCacheInit(DltModelCache *mc, MemoryContext parent, MemoryContext root)
 {
 	memset(mc, 0, sizeof(*mc));
 	mc->mcxt = AllocSetContextCreate(parent, "dltrain model", ALLOCSET_SMALL_SIZES);
+	mc->root = root ? root : mc->mcxt;
 }
 
 DltModel *
@@ -78,6 +80,8 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 	*changed = true;
 	mc->valid = false;
 	MemoryContextReset(mc->mcxt);
+	/* its bytes (detoasted) and the decoded copy */
+	DltBudgetCheck(mc->root, mul_size(2, toast_raw_datum_size(d)), "decoding a model");
 	old = MemoryContextSwitchTo(mc->mcxt);
 	if (v == NULL)
 		v = (struct varlena *) PG_DETOAST_DATUM(d);
@@ -96,7 +100,6 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 		mc->rawlen = VARSIZE_ANY_EXHDR(v);
 		mc->raw = palloc(mc->rawlen);
 		memcpy(mc->raw, VARDATA_ANY(v), mc->rawlen);
-		mc->lastptr = v;
 	}
 	MemoryContextSwitchTo(old);
 	mc->valid = true;
@@ -106,7 +109,7 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 /* ---- the scorer ---- */
 
 void
-DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
+DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 {
 	int			D = m->arch.dims[0];
 	int			C = m->arch.dims[m->arch.n_layers];
@@ -122,6 +125,11 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch)
 		DltBlasEnsure(0);	/* scores do not depend on dltrain.threads */
 	if (dlk_sizes_for(&sz, &m->arch, max_batch, DLK_OPT_SGD) != DLK_OK)
 		elog(ERROR, "invalid model architecture");
+	DltBudgetCheck(root,
+				   mul_size(sizeof(float),
+							add_size(sz.n_work,
+									 add_size(mul_size(max_batch, (Size) D + C), 2 * (Size) D))),
+				   psprintf("scoring %d rows at a time", max_batch));
 	sc->work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
 	s = dlk_net_bind(&sc->net, &m->arch, max_batch,
 					 max_batch > 1 ? DLK_BLAS_UNCUT : 0,

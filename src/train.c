@@ -164,9 +164,13 @@ GetMergeSlot(FunctionCallInfo fcinfo)
 		{
 			MergeSlot  *ls = (MergeSlot *) pt->transfn.fn_extra;
 
-			/* the leader's transition ran first, for this very row */
+			/*
+			 * The leader's transition ran first, for this very row; it found
+			 * no group when merging was off then (a volatile argument may
+			 * switch dltrain.enable_merge between the calls): train alone.
+			 */
 			if (ls == NULL || ls->group == NULL)
-				elog(ERROR, "dltrain: merged training found no leader");
+				return slot;
 			slot->follower = true;
 			slot->group = ls->group;
 			return slot;
@@ -196,7 +200,8 @@ DltResolveTask(const DltOptions *opts, DltLabelKind kind)
 }
 
 void
-DltRowsInit(DltRows *rows, MemoryContext mcxt, Oid feattype, Oid label_type, DltTask task)
+DltRowsInit(DltRows *rows, MemoryContext mcxt, MemoryContext root, Oid feattype,
+			Oid label_type, DltTask task)
 {
 	memset(rows, 0, sizeof(DltRows));
 	rows->feat_elemtype = get_element_type(feattype);
@@ -209,6 +214,7 @@ DltRowsInit(DltRows *rows, MemoryContext mcxt, Oid feattype, Oid label_type, Dlt
 	rows->label_kind = DltLabelKindOf(label_type);
 	rows->task = task;
 	DltCacheInit(&rows->cache, mcxt, DltBudgetBytes(), true);
+	rows->cache.root = root;
 }
 
 static int64
@@ -369,7 +375,8 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt, MergeSlot *slot,
 	}
 
 	st->mcxt = AllocSetContextCreate(aggcxt, "dltrain training", ALLOCSET_DEFAULT_SIZES);
-	DltRowsInit(&st->rows, st->mcxt, feattype, label_type, task);
+	/* one budget for the aggregate node: every group's training under aggcxt */
+	DltRowsInit(&st->rows, st->mcxt, aggcxt, feattype, label_type, task);
 	if (!multi)
 		AddMember(st, &st->opts);
 	DltProgressStart(st->mcxt, multi ? "train_mlp_multi" : "train_mlp", InvalidOid);
@@ -674,18 +681,6 @@ DltBlasEnsure(int threads)
 
 /* ---- training ---- */
 
-static void
-CheckModelBudget(Size need, Size budget)
-{
-	if (need > budget)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("training needs %zu bytes for parameters, gradients, optimizer state and batch buffers, more than the memory budget of %zu bytes",
-						need, budget),
-				 errdetail("The budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem."),
-				 errhint("Use a smaller model or batch_size, or raise dltrain.cache_mem.")));
-}
-
 /*
  * ---- the trainer: one model's network, optimizer and batch buffers ----
  * Shared by the aggregate (batches gathered from the row cache) and fit()
@@ -728,7 +723,7 @@ DltTrainerBytes(const DltModel *m, int B)
  * memory context), opens BLAS and initializes the parameters from the seed.
  */
 void
-DltTrainerInit(DltTrainer *t, DltModel *m, int B)
+DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
 {
 	const DltOptions *o = &m->opts;
 	dlk_sizes	sz;
@@ -749,7 +744,8 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B)
 
 	/* size checks before any large allocation */
 	need = DltTrainerBytes(m, B);
-	CheckModelBudget(need, DltBudgetBytes());
+	DltBudgetCheck(root, need,
+				   "a model's parameters, gradients, optimizer state and batch buffers");
 	CheckModelSize(ModelEncodedSize(m));
 
 	m->params = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
@@ -761,7 +757,7 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B)
 	t->tb = palloc(sizeof(float) * B * t->C);
 	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
 
-	DltBlasEnsure(dltrain_threads);
+	DltBlasEnsure(DltThreads());
 	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));

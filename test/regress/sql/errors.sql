@@ -57,7 +57,9 @@ SELECT dltrain.train_mlp(x, y, CASE WHEN i < 10 THEN '{}'::jsonb END) FROM pts;
 
 -- a model whose buffers do not fit the budget, and one too large to store
 SET dltrain.cache_mem = '2MB';
+\set VERBOSITY terse
 SELECT dltrain.train_mlp(x, y, '{"hidden": [4096, 4096]}') FROM pts;
+\set VERBOSITY default
 RESET dltrain.cache_mem;
 SET dltrain.cache_mem = '8GB';
 SELECT dltrain.train_mlp(x, y, '{"hidden": [65536, 4096]}') FROM pts;

@@ -20,7 +20,9 @@ RESET ROLE;
 -- the ceiling caps the budget a training gets
 SET dltrain.max_cache_mem = '1MB';
 SET dltrain.cache_mem = '1GB';
+\set VERBOSITY terse
 SELECT dltrain.train_mlp(ARRAY[i, i]::real[], i % 2, '{"hidden": [1024, 1024]}') FROM generate_series(1, 10) i;
+\set VERBOSITY default
 RESET dltrain.max_cache_mem;
 RESET dltrain.cache_mem;
 REVOKE USAGE ON SCHEMA dltrain FROM dltrain_guc_user;

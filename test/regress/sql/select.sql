@@ -205,8 +205,10 @@ SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1]}', halv
 SELECT * FROM dltrain.grid_search('sel', '{nope}', 'y', '{}', '{"lr": [0.1]}');
 -- the models' buffers must fit the budget together
 SET dltrain.cache_mem = '2MB';
+\set VERBOSITY terse
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1, "hidden": [256, 256]}', '{"lr": [0.1, 0.01, 0.001, 0.0001]}');
 SELECT dltrain.train_mlp(x, y, '{"hidden": [256, 256]}'), dltrain.train_mlp(x, y, '{"hidden": [256, 256], "lr": 0.1}') FROM sel;
+\set VERBOSITY default
 RESET dltrain.cache_mem;
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"a": [1,2,3,4,5,6,7,8,9,10], "b": [1,2,3,4,5,6,7,8,9,10], "c": [1,2,3,4,5,6,7,8,9,10], "d": [1,2,3,4,5,6,7,8,9,10,11]}');
 
@@ -229,6 +231,15 @@ SET statement_timeout = '300ms';
 SELECT dltrain.train_mlp(x, y, '{"epochs": 100000}') IS NULL, dltrain.train_mlp(x, y, '{"epochs": 100000, "lr": 0.1}') IS NULL FROM sel;
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 100000}', '{"lr": [0.1, 0.01]}');
 RESET statement_timeout;
+
+-- a volatile options argument that switches merging off and on between
+-- sibling calls: the calls train alone, as they would without merging
+SELECT dltrain.train_mlp(x, y, CASE WHEN set_config('dltrain.enable_merge', 'off', true) IS NOT NULL THEN '{"epochs": 1}'::jsonb END)::text
+     = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1}')::text FROM sel) AS first_alone,
+       dltrain.train_mlp(x, y, CASE WHEN set_config('dltrain.enable_merge', 'on', true) IS NOT NULL THEN '{"epochs": 1, "lr": 0.1}'::jsonb END)::text
+     = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "lr": 0.1}')::text FROM sel) AS second_alone
+FROM sel;
+RESET dltrain.enable_merge;
 
 DROP VIEW four;
 DROP TABLE sel, alone, merged, merged_exec, fused_auto, fused, held, es;

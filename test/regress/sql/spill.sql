@@ -7,7 +7,7 @@ FROM (SELECT i, random() * 2 * pi() AS a, (i % 3) * 0.8 + random() * 0.6 AS r
       FROM generate_series(1, 9000) i) q
 ORDER BY i % 3, i;
 -- about 9000 x 20 bytes of cache; a 64 kB budget holds a small part of it
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 CREATE TABLE spill_models AS
 SELECT 'two-level' AS how, dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 12, "lr": 0.02, "seed": 3}') AS m FROM sorted
 UNION ALL
@@ -30,7 +30,7 @@ FROM spill_acc a, spill_acc b WHERE a.how = 'two-level' AND b.how = 'in memory';
 SELECT a.accuracy > b.accuracy AS small_buffer_helps
 FROM spill_acc a, spill_acc b WHERE a.how = 'small buffer' AND b.how = 'spilled, no shuffle';
 -- spilled training is reproducible for the same input order
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 SELECT (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s)
      = (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 32}')::text FROM (SELECT * FROM sorted ORDER BY i) s) AS reproducible;
 
@@ -61,20 +61,20 @@ SELECT (SELECT dltrain.describe(m3)->'validation_rows' FROM spill_merged) =
        dltrain.describe(dltrain.train_mlp(x, y, '{"hidden": [8], "epochs": 1, "validation_fraction": 0.05}'))->'validation_rows'
        AS same_rows_held_out
 FROM sorted;
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 DROP TABLE spill_alone, spill_merged;
 
 -- grid_search over a spilled cache, on data with many duplicate rows (held
 -- out together, by content)
 CREATE TABLE dups AS SELECT ARRAY[(i % 47)::real, (i % 47 % 5)::real]::real[] AS x, (i % 47) % 3 AS y
 FROM generate_series(1, 9000) i;
-SET dltrain.cache_mem = '128kB';
+SET dltrain.cache_mem = '256kB';
 SELECT count(*) AS configurations, bool_and(model IS NOT NULL) AS trained,
        bool_and((dltrain.describe(model)->>'validation_rows')::int +
                 (dltrain.describe(model)->>'rows_used')::int = 9000) AS rows_add_up
 FROM dltrain.grid_search('dups', '{x}', 'y', '{"epochs": 2, "hidden": [8]}', '{"lr": [0.1, 0.01]}',
                          validation_fraction => 0.3);
-SET dltrain.cache_mem = '64kB';
+SET dltrain.cache_mem = '256kB';
 DROP TABLE dups;
 
 -- temporary files: temp_file_limit applies, and nothing is left behind

@@ -34,6 +34,7 @@
 #include "portability/instr_time.h"
 
 #include "kernels/dlk.h"
+#include "model_check.h"
 #include "budget.h"
 
 /* ---- GUCs (dltrain.c) ---- */
@@ -243,13 +244,11 @@ extern bytea *ModelEncodeRaw(const DltModel *m);	/* unchecked: import() checks *
 extern DltModel *ModelDecode(const struct varlena *v);	/* checked: XX001 */
 
 /* the complete check of model bytes (model_check.c), with the backend's hooks */
-struct DltModelLayout;
-struct DltCheckResult;
-extern bool ModelCheckBytes(const char *data, Size len, struct DltModelLayout *layout,
-							struct DltCheckResult *res);
+extern bool ModelCheckBytes(const char *data, Size len, DltModelLayout *layout,
+							DltCheckResult *res);
 /* ... raising what is wrong with sqlerrcode (22P02, 22P03 or XX001) */
 extern void CheckModelBytes(const char *data, Size len, int sqlerrcode,
-							struct DltModelLayout *layout);
+							DltModelLayout *layout);
 extern Size ModelEncodedSize(const DltModel *m);
 extern void CheckModelSize(Size nbytes);
 

@@ -41,7 +41,6 @@
 #include "utils/numeric.h"
 
 #include "dltrain.h"
-#include "model_check.h"
 
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);

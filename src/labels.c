@@ -21,7 +21,6 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
-#include "model_check.h"
 
 #define MAX_CLASSES DLK_MAX_WIDTH
 #define MAX_TEXT_LABEL DLT_MAX_TEXT_LABEL	/* model_check.h: the model check repeats it */

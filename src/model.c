@@ -45,11 +45,10 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
-#include "model_check.h"
 
-#define MODEL_MAGIC DLT_MODEL_MAGIC
-#define MODEL_VERSION DLT_MODEL_VERSION
-#define MODEL_HEADER DLT_MODEL_HEADER
+#define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
+#define MODEL_VERSION 2			/* written; 1 is still read */
+#define MODEL_HEADER 16
 
 /* ---- writing ---- */
 
@@ -216,6 +215,9 @@ ModelEncode(const DltModel *m)
 
 /* ---- checking and reading ---- */
 
+StaticAssertDecl(MODEL_MAGIC == DLT_MODEL_MAGIC && MODEL_VERSION == DLT_MODEL_VERSION &&
+				 MODEL_HEADER == DLT_MODEL_HEADER,
+				 "model_check.h reads the layout model.c writes");
 StaticAssertDecl(DLT_OID_INT2 == INT2OID && DLT_OID_INT4 == INT4OID &&
 				 DLT_OID_INT8 == INT8OID && DLT_OID_FLOAT4 == FLOAT4OID &&
 				 DLT_OID_FLOAT8 == FLOAT8OID && DLT_OID_TEXT == TEXTOID,

@@ -15,7 +15,6 @@
 #include "utils/numeric.h"
 
 #include "dltrain.h"
-#include "model_check.h"
 
 #define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction"
 #define AGG_OPTIONS ", early_stopping"

@@ -20,10 +20,8 @@
  *
  * Weights are float32 written in their shortest exact decimal form, so an
  * export/import round trip gives back the same bytes of weights.  Import
- * reads the layout (naming the JSON key a problem is in), builds a model
- * with an empty training record (0 rows, no epochs), then runs the complete
- * check every model value passes (model_check.c: class ranges, statistics,
- * text label lengths, ...) before returning it.
+ * checks everything (shapes, finiteness, class order) and builds a model with
+ * an empty training record (0 rows, no epochs).
  */
 #include "postgres.h"
 
@@ -500,7 +498,11 @@ import_model(PG_FUNCTION_ARGS)
 	m->opts.epochs = 0;
 	m->epoch_loss = NULL;
 
-	/* the complete check every model value passes (model_check.c) */
+	/*
+	 * Then the complete check every model value passes (model_check.c): what
+	 * the layout's reading above does not see (class ranges, statistics,
+	 * text label lengths, ...) is refused here.
+	 */
 	result = ModelEncodeRaw(m);
 	if (!ModelCheckBytes(VARDATA(result), VARSIZE(result) - VARHDRSZ, NULL, &res))
 		ereport(ERROR,

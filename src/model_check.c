@@ -44,6 +44,11 @@
  * exactly float32, no negative zero: training reads -0 as 0), text labels without NUL, at most DLT_MAX_TEXT_LABEL
  * bytes and valid in the database encoding (a hook); exactly the parameter
  * count of the architecture, every weight finite; no byte after the last.
+ *
+ * Every value that training wrote, in format 1 or 2, passes.  import() in
+ * 0.1.0 checked less than this (class ranges, real classes that are not
+ * float32 values, scales, means, text label lengths): a model imported then
+ * with such values now fails, as XX001.
  */
 #include "model_check.h"
 

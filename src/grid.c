@@ -48,6 +48,7 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define MAX_CONFIGURATIONS 10000
 #define FETCH_ROWS 1024
@@ -359,6 +360,7 @@ grid_search(PG_FUNCTION_ARGS)
 	DltTask		task;
 	MemoryContext rowcxt;
 
+	DltCheckSqlVersion();
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,

@@ -42,7 +42,8 @@ BEGIN
     UPDATE dltrain.models SET created = pg_catalog.now() WHERE created > pg_catalog.now();
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
-        RAISE WARNING '% rows of dltrain.models had a creation time in the future and now have the time of this update', n
+        RAISE WARNING 'the creation time of % in dltrain.models lay in the future and is now the time of this update',
+                CASE WHEN n = 1 THEN '1 row' ELSE n || ' rows' END
             USING DETAIL = 'dltrain 0.1.0 let any role choose the creation time of its rows; 0.2.0 sets it.';
     END IF;
 

@@ -23,10 +23,29 @@ ALTER POLICY models_owner ON dltrain.models
     WITH CHECK (owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user)));
 COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of); id, owner and created are set by the system';
 
-REVOKE INSERT, UPDATE ON dltrain.models FROM PUBLIC;
-GRANT INSERT (name, relation, features, label, options, metrics, provenance, model),
-      UPDATE (name, relation, features, label, options, metrics, provenance, model)
-    ON dltrain.models TO PUBLIC;
+-- Whoever holds INSERT or UPDATE on the table (PUBLIC, as 0.1.0 granted it,
+-- or the roles a DBA chose instead) keeps it on the user columns only.
+DO $privileges$
+DECLARE
+    g record;
+    grantee text;
+BEGIN
+    FOR g IN
+        SELECT DISTINCT a.grantee, a.privilege_type
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = 'dltrain.models'::pg_catalog.regclass
+          AND a.privilege_type IN ('INSERT', 'UPDATE')
+          AND a.grantee <> c.relowner
+        ORDER BY a.grantee, a.privilege_type
+    LOOP
+        grantee := CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END;
+        EXECUTE pg_catalog.format('REVOKE %s ON dltrain.models FROM %s', g.privilege_type, grantee);
+        EXECUTE pg_catalog.format('GRANT %s (name, relation, features, label, options, metrics, provenance, model) '
+                                  'ON dltrain.models TO %s', g.privilege_type, grantee);
+    END LOOP;
+END
+$privileges$;
 REVOKE USAGE ON SEQUENCE dltrain.models_id_seq FROM PUBLIC;
 
 -- What 0.1.0 let roles plant: creation times in the future get the time of

@@ -78,7 +78,10 @@ SQL
 	newid=$(q -At -d $dst -c "SELECT id FROM dltrain.models WHERE name = 'after-restore'")
 	local chosen
 	chosen=$(psql -X -q -d $dst -c "SET ROLE $role" \
-		-c "INSERT INTO dltrain.models (name, created, model) SELECT 'x', 'infinity', m FROM models LIMIT 1" 2>&1 | head -n 1)
+		-c "INSERT INTO dltrain.models (name, created, model) SELECT 'x', 'infinity', dltrain.train_mlp(x, y, '{\"epochs\": 0}') FROM pts" 2>&1 | head -n 1)
+	local allowed
+	allowed=$(psql -X -q -d $dst -c "SET ROLE $role" \
+		-c "INSERT INTO dltrain.models (name, model) SELECT 'x', dltrain.train_mlp(x, y, '{\"epochs\": 0}') FROM pts" 2>&1 | head -n 1)
 
 	[ "$ext" = "$current" ] || { echo "$version: restored as version $ext, not $current"; f=1; }
 	[ "$toasted" = t ] || { echo "$version: the large model was not stored out of line"; f=1; }
@@ -91,6 +94,7 @@ SQL
 	[ "$role_row" = t ] || { echo "$version: the role does not find its restored model"; f=1; }
 	[ "$newid" -gt "$maxid" ] || { echo "$version: a new row got id $newid, not after the restored $maxid"; f=1; }
 	[ "$chosen" = "ERROR:  permission denied for table models" ] || { echo "$version: after restore a role may choose created: $chosen"; f=1; }
+	[ -z "$allowed" ] || { echo "$version: after restore a role cannot insert a model: $allowed"; f=1; }
 	[ $f = 0 ] && echo "dump/restore from $version: 4 models identical, predictions identical, 3 catalog rows with ids, owners and times kept, ids continue"
 	return $f
 }

@@ -24,10 +24,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 eval "$(scripts/cluster.sh env)"
 old=dltrain_upgrade_old
 new=dltrain_upgrade_new
+custom=dltrain_upgrade_custom
 out=$(mktemp -d /tmp/dltrain-upgrade.XXXXXX)
 drop_all() {
 	psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $old" \
-		-c "DROP DATABASE IF EXISTS $new" -c "DROP ROLE IF EXISTS dltrain_upg_planter" \
+		-c "DROP DATABASE IF EXISTS $new" -c "DROP DATABASE IF EXISTS $custom" -c "DROP ROLE IF EXISTS dltrain_upg_planter" \
 		-c "DROP ROLE IF EXISTS dltrain_upg_user" >/dev/null 2>&1 || true
 }
 trap 'drop_all; rm -rf "$out"' EXIT
@@ -46,7 +47,7 @@ check() {
 }
 
 drop_all
-q -d postgres -c "CREATE DATABASE $old" -c "CREATE DATABASE $new" \
+q -d postgres -c "CREATE DATABASE $old" -c "CREATE DATABASE $new" -c "CREATE DATABASE $custom" \
 	-c "CREATE ROLE dltrain_upg_planter" -c "CREATE ROLE dltrain_upg_user"
 
 # ---- 0.1.0, with this library ----
@@ -142,7 +143,7 @@ check "new rows get ids after every id taken" "t" \
 	"$(q -At -d $old -c "SELECT id > 1000000 FROM dltrain.models WHERE name = 'upg-after'")"
 check "after the update a role cannot choose created" "ERROR:  permission denied for table models" \
 	"$(psql -X -q -d $old -c "SET ROLE dltrain_upg_planter" \
-		-c "INSERT INTO dltrain.models (name, created, model) SELECT 'x', 'infinity', m FROM kept LIMIT 1" 2>&1 | head -n 1)"
+		-c "INSERT INTO dltrain.models (name, created, model) SELECT 'x', 'infinity', dltrain.train_mlp(x, y, '{\"epochs\": 0}') FROM pts" 2>&1 | head -n 1)"
 
 # ---- the updated extension equals a fresh 0.2.0 ----
 q -d $new -c "CREATE EXTENSION dltrain"
@@ -156,6 +157,20 @@ else
 	head -n 60 "$out/schema.diff"
 	fail=1
 fi
+
+# ---- a DBA's own choice of who may write the catalog survives the update ----
+q -d $custom -c "CREATE EXTENSION dltrain VERSION '0.1.0'" -c "REVOKE INSERT, UPDATE ON dltrain.models FROM PUBLIC" \
+	-c "GRANT INSERT ON dltrain.models TO dltrain_upg_user"
+q -d $custom -c "ALTER EXTENSION dltrain UPDATE"
+check "a catalog closed by the DBA stays closed; the role it chose writes the user columns only" \
+	"PUBLIC: f f, role: t f f f" "$(q -At -d $custom -c "
+SELECT format('PUBLIC: %s %s, role: %s %s %s %s',
+              has_column_privilege('dltrain_upg_planter', 'dltrain.models', 'name', 'INSERT'),
+              has_column_privilege('dltrain_upg_planter', 'dltrain.models', 'name', 'UPDATE'),
+              has_column_privilege('dltrain_upg_user', 'dltrain.models', 'name', 'INSERT'),
+              has_column_privilege('dltrain_upg_user', 'dltrain.models', 'created', 'INSERT'),
+              has_column_privilege('dltrain_upg_user', 'dltrain.models', 'id', 'INSERT'),
+              has_column_privilege('dltrain_upg_user', 'dltrain.models', 'name', 'UPDATE'))")"
 
 # ---- the library refuses SQL newer than itself ----
 lib_version=$(sed -n 's/^EXTVERSION = //p' Makefile)

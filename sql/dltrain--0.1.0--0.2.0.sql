@@ -28,7 +28,7 @@ COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each r
 DO $privileges$
 DECLARE
     g record;
-    grantee text;
+    grantee_sql text;
 BEGIN
     FOR g IN
         SELECT DISTINCT a.grantee, a.privilege_type
@@ -38,11 +38,11 @@ BEGIN
           AND a.grantee <> c.relowner
         ORDER BY a.grantee, a.privilege_type
     LOOP
-        grantee := CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+        grantee_sql := CASE WHEN g.grantee = 0 THEN 'PUBLIC'
                         ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END;
-        EXECUTE pg_catalog.format('REVOKE %s ON dltrain.models FROM %s', g.privilege_type, grantee);
+        EXECUTE pg_catalog.format('REVOKE %s ON dltrain.models FROM %s', g.privilege_type, grantee_sql);
         EXECUTE pg_catalog.format('GRANT %s (name, relation, features, label, options, metrics, provenance, model) '
-                                  'ON dltrain.models TO %s', g.privilege_type, grantee);
+                                  'ON dltrain.models TO %s', g.privilege_type, grantee_sql);
     END LOOP;
 END
 $privileges$;

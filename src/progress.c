@@ -65,6 +65,7 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define DLT_KIND_LEN 32
 
@@ -347,6 +348,7 @@ training_progress(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		read_all;
 
+	DltCheckSqlVersion();
 	if (progress_slots == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

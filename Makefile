@@ -1,9 +1,10 @@
 EXTENSION = dltrain
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 
 MODULE_big = dltrain
 OBJS = \
 	src/dltrain.o \
+	src/version.o \
 	src/engine.o \
 	src/planner.o \
 	src/options.o \
@@ -27,13 +28,22 @@ OBJS = \
 	src/kernels/dlk_blas.o \
 	src/kernels/dlk_pool.o
 
+# sql/dltrain.sql is the full script of the version being built (copied to
+# sql/dltrain--$(EXTVERSION).sql).  Released versions stay frozen in sql/ and
+# are installed with every update script, so that a database created by any of
+# them reaches this one through ALTER EXTENSION dltrain UPDATE (README,
+# "Upgrading"; test/sh/upgrade.sh).
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = \
+	sql/$(EXTENSION)--0.1.0.sql \
+	sql/$(EXTENSION)--0.1.0--0.2.0.sql
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit select cancel abort_paths budget drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
+PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -ldl -lm -lpthread
 
@@ -76,4 +86,4 @@ fuzz-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): src/dltrain.h src/version.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h

@@ -513,12 +513,24 @@ GRANT SELECT ON dltrain.training_progress TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- The model catalog
+--
+-- Who may do what (README, "The model catalog"):
+--   - a role reads the rows of the roles whose privileges it has (the policy),
+--     and writes rows it owns;
+--   - id, owner and created are the system's: the identity and the column
+--     defaults set them, and INSERT and UPDATE are granted on the other
+--     columns only, so that no role but a superuser (or the table's owner)
+--     can choose them; a superuser's restore keeps them;
+--   - latest_model(name) trusts the caller's own rows only, by a condition in
+--     its query, not through the policy (which superusers, BYPASSRLS roles and
+--     the table's owner skip); latest_model(name, owner) trusts that role.
+-- Every change here goes into the update scripts too (test/sh/upgrade.sh).
 -- ---------------------------------------------------------------------------
 
 CREATE TABLE dltrain.models (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name text NOT NULL,
-    owner regrole NOT NULL DEFAULT pg_catalog.to_regrole(current_user),
+    owner regrole NOT NULL DEFAULT pg_catalog.to_regrole(pg_catalog.quote_ident(current_user)),
     created timestamptz NOT NULL DEFAULT now(),
     relation text,
     features text[],
@@ -529,24 +541,68 @@ CREATE TABLE dltrain.models (
     model dltrain.model NOT NULL
 );
 CREATE INDEX models_name_created ON dltrain.models (name, created DESC);
-COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of)';
+COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of); id, owner and created are set by the system';
 
 -- models memorize their training data: owners see their own rows only
 ALTER TABLE dltrain.models ENABLE ROW LEVEL SECURITY;
--- (pg_has_role on an OID is NULL, so false, for a dropped role)
+-- (pg_has_role on an OID is NULL, so false, for a dropped role; the owner is
+-- looked up by the quoted name: to_regrole('Bob') would find role bob)
 CREATE POLICY models_owner ON dltrain.models
     USING (pg_catalog.pg_has_role(owner::oid, 'USAGE'))
-    WITH CHECK (owner = pg_catalog.to_regrole(current_user));
-GRANT SELECT, INSERT, UPDATE, DELETE ON dltrain.models TO PUBLIC;
-GRANT USAGE ON SEQUENCE dltrain.models_id_seq TO PUBLIC;
+    WITH CHECK (owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user)));
+GRANT SELECT, DELETE ON dltrain.models TO PUBLIC;
+GRANT INSERT (name, relation, features, label, options, metrics, provenance, model),
+      UPDATE (name, relation, features, label, options, metrics, provenance, model)
+    ON dltrain.models TO PUBLIC;
+-- (the identity needs no privilege on its sequence: nobody gets one)
 SELECT pg_catalog.pg_extension_config_dump('dltrain.models', '');
 SELECT pg_catalog.pg_extension_config_dump('dltrain.models_id_seq', '');
 
 CREATE FUNCTION dltrain.latest_model(model_name text) RETURNS dltrain.model
-    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
-    AS $$ SELECT m.model FROM dltrain.models m WHERE m.name = model_name ORDER BY m.created DESC, m.id DESC LIMIT 1 $$;
-COMMENT ON FUNCTION dltrain.latest_model(text) IS 'the newest model of that name in dltrain.models that the caller may see';
+    AS $$
+DECLARE
+    result dltrain.model;
+BEGIN
+    SELECT m.model INTO result
+    FROM dltrain.models m
+    WHERE m.name = model_name
+      AND m.owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))
+    ORDER BY m.created DESC, m.id DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of role "%" does not exist', model_name, current_user
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'dltrain.latest_model(name) reads the models of the current role only; dltrain.latest_model(name, owner) reads those of another role.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION dltrain.latest_model(text) IS 'the newest model of that name in dltrain.models owned by the current role; an error if there is none';
+
+CREATE FUNCTION dltrain.latest_model(model_name text, model_owner regrole) RETURNS dltrain.model
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result dltrain.model;
+BEGIN
+    SELECT m.model INTO result
+    FROM dltrain.models m
+    WHERE m.name = model_name
+      AND m.owner = model_owner
+    ORDER BY m.created DESC, m.id DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of role "%" does not exist', model_name, pg_get_userbyid(model_owner)
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'A role sees the models of the roles whose privileges it has.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION dltrain.latest_model(text, regrole) IS 'the newest model of that name in dltrain.models owned by the given role (trusting that role), if the caller may see it; an error if there is none';
 
 -- ---------------------------------------------------------------------------
 -- Table-level training

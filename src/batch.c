@@ -23,6 +23,7 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define PREDICT_BATCH 1024
 
@@ -69,9 +70,9 @@ Datum
 predict_batch(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			relid = PG_GETARG_OID(1);
-	char	   *features = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	char	   *key = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Oid			relid;
+	char	   *features;
+	char	   *key;
 	MemoryContext scorecxt;
 	MemoryContext batchcxt;
 	MemoryContext old;
@@ -87,6 +88,10 @@ predict_batch(PG_FUNCTION_ARGS)
 	Oid			feattype;
 	AttrNumber	attnum;
 
+	DltCheckSqlVersion();
+	relid = PG_GETARG_OID(1);
+	features = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	key = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	InitMaterializedSRF(fcinfo, 0);
 	DltLockRelation(relid);
 

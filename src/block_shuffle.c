@@ -73,6 +73,7 @@
 #include "utils/memutils.h"
 
 #include "kernels/dlk.h"
+#include "version.h"
 
 /* Private state of one sample scan node. */
 typedef struct BlockShuffleState
@@ -135,8 +136,10 @@ PG_FUNCTION_INFO_V1(block_shuffle_handler);
 Datum
 block_shuffle_handler(PG_FUNCTION_ARGS)
 {
-	TsmRoutine *tsm = makeNode(TsmRoutine);
+	TsmRoutine *tsm;
 
+	DltCheckSqlVersion();
+	tsm = makeNode(TsmRoutine);
 	tsm->parameterTypes = list_make1_oid(FLOAT8OID);
 
 	/* see the repeatability contract at the head of the file */

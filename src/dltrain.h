@@ -22,6 +22,8 @@
  *   wrong use (window call, wrong task)    ERRCODE_FEATURE_NOT_SUPPORTED /
  *                                          ERRCODE_WRONG_OBJECT_TYPE
  *   OpenBLAS missing                       ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+ *   extension SQL newer than the library   ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+ *     (version.c)
  */
 #ifndef DLTRAIN_H
 #define DLTRAIN_H

@@ -27,6 +27,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define EVAL_BATCH 256
 
@@ -216,6 +217,7 @@ evaluate_sfunc(PG_FUNCTION_ARGS)
 	bool		changed;
 	int			i;
 
+	DltCheckSqlVersion();
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "evaluate_sfunc called in non-aggregate context");
 	st = PG_ARGISNULL(0) ? EvalStateCreate(aggcxt) : (EvalState *) PG_GETARG_POINTER(0);
@@ -308,6 +310,7 @@ evaluate_combine(PG_FUNCTION_ARGS)
 	EvalState  *a;
 	EvalState  *b;
 
+	DltCheckSqlVersion();
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "evaluate_combine called in non-aggregate context");
 	if (PG_ARGISNULL(1))
@@ -363,9 +366,11 @@ PG_FUNCTION_INFO_V1(evaluate_serialize);
 Datum
 evaluate_serialize(PG_FUNCTION_ARGS)
 {
-	EvalState  *st = (EvalState *) PG_GETARG_POINTER(0);
+	EvalState  *st;
 	StringInfoData buf;
 
+	DltCheckSqlVersion();
+	st = (EvalState *) PG_GETARG_POINTER(0);
 	EvalFlush(st);
 	pq_begintypsend(&buf);
 	pq_sendint64(&buf, st->rows);
@@ -397,12 +402,14 @@ PG_FUNCTION_INFO_V1(evaluate_deserialize);
 Datum
 evaluate_deserialize(PG_FUNCTION_ARGS)
 {
-	bytea	   *b = PG_GETARG_BYTEA_PP(0);
+	bytea	   *b;
 	MemoryContext aggcxt;
 	EvalState  *st;
 	StringInfoData buf;
 	int32		mlen;
 
+	DltCheckSqlVersion();
+	b = PG_GETARG_BYTEA_PP(0);
 	if (!AggCheckCallContext(fcinfo, &aggcxt))
 		elog(ERROR, "evaluate_deserialize called in non-aggregate context");
 	st = EvalStateCreate(aggcxt);
@@ -526,6 +533,7 @@ evaluate_ffunc(PG_FUNCTION_ARGS)
 	EvalState  *st;
 	StringInfoData b;
 
+	DltCheckSqlVersion();
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	st = (EvalState *) PG_GETARG_POINTER(0);

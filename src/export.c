@@ -39,17 +39,22 @@
 #include "utils/numeric.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);
 Datum
 export_model(PG_FUNCTION_ARGS)
 {
-	DltModel   *m = ModelDecode((struct varlena *) PG_GETARG_BYTEA_PP(0));
-	const dlk_arch *a = &m->arch;
+	DltModel   *m;
+	const dlk_arch *a;
 	StringInfoData b;
-	const float *p = m->params;
+	const float *p;
 
+	DltCheckSqlVersion();
+	m = ModelDecode((struct varlena *) PG_GETARG_BYTEA_PP(0));
+	a = &m->arch;
+	p = m->params;
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"format\": \"dltrain.mlp\", \"format_version\": 1, \"task\": \"%s\", \"activation\": \"%s\", \"inputs\": %d, \"outputs\": %d, \"label_type\": ",
 					 DltTaskName(m->task), DltActName(a->act), a->dims[0], a->dims[a->n_layers]);
@@ -338,9 +343,9 @@ PG_FUNCTION_INFO_V1(import_model);
 Datum
 import_model(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
-	JsonbContainer *root = &jb->root;
-	DltModel   *m = palloc0(sizeof(DltModel));
+	Jsonb	   *jb;
+	JsonbContainer *root;
+	DltModel   *m;
 	JsonbContainer *layers;
 	JsonbContainer *norm;
 	JsonbIterator *it;
@@ -355,6 +360,10 @@ import_model(PG_FUNCTION_ARGS)
 	bytea	   *result;
 	DltCheckResult res;
 
+	DltCheckSqlVersion();
+	jb = PG_GETARG_JSONB_P(0);
+	root = &jb->root;
+	m = palloc0(sizeof(DltModel));
 	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
 		ImportError("the value must be a JSON object");
 	s = GetString(root, "format");

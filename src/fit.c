@@ -53,6 +53,7 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define FETCH_ROWS 1024
 
@@ -580,6 +581,7 @@ fit(PG_FUNCTION_ARGS)
 	double		vloss = NAN,
 				vmetric = NAN;
 
+	DltCheckSqlVersion();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

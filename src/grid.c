@@ -48,6 +48,7 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define MAX_CONFIGURATIONS 10000
 #define FETCH_ROWS 1024
@@ -373,6 +374,7 @@ grid_search(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 	MemoryContext scratch;
 
+	DltCheckSqlVersion();
 	for (int i = 0; i < 5; i++)
 		if (PG_ARGISNULL(i))
 			ereport(ERROR,

@@ -45,6 +45,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 #define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
 #define MODEL_VERSION 2			/* written; 1 is still read */
@@ -377,12 +378,14 @@ Datum
 model_in(PG_FUNCTION_ARGS)
 {
 	char	   *in = PG_GETARG_CSTRING(0);
-	char	   *str = palloc(strlen(in) + 1);
+	char	   *str;
 	int			len = 0;
 	int			maxlen;
 	bytea	   *result;
 	int			n;
 
+	DltCheckSqlVersion();
+	str = palloc(strlen(in) + 1);
 	/* base64 may come wrapped in lines (encode(..., 'base64') does that) */
 	for (const char *p = in; *p; p++)
 		if (!isspace((unsigned char) *p))
@@ -407,12 +410,17 @@ PG_FUNCTION_INFO_V1(model_out);
 Datum
 model_out(PG_FUNCTION_ARGS)
 {
-	bytea	   *v = PG_GETARG_BYTEA_PP(0);
-	int			len = VARSIZE_ANY_EXHDR(v);
-	int			outlen = pg_b64_enc_len(len);
-	char	   *out = palloc(outlen + 1);
+	bytea	   *v;
+	int			len;
+	int			outlen;
+	char	   *out;
 	int			n;
 
+	DltCheckSqlVersion();
+	v = PG_GETARG_BYTEA_PP(0);
+	len = VARSIZE_ANY_EXHDR(v);
+	outlen = pg_b64_enc_len(len);
+	out = palloc(outlen + 1);
 	n = pg_b64_encode(VARDATA_ANY(v), len, out, outlen);
 	if (n < 0)
 		elog(ERROR, "could not encode model as base64");
@@ -425,10 +433,14 @@ PG_FUNCTION_INFO_V1(model_recv);
 Datum
 model_recv(PG_FUNCTION_ARGS)
 {
-	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
-	int			n = buf->len - buf->cursor;
-	bytea	   *result = palloc(VARHDRSZ + n);
+	StringInfo	buf;
+	int			n;
+	bytea	   *result;
 
+	DltCheckSqlVersion();
+	buf = (StringInfo) PG_GETARG_POINTER(0);
+	n = buf->len - buf->cursor;
+	result = palloc(VARHDRSZ + n);
 	SET_VARSIZE(result, VARHDRSZ + n);
 	pq_copymsgbytes(buf, VARDATA(result), n);
 	CheckModelBytes(VARDATA(result), n, ERRCODE_INVALID_BINARY_REPRESENTATION, NULL);
@@ -440,9 +452,11 @@ PG_FUNCTION_INFO_V1(model_send);
 Datum
 model_send(PG_FUNCTION_ARGS)
 {
-	bytea	   *v = PG_GETARG_BYTEA_PP(0);
+	bytea	   *v;
 	StringInfoData buf;
 
+	DltCheckSqlVersion();
+	v = PG_GETARG_BYTEA_PP(0);
 	pq_begintypsend(&buf);
 	pq_sendbytes(&buf, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
@@ -529,11 +543,15 @@ PG_FUNCTION_INFO_V1(describe);
 Datum
 describe(PG_FUNCTION_ARGS)
 {
-	bytea	   *v = PG_GETARG_BYTEA_PP(0);
-	DltModel   *m = ModelDecode((struct varlena *) v);
+	bytea	   *v;
+	DltModel   *m;
 	StringInfoData b;
-	const DltOptions *o = &m->opts;
+	const DltOptions *o;
 
+	DltCheckSqlVersion();
+	v = PG_GETARG_BYTEA_PP(0);
+	m = ModelDecode((struct varlena *) v);
+	o = &m->opts;
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"format_version\": %d", m->version);
 	appendStringInfo(&b, ", \"task\": \"%s\"", DltTaskName(m->task));

@@ -17,6 +17,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 typedef struct PredictCache
 {
@@ -32,6 +33,8 @@ Forward(FunctionCallInfo fcinfo)
 	bool		changed;
 	DltModel   *m;
 
+	/* predict, predict_class and predict_proba start here */
+	DltCheckSqlVersion();
 	if (pc == NULL)
 	{
 		pc = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(PredictCache));

@@ -23,13 +23,16 @@
  * DltProgressStart while a training is already reported (several groups of a
  * GROUP BY each start one) takes the slot over (new kind, relation and start
  * time, counters reset); the later Phase/Epoch/Rows calls of any of them
- * update it.  Each Start registers a reset callback on the memory context it
- * is given, and counts one live training; the slot is cleared when the last
- * live training's context is deleted or reset, so a finished training does
- * not hide one that still runs, and no ended one leaves a row behind.
+ * update it.  Each Start counts one live training, which ends (resource.c)
+ * when the memory context it is given is deleted or reset, or when the
+ * resource owner it started under is released, whichever comes first; the
+ * slot is cleared when the last live training ends, so a finished training
+ * does not hide one that still runs, and no ended one leaves a row behind.
  *
  * Errors and cancels.  An error or a cancel deletes the training's memory
- * context with the query, which clears the slot.  As a backstop, the end of
+ * context with the query, or releases its resource owner (a cursor that
+ * failed inside a savepoint keeps its memory until it is closed, but its
+ * training ended with the savepoint), which clears the slot.  As a backstop, the end of
  * the top-level transaction (commit, abort or prepare: no training outlives
  * the statement that runs it) and the exit of the backend clear the slot
  * too; a generation number, bumped by such a forced clear, makes the reset
@@ -65,6 +68,8 @@
 #include "utils/tuplestore.h"
 
 #include "dltrain.h"
+#include "resource.h"
+#include "version.h"
 
 #define DLT_KIND_LEN 32
 
@@ -97,10 +102,9 @@ static bool callbacks_registered = false;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* what a training's reset callback needs */
+/* what the end of a training needs to know */
 typedef struct DltProgressOwner
 {
-	MemoryContextCallback cb;
 	uint64		generation;
 } DltProgressOwner;
 
@@ -177,9 +181,9 @@ ProgressClear(void)
 	progress_generation++;
 }
 
-/* A training's memory context goes: the slot empties with the last one. */
+/* A training ends: the slot empties with the last one. */
 static void
-ProgressOwnerGone(void *arg)
+ProgressOwnerGone(void *arg, DltReleaseHow how)
 {
 	DltProgressOwner *owner = (DltProgressOwner *) arg;
 
@@ -235,9 +239,7 @@ DltProgressStart(MemoryContext cxt, const char *kind, Oid relid)
 
 	owner = MemoryContextAlloc(cxt, sizeof(DltProgressOwner));
 	owner->generation = progress_generation;
-	owner->cb.func = ProgressOwnerGone;
-	owner->cb.arg = owner;
-	MemoryContextRegisterResetCallback(cxt, &owner->cb);
+	(void) DltResourceRegister(cxt, ProgressOwnerGone, owner);
 	live_trainings++;
 
 	userid = GetSessionUserId();
@@ -347,6 +349,7 @@ training_progress(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	bool		read_all;
 
+	DltCheckSqlVersion();
 	if (progress_slots == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

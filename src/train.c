@@ -51,6 +51,7 @@
 #include "utils/memutils.h"
 
 #include "dltrain.h"
+#include "version.h"
 
 bool		dltrain_enable_merge = true;
 
@@ -419,8 +420,11 @@ Transition(FunctionCallInfo fcinfo, bool multi)
 	MemoryContext aggcxt;
 	TrainState *st;
 	MergeSlot  *slot = NULL;
-	int			ctx = AggCheckCallContext(fcinfo, &aggcxt);
+	int			ctx;
 
+	/* train_mlp_sfunc and train_mlp_multi_sfunc start here */
+	DltCheckSqlVersion();
+	ctx = AggCheckCallContext(fcinfo, &aggcxt);
 	if (ctx == 0)
 		elog(ERROR, "train_mlp_sfunc called in non-aggregate context");
 	if (ctx == AGG_CONTEXT_WINDOW)
@@ -531,6 +535,8 @@ FinalState(FunctionCallInfo fcinfo, const char *fname)
 	TrainState *st;
 	MemoryContext aggcxt;
 
+	/* train_mlp_ffunc and train_mlp_multi_ffunc start here */
+	DltCheckSqlVersion();
 	if (AggCheckCallContext(fcinfo, &aggcxt) == 0)
 		elog(ERROR, "train_mlp_ffunc called in non-aggregate context");
 	if (PG_ARGISNULL(0))

@@ -6,7 +6,8 @@
 #    pid but not its details; it sees its own; pg_read_all_stats sees all;
 #  - a training cancelled by statement_timeout leaves no row while its
 #    session lives on, nor does one that fails while caching rows (also
-#    inside a savepoint), nor a GROUP BY that trains one model per group.
+#    inside a savepoint, and a cursor's that failed inside one, before the
+#    cursor is closed), nor a GROUP BY that trains one model per group.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 eval "$(scripts/cluster.sh env)"
@@ -111,13 +112,24 @@ FROM generate_series(1, 20000) i;
 ROLLBACK TO s;
 SELECT 'after savepoint: ' || count(*) FROM dltrain.training_progress WHERE pid = pg_backend_pid();
 COMMIT;
+BEGIN;
+DECLARE c CURSOR FOR
+SELECT dltrain.train_mlp(CASE WHEN i = 9000 THEN ARRAY['NaN', 1]::real[] ELSE ARRAY[i % 7, i % 5]::real[] END, i % 2)
+FROM generate_series(1, 20000) i;
+SAVEPOINT s;
+FETCH c;
+ROLLBACK TO s;
+SELECT 'cursor after savepoint: ' || count(*) FROM dltrain.training_progress WHERE pid = pg_backend_pid();
+CLOSE c;
+COMMIT;
 SELECT count(*) FROM (SELECT i % 3 AS g, dltrain.train_mlp(ARRAY[i % 7, i % 5]::real[], i % 2, '{"epochs": 2}')
 	FROM generate_series(1, 9000) i GROUP BY 1) s;
 SELECT 'after group by: ' || count(*) FROM dltrain.training_progress WHERE pid = pg_backend_pid();
 SQL
-check "errors while caching rows were raised" '[ "$(grep -c "non-finite value" "$out/errors.log")" = 2 ]'
+check "errors while caching rows were raised" '[ "$(grep -c "non-finite value" "$out/errors.log")" = 3 ]'
 check "a training that fails while caching leaves no row" 'grep -qx "after error: 0" "$out/errors.log"'
 check "nor one that fails inside a savepoint, rolled back" 'grep -qx "after savepoint: 0" "$out/errors.log"'
+check "nor a cursor's that failed inside a savepoint, before the cursor is closed" 'grep -qx "cursor after savepoint: 0" "$out/errors.log"'
 check "nor a GROUP BY that trains one model per group" 'grep -qx "after group by: 0" "$out/errors.log"'
 
 [ $fail = 0 ] || { for f in "$out"/*.log; do echo "--- $f"; cat "$f"; done; }

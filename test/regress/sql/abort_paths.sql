@@ -135,6 +135,28 @@ SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}')
 FROM clean;
 RESET ROLE;
 SELECT * FROM ap_check(:'payroll_md5');
+\c
+-- 7. nested SPI: fit reads a view whose query trains (and spills) a model
+-- of its own, failing inside a savepoint, then succeeding
+SET ROLE dlt_ap_attacker;
+SET dltrain.cache_mem = '256kB';
+CREATE VIEW nested_bad AS
+SELECT x, y FROM clean
+WHERE (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') IS NOT NULL FROM mine);
+CREATE VIEW nested_ok AS
+SELECT x, y FROM clean
+WHERE (SELECT dltrain.train_mlp(x, y, '{"epochs": 1, "hidden": [8], "batch_size": 16}') IS NOT NULL FROM clean);
+BEGIN;
+SAVEPOINT s;
+SELECT count(*) FROM dltrain.fit('nested_bad', '{x}', 'y', '{"epochs": 1, "hidden": [8]}');
+ROLLBACK TO s;
+SELECT count(*) FROM payroll;
+SET LOCAL client_min_messages = warning;
+SELECT count(*) FROM dltrain.fit('nested_ok', '{x}', 'y', '{"epochs": 1, "hidden": [8], "buffer_rows": 1000}');
+COMMIT;
+DROP VIEW nested_bad, nested_ok;
+RESET ROLE;
+SELECT * FROM ap_check(:'payroll_md5');
 -- clean up
 DROP TABLE mine, clean, payroll;
 DROP FUNCTION ap_check(text);

@@ -1,0 +1,126 @@
+-- dltrain 0.1.0 -> 0.2.0
+--
+-- Every change of this version to the SQL surface, made to a database that
+-- holds 0.1.0: afterwards it equals a fresh CREATE EXTENSION dltrain of 0.2.0
+-- (sql/dltrain.sql), which test/sh/upgrade.sh checks object by object.
+\echo Use "ALTER EXTENSION dltrain UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- The model catalog: id, owner and created are the system's
+--
+-- 0.1.0 granted INSERT and UPDATE on the whole table, so a role could choose
+-- its rows' creation time ('infinity' made a row dltrain.latest_model(name)
+-- for everyone who could see it) and their ids (OVERRIDING SYSTEM VALUE); and
+-- the owner default looked the role up by its unquoted name, so role "Bob"
+-- wrote rows owned by role bob.
+-- ---------------------------------------------------------------------------
+
+-- (first: ALTER TABLE holds the table's lock until the end of the update, so
+-- no row is planted between the repair below and the new privileges)
+ALTER TABLE dltrain.models
+    ALTER COLUMN owner SET DEFAULT pg_catalog.to_regrole(pg_catalog.quote_ident(current_user));
+ALTER POLICY models_owner ON dltrain.models
+    WITH CHECK (owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user)));
+COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of); id, owner and created are set by the system';
+
+-- Whoever holds INSERT or UPDATE on the table (PUBLIC, as 0.1.0 granted it,
+-- or the roles a DBA chose instead) keeps it on the user columns only.
+DO $privileges$
+DECLARE
+    g record;
+    grantee_sql text;
+BEGIN
+    FOR g IN
+        SELECT DISTINCT a.grantee, a.privilege_type
+        FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+        WHERE c.oid = 'dltrain.models'::pg_catalog.regclass
+          AND a.privilege_type IN ('INSERT', 'UPDATE')
+          AND a.grantee <> c.relowner
+        ORDER BY a.grantee, a.privilege_type
+    LOOP
+        grantee_sql := CASE WHEN g.grantee = 0 THEN 'PUBLIC'
+                        ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(g.grantee)) END;
+        EXECUTE pg_catalog.format('REVOKE %s ON dltrain.models FROM %s', g.privilege_type, grantee_sql);
+        EXECUTE pg_catalog.format('GRANT %s (name, relation, features, label, options, metrics, provenance, model) '
+                                  'ON dltrain.models TO %s', g.privilege_type, grantee_sql);
+    END LOOP;
+END
+$privileges$;
+REVOKE USAGE ON SEQUENCE dltrain.models_id_seq FROM PUBLIC;
+
+-- What 0.1.0 let roles plant: creation times in the future get the time of
+-- this update, and the identity continues after every id taken.  Said as
+-- WARNINGs: during an extension script PostgreSQL raises client_min_messages
+-- and log_min_messages to WARNING, so a NOTICE would reach nobody.
+DO $repair$
+DECLARE
+    n bigint;
+    max_id bigint;
+    next_id bigint;
+BEGIN
+    UPDATE dltrain.models SET created = pg_catalog.now() WHERE created > pg_catalog.now();
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        RAISE WARNING 'the creation time of % in dltrain.models lay in the future and is now the time of this update',
+                CASE WHEN n = 1 THEN '1 row' ELSE n || ' rows' END
+            USING DETAIL = 'dltrain 0.1.0 let any role choose the creation time of its rows; 0.2.0 sets it.';
+    END IF;
+
+    SELECT pg_catalog.max(m.id) INTO max_id FROM dltrain.models m;
+    SELECT CASE WHEN s.is_called THEN s.last_value + 1 ELSE s.last_value END INTO next_id
+    FROM dltrain.models_id_seq s;
+    IF max_id >= next_id THEN
+        PERFORM pg_catalog.setval('dltrain.models_id_seq', max_id, true);
+        RAISE WARNING 'new rows of dltrain.models now get ids after %', max_id
+            USING DETAIL = 'dltrain 0.1.0 let any role choose the ids of its rows; 0.2.0 sets them.';
+    END IF;
+END
+$repair$;
+
+-- latest_model(name) trusts the caller's own rows only; latest_model(name,
+-- owner) trusts the role it names
+CREATE OR REPLACE FUNCTION dltrain.latest_model(model_name text) RETURNS dltrain.model
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result dltrain.model;
+BEGIN
+    SELECT m.model INTO result
+    FROM dltrain.models m
+    WHERE m.name = model_name
+      AND m.owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))
+    ORDER BY m.created DESC, m.id DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of role "%" does not exist', model_name, current_user
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'dltrain.latest_model(name) reads the models of the current role only; dltrain.latest_model(name, owner) reads those of another role.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION dltrain.latest_model(text) IS 'the newest model of that name in dltrain.models owned by the current role; an error if there is none';
+
+CREATE FUNCTION dltrain.latest_model(model_name text, model_owner regrole) RETURNS dltrain.model
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    result dltrain.model;
+BEGIN
+    SELECT m.model INTO result
+    FROM dltrain.models m
+    WHERE m.name = model_name
+      AND m.owner = model_owner
+    ORDER BY m.created DESC, m.id DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of role "%" does not exist', model_name, pg_get_userbyid(model_owner)
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'A role sees the models of the roles whose privileges it has.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION dltrain.latest_model(text, regrole) IS 'the newest model of that name in dltrain.models owned by the given role (trusting that role), if the caller may see it; an error if there is none';

@@ -1,0 +1,579 @@
+-- dltrain: train neural networks inside PostgreSQL
+\echo Use "CREATE EXTENSION dltrain" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- The model type
+-- ---------------------------------------------------------------------------
+
+CREATE TYPE dltrain.model;
+
+CREATE FUNCTION dltrain.model_in(cstring) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'model_in' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_out(dltrain.model) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'model_out' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_recv(internal) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'model_recv' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.model_send(dltrain.model) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'model_send' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE TYPE dltrain.model (
+    INPUT = dltrain.model_in,
+    OUTPUT = dltrain.model_out,
+    RECEIVE = dltrain.model_recv,
+    SEND = dltrain.model_send,
+    INTERNALLENGTH = VARIABLE,
+    STORAGE = extended
+);
+COMMENT ON TYPE dltrain.model IS 'a trained dltrain network: architecture, classes, normalization, weights and training record';
+
+COMMENT ON FUNCTION dltrain.model_in(cstring) IS 'reads a model from its base64 text form, checking it';
+COMMENT ON FUNCTION dltrain.model_out(dltrain.model) IS 'writes a model as base64 text';
+COMMENT ON FUNCTION dltrain.model_recv(internal) IS 'reads a model from its binary form, checking it';
+COMMENT ON FUNCTION dltrain.model_send(dltrain.model) IS 'writes a model in binary form';
+
+-- ---------------------------------------------------------------------------
+-- Training: the train_mlp aggregate
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any") RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any", jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_ffunc(internal) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'train_mlp_ffunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any") IS 'train_mlp transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_sfunc(internal, "any", "any", jsonb) IS 'train_mlp transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_ffunc(internal) IS 'train_mlp final function: trains from the row cache';
+
+CREATE AGGREGATE dltrain.train_mlp(real[], smallint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], smallint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], integer) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], integer, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], bigint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], bigint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], text) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], text, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], real) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], real, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], double precision) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(real[], double precision, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], smallint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], smallint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], integer) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], integer, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], bigint) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], bigint, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], text) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], text, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], real) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], real, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], double precision) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+CREATE AGGREGATE dltrain.train_mlp(double precision[], double precision, jsonb) (
+    SFUNC = dltrain.train_mlp_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], smallint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], smallint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], integer) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], integer, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], bigint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], bigint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], text) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], text, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], real) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], real, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], double precision) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(real[], double precision, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], smallint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], smallint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], integer) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], integer, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], bigint) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], bigint, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], text) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], text, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], real) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], real, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision) IS 'trains a multilayer perceptron on the rows of a query with default options';
+COMMENT ON AGGREGATE dltrain.train_mlp(double precision[], double precision, jsonb) IS 'trains a multilayer perceptron on the rows of a query with the given options';
+
+-- ---------------------------------------------------------------------------
+-- Model selection: train_mlp_multi trains one model per configuration from
+-- one scan and one row cache.  The planner hook rewrites several train_mlp
+-- calls over the same rows into one of these.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.train_mlp_multi_sfunc(internal, "any", "any", jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'train_mlp_multi_sfunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION dltrain.train_mlp_multi_ffunc(internal) RETURNS dltrain.model[]
+    AS 'MODULE_PATHNAME', 'train_mlp_multi_ffunc' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.train_mlp_multi_sfunc(internal, "any", "any", jsonb) IS 'train_mlp_multi transition: appends a row to the row cache';
+COMMENT ON FUNCTION dltrain.train_mlp_multi_ffunc(internal) IS 'train_mlp_multi final function: trains every configuration from the row cache';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], smallint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], smallint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], integer, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], integer, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], bigint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], bigint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], text, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], text, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], real, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], real, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(real[], double precision, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(real[], double precision, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], smallint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], smallint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], integer, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], integer, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], bigint, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], bigint, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], text, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], text, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], real, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], real, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+CREATE AGGREGATE dltrain.train_mlp_multi(double precision[], double precision, configurations jsonb) (
+    SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    PARALLEL = UNSAFE
+);
+COMMENT ON AGGREGATE dltrain.train_mlp_multi(double precision[], double precision, jsonb) IS 'trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order';
+
+
+-- ---------------------------------------------------------------------------
+-- Using a model
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.describe(dltrain.model) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'describe' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.describe(dltrain.model) IS 'what a model holds: architecture, classes (in predict_proba order), options, training record';
+
+CREATE FUNCTION dltrain.predict(dltrain.model, real[]) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_class(dltrain.model, real[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'predict_class' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_proba(dltrain.model, real[]) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'predict_proba' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.predict(dltrain.model, real[]) IS 'the regression value, or the predicted class of a model with numeric labels';
+COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, real[]) IS 'the predicted class, as text';
+COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, real[]) IS 'class probabilities, in the class order of describe()';
+
+CREATE FUNCTION dltrain.predict(dltrain.model, double precision[]) RETURNS double precision
+    AS 'MODULE_PATHNAME', 'predict' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_class(dltrain.model, double precision[]) RETURNS text
+    AS 'MODULE_PATHNAME', 'predict_class' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.predict_proba(dltrain.model, double precision[]) RETURNS real[]
+    AS 'MODULE_PATHNAME', 'predict_proba' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.predict(dltrain.model, double precision[]) IS 'the regression value, or the predicted class of a model with numeric labels';
+COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, double precision[]) IS 'the predicted class, as text';
+COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, double precision[]) IS 'class probabilities, in the class order of describe()';
+
+-- ---------------------------------------------------------------------------
+-- Block-shuffled reads: a TABLESAMPLE method
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.block_shuffle(internal) RETURNS tsm_handler
+    AS 'MODULE_PATHNAME', 'block_shuffle_handler' LANGUAGE C STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.block_shuffle(internal) IS
+    'TABLESAMPLE method: every page of the table exactly once, in a seeded random order of block ranges (argument: pages per range)';
+
+-- ---------------------------------------------------------------------------
+-- Evaluation: the evaluate aggregate (parallel safe)
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.evaluate_sfunc(internal, dltrain.model, "any", "any") RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_sfunc' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_ffunc(internal) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'evaluate_ffunc' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_combine' LANGUAGE C VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_serialize(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'evaluate_serialize' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+CREATE FUNCTION dltrain.evaluate_deserialize(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'evaluate_deserialize' LANGUAGE C STRICT VOLATILE PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.evaluate_sfunc(internal, dltrain.model, "any", "any") IS 'evaluate transition: scores rows in batches';
+COMMENT ON FUNCTION dltrain.evaluate_ffunc(internal) IS 'evaluate final function: the metrics as jsonb';
+COMMENT ON FUNCTION dltrain.evaluate_combine(internal, internal) IS 'evaluate combine function: adds partial metrics';
+COMMENT ON FUNCTION dltrain.evaluate_serialize(internal) IS 'evaluate: serializes a partial state';
+COMMENT ON FUNCTION dltrain.evaluate_deserialize(bytea, internal) IS 'evaluate: deserializes a partial state';
+
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], smallint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], smallint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], integer) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], integer) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], bigint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], bigint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], text) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], text) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], real) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], real) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, real[], double precision) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, real[], double precision) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], smallint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], smallint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], integer) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], integer) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], bigint) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], bigint) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], text) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], text) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], real) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], real) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double precision) (
+    SFUNC = dltrain.evaluate_sfunc, STYPE = internal,
+    FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE,
+    COMBINEFUNC = dltrain.evaluate_combine,
+    SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize,
+    PARALLEL = SAFE
+);
+COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double precision) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
+
+-- ---------------------------------------------------------------------------
+-- Batched inference
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.predict_batch(model dltrain.model, relation regclass, features text, key text)
+    RETURNS TABLE (key text, prediction double precision, class text, probability real)
+    AS 'MODULE_PATHNAME', 'predict_batch' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.predict_batch(dltrain.model, regclass, text, text) IS
+    'scores every row of a relation in batches (GEMMs): the key as text, the prediction, the class and its probability';
+
+-- ---------------------------------------------------------------------------
+-- Weights that travel
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.export(dltrain.model) RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'export_model' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION dltrain.import(jsonb) RETURNS dltrain.model
+    AS 'MODULE_PATHNAME', 'import_model' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.export(dltrain.model) IS 'a model''s layers, weights, activation, normalization and classes as jsonb (format dltrain.mlp)';
+COMMENT ON FUNCTION dltrain.import(jsonb) IS 'a model from the jsonb layout dltrain.export() writes (e.g. a network trained in PyTorch)';
+
+-- dltrain's functions run with the caller's rights: everyone may use the schema
+GRANT USAGE ON SCHEMA dltrain TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Progress of running trainings (needs shared_preload_libraries)
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.training_progress(
+    OUT pid integer, OUT usesysid oid, OUT usename name, OUT kind text,
+    OUT relid oid, OUT phase text, OUT epoch integer, OUT epochs integer,
+    OUT rows_done bigint, OUT rows_total bigint, OUT loss double precision,
+    OUT rows_per_sec double precision, OUT started timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'training_progress' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.training_progress() IS 'one row per running training (aggregate or fit), from shared memory';
+
+CREATE VIEW dltrain.training_progress AS
+    SELECT p.pid, p.usesysid, p.usename, p.kind, p.relid, p.phase, p.epoch, p.epochs,
+           p.rows_done, p.rows_total, p.loss, p.rows_per_sec, p.started
+    FROM dltrain.training_progress() p;
+COMMENT ON VIEW dltrain.training_progress IS 'running trainings, in the style of pg_stat_progress_*';
+GRANT SELECT ON dltrain.training_progress TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- The model catalog
+-- ---------------------------------------------------------------------------
+
+CREATE TABLE dltrain.models (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL,
+    owner regrole NOT NULL DEFAULT pg_catalog.to_regrole(current_user),
+    created timestamptz NOT NULL DEFAULT now(),
+    relation text,
+    features text[],
+    label text,
+    options jsonb,
+    metrics jsonb,
+    provenance jsonb,
+    model dltrain.model NOT NULL
+);
+CREATE INDEX models_name_created ON dltrain.models (name, created DESC);
+COMMENT ON TABLE dltrain.models IS 'trained models with their provenance; each role sees its own rows (and those of roles it is a member of)';
+
+-- models memorize their training data: owners see their own rows only
+ALTER TABLE dltrain.models ENABLE ROW LEVEL SECURITY;
+-- (pg_has_role on an OID is NULL, so false, for a dropped role)
+CREATE POLICY models_owner ON dltrain.models
+    USING (pg_catalog.pg_has_role(owner::oid, 'USAGE'))
+    WITH CHECK (owner = pg_catalog.to_regrole(current_user));
+GRANT SELECT, INSERT, UPDATE, DELETE ON dltrain.models TO PUBLIC;
+GRANT USAGE ON SEQUENCE dltrain.models_id_seq TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('dltrain.models', '');
+SELECT pg_catalog.pg_extension_config_dump('dltrain.models_id_seq', '');
+
+CREATE FUNCTION dltrain.latest_model(model_name text) RETURNS dltrain.model
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT m.model FROM dltrain.models m WHERE m.name = model_name ORDER BY m.created DESC, m.id DESC LIMIT 1 $$;
+COMMENT ON FUNCTION dltrain.latest_model(text) IS 'the newest model of that name in dltrain.models that the caller may see';
+
+-- ---------------------------------------------------------------------------
+-- Table-level training
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.fit(relation regclass, features text[], label text,
+                            options jsonb DEFAULT '{}', name text DEFAULT NULL)
+    RETURNS TABLE (epoch integer, loss double precision, validation_loss double precision,
+                   validation_metric double precision, rows bigint, seconds double precision,
+                   rows_per_sec double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'fit' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.fit(regclass, text[], text, jsonb, text) IS
+    'trains on a relation without caching it: block-shuffled reads each epoch, a shuffle buffer, one row per epoch; stores the model in dltrain.models when given a name';
+
+-- ---------------------------------------------------------------------------
+-- Model selection over a relation: one read, every configuration side by side
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.grid_search(relation regclass, features text[], label text,
+                                    options jsonb, grid jsonb,
+                                    validation_fraction double precision DEFAULT 0.2,
+                                    halving_eta integer DEFAULT NULL,
+                                    halving_min_epochs integer DEFAULT 1,
+                                    name text DEFAULT NULL)
+    RETURNS TABLE (rank integer, configuration jsonb, validation_metric double precision,
+                   validation_loss double precision, loss double precision, epochs integer,
+                   status text, seconds double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'grid_search' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.grid_search(regclass, text[], text, jsonb, jsonb, double precision, integer, integer, text) IS
+    'trains every configuration of a grid (or random search) from one read of a relation; returns a leaderboard';

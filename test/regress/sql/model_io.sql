@@ -94,3 +94,11 @@ SELECT dltrain.import(jsonb_set(j, '{layers,0,weight,0,0}', '3.4028236e38')) FRO
 -- real classes are float32 values, as training reads them
 SELECT dltrain.describe(dltrain.import(jsonb_set(jsonb_set(j, '{label_type}', '"real"'), '{classes}',
          '[0.1, 0.2]')))->'classes' AS real_classes FROM io_json;
+
+-- format 1 (before validation records) is still read: a model in that layout,
+-- as the fuzz harness builds it (test/fuzz: 2 inputs, 3 bigint classes, sigmoid)
+CREATE TABLE io_v1 AS SELECT encode(decode('444c544d01000000c4000000c6f37e9301000000010000001400000002000000010000000200000003000000000000007b14ae47e17a843fcdccccccccccec3f000000000000000020000000020000002a0000000000000001000100e8030000000000000300000000000000020000000000803f0000003f0000000003000000fdffffffffffffff04000000000000000b0000000000000009000000000000006891ed3d5a645b3f96430bbffca9b13ec1ca21be7368913e79e946bf000020bf1b2f5d3d', 'hex'), 'base64')::dltrain.model AS m;
+SELECT d->'format_version' AS format, d->'classes' AS classes, d->'options'->'activation' AS act,
+       d->'epochs' AS epochs, d ? 'validation_rows' AS has_validation
+FROM (SELECT dltrain.describe(m) AS d FROM io_v1) q;
+SELECT dltrain.predict(m, ARRAY[1, 2]::real[]) AS v1_prediction FROM io_v1;

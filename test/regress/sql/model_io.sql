@@ -102,3 +102,4 @@ SELECT d->'format_version' AS format, d->'classes' AS classes, d->'options'->'ac
        d->'epochs' AS epochs, d ? 'validation_rows' AS has_validation
 FROM (SELECT dltrain.describe(m) AS d FROM io_v1) q;
 SELECT dltrain.predict(m, ARRAY[1, 2]::real[]) AS v1_prediction FROM io_v1;
+DROP TABLE io_v1;

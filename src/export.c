@@ -22,6 +22,8 @@
  * export/import round trip gives back the same bytes of weights.  Import
  * checks everything (shapes, finiteness, class order) and builds a model with
  * an empty training record (0 rows, no epochs).
+ *
+ * Both check for interrupts at every row of weights (at most 65536 numbers).
  */
 #include "postgres.h"
 
@@ -31,6 +33,7 @@
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -48,6 +51,7 @@ export_model(PG_FUNCTION_ARGS)
 	StringInfoData b;
 	const float *p = m->params;
 
+	DltTestWaitPoint(DLT_WAIT_EXPORT);
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"format\": \"dltrain.mlp\", \"format_version\": 1, \"task\": \"%s\", \"activation\": \"%s\", \"inputs\": %d, \"outputs\": %d, \"label_type\": ",
 					 DltTaskName(m->task), DltActName(a->act), a->dims[0], a->dims[a->n_layers]);
@@ -61,6 +65,7 @@ export_model(PG_FUNCTION_ARGS)
 		appendStringInfo(&b, "%s{\"in\": %d, \"out\": %d, \"weight\": [", l ? ", " : "", I, O);
 		for (int o = 0; o < O; o++)
 		{
+			CHECK_FOR_INTERRUPTS();
 			appendStringInfoString(&b, o ? ", [" : "[");
 			for (int i = 0; i < I; i++)
 			{
@@ -205,6 +210,7 @@ GetNumbers(JsonbContainer *arr, int n, float *outf, double *outd, const char *wh
 	JsonbIteratorToken tok;
 	int			k = 0;
 
+	CHECK_FOR_INTERRUPTS();
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		double		d;
@@ -387,6 +393,7 @@ import_model(PG_FUNCTION_ARGS)
 	m->params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
 
 	/* then the weights, in the kernel library's layout: W_0, b_0, W_1, ... */
+	DltTestWaitPoint(DLT_WAIT_IMPORT);
 	p = m->params;
 	L = 0;
 	it = JsonbIteratorInit(layers);

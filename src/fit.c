@@ -536,8 +536,8 @@ TrainBuffer(FitRun *fr, DltTrainer *t, dlk_rng *rng, const float *buf_x,
 
 	for (int i = 0; i < filled; i++)
 		perm[i] = i;
-	if (fr->opts.shuffle)
-		dlk_shuffle_u32(rng, perm, filled);
+	if (fr->opts.shuffle && dlk_shuffle_u32(rng, perm, filled) != DLK_OK)
+		DltKernelAborted();
 	for (int start = 0; start < filled; start += t->B)
 	{
 		int			bs = Min(t->B, filled - start);

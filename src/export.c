@@ -24,6 +24,11 @@
  * an empty training record (0 rows, no epochs).
  *
  * Both check for interrupts at every row of weights (at most 65536 numbers).
+ * export parses the text it wrote into jsonb with PostgreSQL's JSON parser
+ * and the semantic actions of jsonb_in, plus an interrupt check every 65536
+ * values (jsonb_in itself has none and takes seconds on a large model);
+ * only the final conversion of the parsed tree (JsonbValueToJsonb) runs
+ * without one, about a second for the largest model jsonb can hold.
  */
 #include "postgres.h"
 
@@ -36,10 +41,134 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/jsonfuncs.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
 #include "dltrain.h"
+
+/*
+ * Text to jsonb, as jsonb_in (the same semantic actions), interruptible:
+ * the parser calls the actions once per token.
+ */
+typedef struct JsonbBuild
+{
+	JsonbParseState *state;
+	JsonbValue *res;
+	uint32		tokens;
+} JsonbBuild;
+
+static void
+JsonbBuildCheck(JsonbBuild *b)
+{
+	if ((++b->tokens & 65535) == 0)
+		CHECK_FOR_INTERRUPTS();
+}
+
+static void
+JsonbBuildObjectStart(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+static void
+JsonbBuildObjectEnd(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_END_OBJECT, NULL);
+}
+
+static void
+JsonbBuildArrayStart(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	JsonbBuildCheck(b);
+	b->res = pushJsonbValue(&b->state, WJB_BEGIN_ARRAY, NULL);
+}
+
+static void
+JsonbBuildArrayEnd(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_END_ARRAY, NULL);
+}
+
+static void
+JsonbBuildKey(void *arg, char *fname, bool isnull)
+{
+	JsonbBuild *b = arg;
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.len = strlen(fname);
+	v.val.string.val = fname;
+	b->res = pushJsonbValue(&b->state, WJB_KEY, &v);
+}
+
+static void
+JsonbBuildScalar(void *arg, char *token, JsonTokenType tokentype)
+{
+	JsonbBuild *b = arg;
+	JsonbValue	v;
+
+	JsonbBuildCheck(b);
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			v.type = jbvString;
+			v.val.string.len = strlen(token);
+			v.val.string.val = token;
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+			v.type = jbvBool;
+			v.val.boolean = true;
+			break;
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = false;
+			break;
+		case JSON_TOKEN_NULL:
+			v.type = jbvNull;
+			break;
+		default:
+			elog(ERROR, "invalid json token type");
+	}
+	/* export writes an object: every scalar is in a container */
+	b->res = pushJsonbValue(&b->state,
+							b->state->contVal.type == jbvArray ? WJB_ELEM : WJB_VALUE, &v);
+}
+
+static Jsonb *
+JsonbFromText(char *json, int len)
+{
+	JsonbBuild	b = {0};
+	JsonSemAction sem = {0};
+
+	sem.semstate = &b;
+	sem.object_start = JsonbBuildObjectStart;
+	sem.object_end = JsonbBuildObjectEnd;
+	sem.array_start = JsonbBuildArrayStart;
+	sem.array_end = JsonbBuildArrayEnd;
+	sem.object_field_start = JsonbBuildKey;
+	sem.scalar = JsonbBuildScalar;
+	pg_parse_json_or_ereport(makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), true),
+							 &sem);
+	CHECK_FOR_INTERRUPTS();
+	return JsonbValueToJsonb(b.res);
+}
 
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);
@@ -117,7 +246,7 @@ export_model(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&b, ']');
 	}
 	appendStringInfoChar(&b, '}');
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	PG_RETURN_JSONB_P(JsonbFromText(b.data, b.len));
 }
 
 /* ---- import ---- */

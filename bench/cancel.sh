@@ -96,7 +96,7 @@ run_phase() {
 	wait $holder || true
 	holder=
 	# running again: no longer waiting on the lock
-	until [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $vb AND wait_event_type IS DISTINCT FROM 'Lock'")" = 1 ]; do sleep 0.01; done
+	until [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE pid = $vb AND wait_event_type = 'Lock'")" = 0 ]; do sleep 0.01; done
 	t0=$(now)
 	if [ "${NOCANCEL:-0}" = 1 ]; then
 		wait $vpid

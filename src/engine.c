@@ -40,7 +40,7 @@
  * Cancel.  Every loop over the rows checks for interrupts every
  * CFI_ROWS rows (or every chunk read); the passes on the pool's threads
  * (HashRange, QsumRange, StandardizeRange, GatherRange) poll the kernels'
- * abort callback (dlk_abort_poll) every DLK_POLL_ROWS_ELEMS floats and
+ * abort callback (dlk_abort_poll) every POLL_FLOATS floats and
  * end early, and the glue then raises the cancel (DltKernelAborted); the
  * steps stop inside the kernels the same way.  A poll never changes what a
  * pass computes.  The sort of equal hashes checks in its comparator
@@ -75,13 +75,13 @@ Fusable(const DltModel *m)
 #define CFI_DUE(i) (((i) & (CFI_ROWS - 1)) == 0)
 
 /* floats of rows between two abort polls in a pass on the pool's threads */
-#define DLK_POLL_ROWS_ELEMS 1048576
+#define POLL_FLOATS 1048576
 
 /* Rows of D floats between two polls. */
 static inline int64
 PollRows(int D)
 {
-	return Max(1, DLK_POLL_ROWS_ELEMS / Max(D, 1));
+	return Max(1, POLL_FLOATS / Max(D, 1));
 }
 
 /* A pass on the pool's threads: an abort raises the pending cancel. */
@@ -458,11 +458,11 @@ ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		PoolFor((size_t) D, 16, QsumRange, &job);
 	}
 	else
+	{
+		/* spilled rows: the reader checks for interrupts at every chunk */
 		for (int64 i = 0; i < n; i++)
-		{
-			/* (the spilled rows' reader checks at every chunk) */
 			dlk_qsum_accumulate(acc1, acc2, row(arg, i), center, inv_q1, inv_q2, D);
-		}
+	}
 
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);

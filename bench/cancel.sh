@@ -6,6 +6,8 @@
 #   bash bench/cancel.sh            # every phase, the cancel 1 s into it
 #   DELAY=3 bash bench/cancel.sh    # the cancel 3 s into each phase
 #   bash bench/cancel.sh training   # some phases only
+#   MODE=timeout bash bench/cancel.sh   # statement_timeout instead (no wait
+#                                   # point: works on builds without one)
 #
 # Each statement is stopped at the start of its phase by
 # dltrain.test_wait_point (an advisory lock held by a second session);
@@ -14,7 +16,9 @@
 # time of the cancel to the end of the client's psql, a few milliseconds of
 # which are psql itself).  It also prints how long the phase runs without a
 # cancel ("uncancelled"), for the sizes used; with NOCANCEL=1 it only does
-# that.  Uses the throwaway cluster (scripts/cluster.sh) and the database
+# that.  MODE=timeout sets statement_timeout to the time the phase starts
+# (measured on this machine, TIMEOUT_<phase> in ms overrides it) plus DELAY
+# and prints how long the statement ran past it.  Uses the throwaway cluster (scripts/cluster.sh) and the database
 # dltrain_cancel_bench (recreated).  About two minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -40,10 +44,10 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
 q <<'SQL'
 CREATE EXTENSION dltrain;
--- preparing: 2M rows of 128 features (1 GB of cache)
+-- preparing: 1.5M rows of 128 features (780 MB of cache)
 CREATE TABLE prep AS
   SELECT array_fill((i % 97)::real, ARRAY[128]) AS x, i % 3 AS y
-  FROM generate_series(1, 2000000) i;
+  FROM generate_series(1, 1500000) i;
 -- training, predict_batch: 16384 rows of 16 features, and a 4096 x 4096
 -- network (16.8M parameters); export, import: a 2048 x 2048 x 2048 network
 -- (8.4M parameters: jsonb holds at most about 20M)
@@ -75,6 +79,25 @@ declare -A stmt=(
 
 now() { date +%s.%N; }
 
+# MODE=timeout: where each phase starts, in ms after the statement starts
+declare -A start_ms=([caching]=0 [preparing]=${TIMEOUT_preparing:-3500} [training]=${TIMEOUT_training:-1000}
+	[export]=0 [import]=0 [predict_batch]=0)
+
+# timeout_phase PHASE: the statement with statement_timeout in the phase
+timeout_phase() {
+	local phase=$1 ms t0 t1
+	ms=$(awk "BEGIN { print int(${start_ms[$phase]} + $DELAY * 1000) }")
+	t0=$(now)
+	psql -X -q -d $db -c "SET statement_timeout = $ms" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
+	t1=$(now)
+	if ! grep -q "canceling statement due to statement timeout" "$tmp/victim.log"; then
+		echo "$phase: the statement ended before its timeout:" >&2
+		cat "$tmp/victim.log" >&2
+	fi
+	printf '%-14s statement_timeout %5d ms: ended %.3f s after it\n' "$phase" "$ms" \
+		"$(awk "BEGIN { print $t1 - $t0 - $ms / 1000 }")"
+}
+
 # run_phase PHASE: prints the cancel latency in seconds
 run_phase() {
 	local phase=$1 vpid vb t0 t1
@@ -86,6 +109,7 @@ run_phase() {
 	echo "SELECT pg_advisory_lock($KEY);" >&3
 	until [ "$(q -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $KEY AND granted")" = 1 ]; do sleep 0.01; done
 	(
+		exec 3>&-				# the holder's input is not the victim's
 		psql -X -q -d $db -c "SET dltrain.test_wait_point = '$phase'" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
 		now >"$tmp/end"
 	) &
@@ -118,6 +142,10 @@ run_phase() {
 
 echo "dltrain cancel latency ($(nproc) CPUs, dltrain.threads = 1, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 for p in $phases; do
-	run_phase "$p"
+	if [ "${MODE:-}" = timeout ]; then
+		timeout_phase "$p"
+	else
+		run_phase "$p"
+	fi
 done
 psql -X -q -d postgres -c "DROP DATABASE $db"

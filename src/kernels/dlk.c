@@ -44,9 +44,11 @@
  *
  * Abort.  Every loop whose length the caller's sizes set polls
  * dlk_abort_poll() (dlk_pool.c) between pieces: a GEMM between tiles of
- * C of about 2^30 flops (gemm_tiles: rows or columns, 16 at least, at
- * positions fixed by the shapes; K is never cut, so a tile's elements are
- * the dot products an uncut call computes), an element-wise pass or a loop
+ * C of at most about 2^30 flops and 2^22 elements (gemm_tiles: rows or
+ * columns, 16 at least, at positions fixed by the shapes; K is never cut,
+ * so a tile's elements are dot products over all of K as in an uncut
+ * call, which OpenBLAS may round differently in the last bit, as with the
+ * pool's cut), an element-wise pass or a loop
  * over rows every DLK_POLL_ELEMS elements, the initializer and the shuffle
  * every 2^20 draws.  A poll that says stop makes the function return
  * DLK_EABORT at once, through every caller; buffers it was writing are left
@@ -447,15 +449,17 @@ dot8(const float *restrict x, const float *restrict w, int n)
  * does).
  *
  * Each range is computed in tiles of at most about GEMM_TILE_FLOPS (tens of
- * milliseconds of one core), with an abort poll before each: tiles of
+ * milliseconds of one core) and GEMM_TILE_ELEMS elements of C, with an
+ * abort poll before each: tiles of
  * cut rows or columns of the cut dimension, at multiples of cut from 0,
  * and, when 16 of those are already too much, of ocut of the other
  * dimension too.  Both follow from M, N and K only, so an uncut scoring
  * product is tiled the same whatever dltrain.threads.  A product of less
- * than GEMM_TILE_FLOPS is one tile per range, as before tiles existed.
+ * than those bounds is one tile per range, as before tiles existed.
  */
 #define GEMM_MIN_FLOPS_PER_THREAD 2000000	/* about 30 us of one core */
 #define GEMM_TILE_FLOPS ((size_t) 1 << 30)
+#define GEMM_TILE_ELEMS ((size_t) 1 << 22)
 
 typedef struct gemm_job
 {
@@ -521,21 +525,30 @@ gemm_range(void *arg, size_t lo, size_t hi)
 	}
 }
 
-/* The tiles of a product: about GEMM_TILE_FLOPS each, from the shapes only. */
+/*
+ * The tiles of a product, from the shapes only: at most about
+ * GEMM_TILE_FLOPS, and at most about GEMM_TILE_ELEMS elements of C (with
+ * a short K, writing C is the cost).
+ */
 static void
 gemm_tiles(gemm_job *j)
 {
 	size_t		other = (size_t) (j->split_n ? j->M : j->N);
-	size_t		unit = 2 * (size_t) j->K * other;	/* one row or column */
+	size_t		unit = 2 * (size_t) j->K * other + other;	/* one row or column */
 
-	if (unit * 16 <= GEMM_TILE_FLOPS)
+	if (unit * 16 <= GEMM_TILE_FLOPS && other * 16 <= GEMM_TILE_ELEMS)
 	{
-		j->cut = GEMM_TILE_FLOPS / unit / 16 * 16;
+		size_t		c1 = GEMM_TILE_FLOPS / unit,
+					c2 = GEMM_TILE_ELEMS / other;
+
+		j->cut = (c1 < c2 ? c1 : c2) / 16 * 16;
 		j->ocut = other;
 	}
 	else
 	{
-		size_t		oc = GEMM_TILE_FLOPS / (2 * (size_t) j->K * 16) / 16 * 16;
+		size_t		o1 = GEMM_TILE_FLOPS / ((2 * (size_t) j->K + 1) * 16),
+					o2 = GEMM_TILE_ELEMS / 16,
+					oc = (o1 < o2 ? o1 : o2) / 16 * 16;
 
 		j->cut = 16;
 		j->ocut = oc < 16 ? 16 : oc;

@@ -35,11 +35,11 @@
  * a callback that runs on the calling (backend's) thread only, and says
  * whether to stop (the glue's checks a pending cancel or termination; it
  * neither raises an error nor longjmps).  The kernels poll it between
- * pieces of work of bounded size (a GEMM tile of about 2^30 flops, about
- * 2^20 elements of an element-wise pass), and when it says stop, raise a
- * flag that the pool's helpers read between their pieces; the call then
- * returns DLK_EABORT (dlk_forward NULL) and leaves its outputs and the
- * network's buffers undefined.  The glue then lets PostgreSQL raise the
+ * pieces of work of bounded size (a GEMM tile of at most about 2^30 flops
+ * and 2^22 outputs, about 2^20 elements of an element-wise pass), and when
+ * it says stop, raise a flag that the pool's helpers read between their
+ * pieces; the call then returns DLK_EABORT (dlk_forward NULL) and leaves
+ * its outputs and the network's buffers undefined.  The glue then lets PostgreSQL raise the
  * error.  The pieces are fixed by the shapes (a product is cut along the
  * rows or columns of its output, never along its reduction dimension), so
  * whether and where an abort was polled never changes a result.

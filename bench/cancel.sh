@@ -6,6 +6,7 @@
 #   bash bench/cancel.sh            # every phase, the cancel 1 s into it
 #   DELAY=3 bash bench/cancel.sh    # the cancel 3 s into each phase
 #   bash bench/cancel.sh training   # some phases only
+#   THREADS=2 bash bench/cancel.sh  # with dltrain.threads = 2
 #   MODE=timeout bash bench/cancel.sh   # statement_timeout instead (no wait
 #                                   # point: works on builds without one)
 #
@@ -88,7 +89,7 @@ timeout_phase() {
 	local phase=$1 ms t0 t1
 	ms=$(awk "BEGIN { print int(${start_ms[$phase]} + $DELAY * 1000) }")
 	t0=$(now)
-	psql -X -q -d $db -c "SET statement_timeout = $ms" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
+	psql -X -q -d $db -c "SET dltrain.threads = ${THREADS:-1}" -c "SET statement_timeout = $ms" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
 	t1=$(now)
 	if ! grep -q "canceling statement due to statement timeout" "$tmp/victim.log"; then
 		echo "$phase: the statement ended before its timeout:" >&2
@@ -110,7 +111,7 @@ run_phase() {
 	until [ "$(q -c "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $KEY AND granted")" = 1 ]; do sleep 0.01; done
 	(
 		exec 3>&-				# the holder's input is not the victim's
-		psql -X -q -d $db -c "SET dltrain.test_wait_point = '$phase'" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
+		psql -X -q -d $db -c "SET dltrain.threads = ${THREADS:-1}" -c "SET dltrain.test_wait_point = '$phase'" -c "${stmt[$phase]}" >"$tmp/victim.log" 2>&1 || true
 		now >"$tmp/end"
 	) &
 	vpid=$!
@@ -140,7 +141,7 @@ run_phase() {
 	printf '%-14s cancel after %ss: ended %.3f s after the cancel\n' "$phase" "$DELAY" "$(awk "BEGIN { print $t1 - $t0 }")"
 }
 
-echo "dltrain cancel latency ($(nproc) CPUs, dltrain.threads = 1, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
+echo "dltrain cancel latency ($(nproc) CPUs, dltrain.threads = ${THREADS:-1}, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 for p in $phases; do
 	if [ "${MODE:-}" = timeout ]; then
 		timeout_phase "$p"

@@ -488,6 +488,7 @@ Validate(FitRun *fr, DltTrainer *t, double *vloss, double *vmetric)
 		}
 		loss += DltTrainerEval(t, bs, &s) * bs;
 		score += s;
+		CHECK_FOR_INTERRUPTS();
 	}
 	*vloss = loss / fr->val.n;
 	*vmetric = fr->task == DLT_TASK_CLASSIFICATION ? score / fr->val.n : sqrt(score / fr->val.n);
@@ -648,7 +649,11 @@ fit(PG_FUNCTION_ARGS)
 	{
 		DltStatsFinish(m, fr->rows, fr->sum, fr->sq, fr->shift, fr->fmean, fr->fscale);
 		for (int64 i = 0; i < fr->val.n; i++)
+		{
+			if ((i & 65535) == 0)
+				CHECK_FOR_INTERRUPTS();
 			dlk_standardize(fr->val.x + i * fr->D, fr->fmean, fr->fscale, fr->D);
+		}
 	}
 
 	/* the shuffle buffer */

@@ -1526,7 +1526,13 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 	int			cur = 0;
 	int			l;
 	dlk_status	st;
+	int			gz = net->grads_zero;
 
+	/*
+	 * from here on the gradients are being written: an abort leaves them
+	 * marked as not zero, so a later backward overwrites them
+	 */
+	net->grads_zero = 0;
 	for (l = net->arch.n_layers - 1; l >= stop; l--)
 	{
 		int			I = net->arch.dims[l];
@@ -1544,8 +1550,7 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 		else if (l > 0)
 			dX = net->dbuf[1 - cur];
 		st = dense_backward(dX, lddx, net->gW[l], net->gb[l], net->dbuf[cur], O,
-							in, ldin, net->W[l], B, I, O, net->use_blas,
-							net->grads_zero);
+							in, ldin, net->W[l], B, I, O, net->use_blas, gz);
 		if (st != DLK_OK)
 			return st;
 		if (l > 0)
@@ -1557,7 +1562,6 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 		}
 	}
 	/* layers below stop keep their zeros; the fused step writes layer 0's */
-	net->grads_zero = 0;
 	return DLK_OK;
 }
 

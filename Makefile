@@ -44,6 +44,11 @@ REGRESS = train errors model_io guc block_shuffle inference progress spill fit c
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'
+# isolation specs (pg_isolation_regress, after pg_regress in installcheck):
+# cancel at each phase, reached through dltrain.test_wait_point
+ISOLATION = cancel_caching cancel_preparing cancel_training cancel_export cancel_predict_batch
+ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out --load-extension=$(EXTENSION)
+
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 SHLIB_LINK = -ldl -lm -lpthread
 
@@ -62,7 +67,7 @@ else
 $(info dltrain: nvcc found: $(NVCC) (CUDA backend not yet part of this version))
 endif
 
-EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql test/regress/out
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql test/regress/out test/isolation/out
 
 # no JIT bitcode: it needs clang, which a fresh machine may lack
 override with_llvm = no

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every dltrain test: the C kernel tests (plain and under ASan/UBSan),
-# the model validator's fuzz harness (ASan/UBSan), pg_regress (installcheck mode,
-# against this checkout's throwaway cluster) and the shell tests in test/sh
+# the model validator's fuzz harness (ASan/UBSan), pg_regress and the
+# isolation specs (installcheck mode, against this checkout's throwaway
+# cluster; each test counts) and the shell tests in test/sh
 # (pg_dump/restore, NOTICE output, thread and signal checks).
 # Installs packages and builds first (scripts/setup.sh).  Ends with one line
 # "tests: N passed, N failed".
@@ -49,13 +50,15 @@ line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
 count "model validator fuzz" $rc "$(echo "$line" | sed -E 's/^fuzz: ([0-9]+) passed.*/\1/')" \
 	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
 
-echo "== pg_regress"
+echo "== pg_regress and isolation specs"
 make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
-if [ $rc != 0 ] && [ -f test/regress/out/regression.diffs ]; then
-	head -n 200 test/regress/out/regression.diffs
+if [ $rc != 0 ]; then
+	for d in test/regress/out/regression.diffs test/isolation/out/regression.diffs; do
+		[ -f "$d" ] && head -n 200 "$d"
+	done
 fi
-count "pg_regress" $rc "$(grep -cE '^(ok|test) .* ok ' "$log")" "$(grep -cE '^(not ok|test) .* FAILED' "$log")"
+count "pg_regress and isolation specs" $rc "$(grep -cE '^(ok|test) .* ok ' "$log")" "$(grep -cE '^(not ok|test) .* FAILED' "$log")"
 
 for t in test/sh/*.sh; do
 	[ -e "$t" ] || continue

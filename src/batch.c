@@ -8,6 +8,10 @@
  * batch through the network as GEMMs and returns (key, prediction, class,
  * probability) rows.  Identifiers are quoted and the query is schema-
  * qualified, so neither the caller's search_path nor odd names change it.
+ *
+ * Cancel: interrupts are checked after every fetch, and a batch's forward
+ * pass stops inside the kernels (their abort callback) however large the
+ * network.
  */
 #include "postgres.h"
 
@@ -136,6 +140,7 @@ predict_batch(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	portal = SPI_cursor_open_with_args(NULL, query, 0, NULL, NULL, NULL, true, 0);
+	DltTestWaitPoint(DLT_WAIT_PREDICT_BATCH);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, PREDICT_BATCH);

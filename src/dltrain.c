@@ -5,12 +5,24 @@
  * the first training of a backend (DltBlasEnsure in train.c), so loading
  * dltrain (even through shared_preload_libraries) starts no thread in the
  * postmaster or in backends that never train.
+ *
+ * Cancel.  _PG_init also gives the kernels their abort callback
+ * (DltAbortRequested): it runs on the backend's thread, between pieces of
+ * a long kernel call, and says "stop" exactly when CHECK_FOR_INTERRUPTS()
+ * would raise an error now (a cancel, statement_timeout, a termination),
+ * without raising it: the kernel returns DLK_EABORT, stopping the pool's
+ * helpers through its flag, and the glue calls DltKernelAborted(), whose
+ * CHECK_FOR_INTERRUPTS() raises the error outside the kernel.
+ * dltrain.test_wait_point lets tests stop a backend at a named phase on an
+ * advisory lock (a heavyweight lock, which isolationtester sees).
  */
 #include "postgres.h"
 
 #include "fmgr.h"
 #include <limits.h>
 
+#include "miscadmin.h"
+#include "utils/fmgrprotos.h"
 #include "utils/guc.h"
 
 #include "dltrain.h"
@@ -21,6 +33,7 @@ PG_MODULE_MAGIC;
 int			dltrain_threads = 1;
 int			dltrain_max_threads = 16;
 bool		dltrain_verbose = false;
+int			dltrain_test_wait_point = DLT_WAIT_NONE;
 
 void		_PG_init(void);
 
@@ -30,6 +43,18 @@ static const struct config_enum_entry fusion_options[] = {
 	{"on", DLT_FUSION_ON, false},
 	{"false", DLT_FUSION_OFF, true},
 	{"true", DLT_FUSION_ON, true},
+	{NULL, 0, false}
+};
+
+static const struct config_enum_entry wait_point_options[] = {
+	{"", DLT_WAIT_NONE, false},
+	{"none", DLT_WAIT_NONE, true},
+	{"caching", DLT_WAIT_CACHING, false},
+	{"preparing", DLT_WAIT_PREPARING, false},
+	{"training", DLT_WAIT_TRAINING, false},
+	{"export", DLT_WAIT_EXPORT, false},
+	{"import", DLT_WAIT_IMPORT, false},
+	{"predict_batch", DLT_WAIT_PREDICT_BATCH, false},
 	{NULL, 0, false}
 };
 
@@ -109,6 +134,15 @@ GucInit(void)
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
 
+	DefineCustomEnumVariable("dltrain.test_wait_point",
+							 "Makes statements wait on an advisory lock at a named point (for tests).",
+							 "At the point named (caching, preparing, training, export, import or predict_batch), the backend first takes the transaction-level advisory lock 1684829298, so a test that holds it sees the statement wait there. Empty: no wait.",
+							 &dltrain_test_wait_point,
+							 DLT_WAIT_NONE,
+							 wait_point_options,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("dltrain");
 }
 
@@ -125,11 +159,41 @@ DltThreads(void)
 	return dltrain_threads;
 }
 
+/*
+ * The kernels' abort callback: would CHECK_FOR_INTERRUPTS() raise an error
+ * now?  Reads the backend's flags only (it runs on the backend's thread,
+ * between pieces of kernel work); raises nothing.
+ */
+static int
+DltAbortRequested(void *arg)
+{
+	if (!InterruptPending || InterruptHoldoffCount != 0 || CritSectionCount != 0)
+		return 0;
+	return ProcDiePending || ClientConnectionLost ||
+		(QueryCancelPending && QueryCancelHoldoffCount == 0);
+}
+
+void
+DltKernelAborted(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	elog(ERROR, "dltrain: a kernel stopped with no interrupt pending");
+}
+
+void
+DltTestWaitPoint(DltWaitPoint point)
+{
+	if (dltrain_test_wait_point != point || point == DLT_WAIT_NONE)
+		return;
+	DirectFunctionCall1(pg_advisory_xact_lock_int8, Int64GetDatum(DLT_TEST_WAIT_LOCK));
+}
+
 void
 _PG_init(void)
 {
 	GucInit();
 	DltBudgetInit();
+	dlk_set_abort(DltAbortRequested, NULL);
 	DltProgressShmemInit();
 	DltPlannerHookInstall();
 }

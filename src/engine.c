@@ -36,6 +36,15 @@
  * Spilled caches are read chunk by chunk with the two-level shuffle; there
  * every member reads the file itself (its own chunk order), one epoch of
  * each member after the other, so early stopping and halving work the same.
+ *
+ * Cancel.  Every loop over the rows checks for interrupts every
+ * CFI_ROWS rows (or every chunk read); the passes on the pool's threads
+ * (HashRange, QsumRange, StandardizeRange, GatherRange) poll the kernels'
+ * abort callback (dlk_abort_poll) every POLL_FLOATS floats and
+ * end early, and the glue then raises the cancel (DltKernelAborted); the
+ * steps stop inside the kernels the same way.  A poll never changes what a
+ * pass computes.  The sort of equal hashes checks in its comparator
+ * (pg_qsort allocates nothing, so the error may leave it).
  */
 #include "postgres.h"
 
@@ -60,6 +69,28 @@ Fusable(const DltModel *m)
 }
 
 #define SHUFFLE_STREAM_SALT UINT64CONST(0x53485546464c4521)
+
+/* rows between two interrupt checks in a loop over the rows */
+#define CFI_ROWS 1048576
+#define CFI_DUE(i) (((i) & (CFI_ROWS - 1)) == 0)
+
+/* floats of rows between two abort polls in a pass on the pool's threads */
+#define POLL_FLOATS 1048576
+
+/* Rows of D floats between two polls. */
+static inline int64
+PollRows(int D)
+{
+	return Max(1, POLL_FLOATS / Max(D, 1));
+}
+
+/* A pass on the pool's threads: an abort raises the pending cancel. */
+static void
+PoolFor(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
+{
+	if (dlk_pool_for(n, min_per_thread, fn, arg) != DLK_OK)
+		DltKernelAborted();
+}
 
 /* ---- row hashes and canonical order ---- */
 
@@ -135,6 +166,7 @@ typedef struct RowKey
 } RowKey;
 
 static const DltRows *sort_rows;	/* for the tie-break comparator */
+static uint32 sort_calls;		/* its calls, for interrupt checks */
 
 /*
  * Labels compared by content: class indices (ranks of the sorted values)
@@ -159,6 +191,8 @@ CompareRowKeys(const void *pa, const void *pb)
 	const DltCache *c = &sort_rows->cache;
 	int			r;
 
+	if ((++sort_calls & 65535) == 0)
+		CHECK_FOR_INTERRUPTS();
 	if (a->hash != b->hash)
 		return a->hash < b->hash ? -1 : 1;
 	r = memcmp(DltCacheRow(c, a->row), DltCacheRow(c, b->row), sizeof(float) * c->dim);
@@ -187,7 +221,11 @@ RadixSortKeys(RowKey *keys, int64 n)
 
 		memset(count, 0, sizeof(int64) * 65536);
 		for (int64 i = 0; i < n; i++)
+		{
+			if (CFI_DUE(i))
+				CHECK_FOR_INTERRUPTS();
 			count[(src[i].hash >> shift) & 0xFFFF]++;
+		}
 		for (int b = 0; b < 65536; b++)
 		{
 			int64		c = count[b];
@@ -196,7 +234,11 @@ RadixSortKeys(RowKey *keys, int64 n)
 			pos += c;
 		}
 		for (int64 i = 0; i < n; i++)
+		{
+			if (CFI_DUE(i))
+				CHECK_FOR_INTERRUPTS();
 			dst[count[(src[i].hash >> shift) & 0xFFFF]++] = src[i];
+		}
 		{
 			RowKey	   *t = src;
 
@@ -220,6 +262,8 @@ CanonicalOrder(const DltRows *rows, const uint64 *hash, uint32 *order)
 
 	for (int64 r = 0; r < n; r++)
 	{
+		if (CFI_DUE(r))
+			CHECK_FOR_INTERRUPTS();
 		keys[r].hash = hash[r];
 		keys[r].row = (uint32) r;
 	}
@@ -234,10 +278,16 @@ CanonicalOrder(const DltRows *rows, const uint64 *hash, uint32 *order)
 			j++;
 		if (j - i > 1)
 			qsort(keys + i, j - i, sizeof(RowKey), CompareRowKeys);
+		if ((i >> 20) != (j >> 20))
+			CHECK_FOR_INTERRUPTS();
 		i = j;
 	}
 	for (int64 i = 0; i < n; i++)
+	{
+		if (CFI_DUE(i))
+			CHECK_FOR_INTERRUPTS();
 		order[i] = keys[i].row;
+	}
 	pfree(keys);
 }
 
@@ -320,11 +370,16 @@ static void
 QsumRange(void *arg, size_t lo, size_t hi)
 {
 	const QsumJob *j = arg;
+	int64		pr = PollRows((int) (hi - lo));
 
 	for (int64 i = 0; i < j->n; i++)
+	{
+		if (i % pr == 0 && dlk_abort_poll())
+			return;
 		dlk_qsum_accumulate(j->acc1 + lo, j->acc2 + lo, DltCacheRow(j->c, i) + lo,
 							j->center + lo, j->inv_q1 + lo, j->inv_q2 + lo,
 							(int) (hi - lo));
+	}
 }
 
 typedef struct RowsJob
@@ -340,18 +395,28 @@ static void
 HashRange(void *arg, size_t lo, size_t hi)
 {
 	const RowsJob *j = arg;
+	int64		pr = PollRows(j->c->dim);
 
 	for (size_t r = lo; r < hi; r++)
+	{
+		if ((r - lo) % pr == 0 && dlk_abort_poll())
+			return;
 		j->hash[r] = RowHash(j->rows, DltCacheRow(j->c, r), *DltCacheLabel(j->c, r));
+	}
 }
 
 static void
 StandardizeRange(void *arg, size_t lo, size_t hi)
 {
 	const RowsJob *j = arg;
+	int64		pr = PollRows(j->c->dim);
 
 	for (size_t r = lo; r < hi; r++)
+	{
+		if ((r - lo) % pr == 0 && dlk_abort_poll())
+			return;
 		dlk_standardize(DltCacheRow(j->c, r), j->fm, j->fs, j->c->dim);
+	}
 }
 
 /* rows a helper thread takes at least in the passes above */
@@ -386,11 +451,14 @@ ExactStats(DltModel *m, int D, int64 n, const float *fmin, const float *fmax,
 		/* rows in memory: features cut over the pool's threads */
 		QsumJob		job = {(const DltCache *) arg, n, center, inv_q1, inv_q2, acc1, acc2};
 
-		dlk_pool_for((size_t) D, 16, QsumRange, &job);
+		PoolFor((size_t) D, 16, QsumRange, &job);
 	}
 	else
+	{
+		/* spilled rows: the reader checks for interrupts at every chunk */
 		for (int64 i = 0; i < n; i++)
 			dlk_qsum_accumulate(acc1, acc2, row(arg, i), center, inv_q1, inv_q2, D);
+	}
 
 	m->mean = palloc(sizeof(double) * D);
 	m->scale = palloc(sizeof(double) * D);
@@ -782,12 +850,15 @@ GatherRange(void *arg, size_t lo, size_t hi)
 	Stream	   *s = j->s;
 	const DltCache *c = j->c;
 	int			D = c->dim;
+	int64		pr = PollRows(D);
 
 	for (size_t i = lo; i < hi; i++)
 	{
 		uint32		r = j->idx[i];
 		float	   *x = s->xb + (Size) i * D;
 
+		if ((i - lo) % pr == 0 && dlk_abort_poll())
+			return;
 		if (i + 8 < hi)
 			PrefetchRow(c, j->idx[i + 8]);
 		memcpy(x, DltCacheRow(c, r), sizeof(float) * D);
@@ -811,8 +882,8 @@ Gather(Stream *s, const DltCache *c, const uint32 *idx, int bs,
 {
 	GatherJob	job = {s, c, idx, cls, tgt, fm, fs, standardize};
 
-	dlk_pool_for((size_t) bs, GATHER_MIN_FLOATS_PER_THREAD / c->dim + 1,
-				 GatherRange, &job);
+	PoolFor((size_t) bs, GATHER_MIN_FLOATS_PER_THREAD / c->dim + 1,
+			GatherRange, &job);
 }
 
 /* Validation loss and metric of every active member of a stream. */
@@ -901,16 +972,25 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	{
 		cls = palloc_extended(sizeof(int32) * n, MCXT_ALLOC_HUGE);
 		for (int64 r = 0; r < n; r++)
+		{
+			if (CFI_DUE(r))
+				CHECK_FOR_INTERRUPTS();
 			cls[r] = rows->classes.rank[*DltCacheLabel(c, r)];
+		}
 	}
 	else
 	{
 		tgt = palloc_extended(sizeof(float) * n, MCXT_ALLOC_HUGE);
 		for (int64 r = 0; r < n; r++)
+		{
+			if (CFI_DUE(r))
+				CHECK_FOR_INTERRUPTS();
 			tgt[r] = (float) DltLabelTarget(*DltCacheLabel(c, r), rows->label_kind);
+		}
 	}
 
 	DltProgressPhase(DLT_PHASE_PREPARING);
+	DltTestWaitPoint(DLT_WAIT_PREPARING);
 	DltProgressRows(n, n, NAN, 0);
 	/* the passes below run on dltrain.threads threads, as the steps will */
 	DltBlasEnsure(DltThreads());
@@ -922,7 +1002,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 
 		hash = palloc_extended(sizeof(uint64) * n, MCXT_ALLOC_HUGE);
 		job.hash = hash;
-		dlk_pool_for((size_t) n, PREP_MIN_ROWS, HashRange, &job);
+		PoolFor((size_t) n, PREP_MIN_ROWS, HashRange, &job);
 		canon = palloc_extended(sizeof(uint32) * n, MCXT_ALLOC_HUGE);
 		CanonicalOrder(rows, hash, canon);
 	}
@@ -938,7 +1018,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	{
 		RowsJob		job = {rows, c, NULL, fm, fs};
 
-		dlk_pool_for((size_t) n, PREP_MIN_ROWS, StandardizeRange, &job);
+		PoolFor((size_t) n, PREP_MIN_ROWS, StandardizeRange, &job);
 	}
 
 	/* streams */
@@ -972,14 +1052,20 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 				/* shuffled: from the canonical order; else as rows arrived */
 				uint32		r = shuf ? canon[i] : (uint32) i;
 
+				if (CFI_DUE(i))
+					CHECK_FOR_INTERRUPTS();
 				if (s->vfrac > 0 && DltIsValidationRow(hash[r], s->vfrac))
 					continue;
 				s->order[s->n_train++] = r;
 			}
 			if (s->vfrac > 0)
 				for (int64 i = 0; i < n; i++)
+				{
+					if (CFI_DUE(i))
+						CHECK_FOR_INTERRUPTS();
 					if (DltIsValidationRow(hash[canon[i]], s->vfrac))
 						s->val[s->n_val++] = canon[i];
+				}
 			if (s->n_train == 0)
 				NoTrainingRows(n, s->vfrac);
 			s->batch_size = o->batch_size;
@@ -1039,6 +1125,7 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 	}
 
 	DltProgressPhase(DLT_PHASE_TRAINING);
+	DltTestWaitPoint(DLT_WAIT_TRAINING);
 	for (int e = 0; e < max_epochs; e++)
 	{
 		bool		any = false;
@@ -1057,8 +1144,9 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 			any = true;
 
 			/* the stream shuffles every epoch, as each member alone would */
-			if (s->shuffle)
-				dlk_shuffle_u32(&s->rng, s->order, (size_t) s->n_train);
+			if (s->shuffle &&
+				dlk_shuffle_u32(&s->rng, s->order, (size_t) s->n_train) != DLK_OK)
+				DltKernelAborted();
 			for (int k = 0; k < K; k++)
 				if (mem[k].stream == si && mem[k].active)
 					DltTrainerEpochBegin(&mem[k].t, e, s->n_train);
@@ -1088,6 +1176,8 @@ TrainInMemory(DltRows *rows, const DltOptions *opts, int K,
 											  classify ? s->yb : NULL,
 											  classify ? NULL : s->tb, bs,
 											  s->fused_work, s->losses, s->status);
+					if (st == DLK_EABORT)
+						DltKernelAborted();
 					if (st != DLK_OK)
 						elog(ERROR, "fused training step failed: %s", dlk_status_string(st));
 					for (int j = 0; j < ks; j++)
@@ -1159,8 +1249,9 @@ SpillEpoch(DltRows *rows, Member *mb, SpillMember *sm, int e, const float *fm,
 	if (o->buffer_rows > 0)
 		K = (int) Max(1, Min((int64) K, ((int64) o->buffer_rows + rpc - 1) / rpc));
 	DltTrainerEpochBegin(t, e, mb->m->rows_used);
-	if (o->shuffle)
-		dlk_shuffle_u32(&sm->rng, sm->perm, (size_t) N);	/* level one: chunks */
+	/* level one: chunks */
+	if (o->shuffle && dlk_shuffle_u32(&sm->rng, sm->perm, (size_t) N) != DLK_OK)
+		DltKernelAborted();
 	for (int64 g = 0; g < N; g += K)
 	{
 		int			kk = (int) Min((int64) K, N - g);
@@ -1170,6 +1261,7 @@ SpillEpoch(DltRows *rows, Member *mb, SpillMember *sm, int e, const float *fm,
 		{
 			int			nr = DltCacheReadChunk(c, sm->perm[g + j], j);
 
+			CHECK_FOR_INTERRUPTS();
 			for (int r = 0; r < nr; r++)
 			{
 				float	   *x = c->chunk_x[j] + (Size) r * D;
@@ -1183,8 +1275,9 @@ SpillEpoch(DltRows *rows, Member *mb, SpillMember *sm, int e, const float *fm,
 				idx[nrows++] = (uint32) j * rpc + r;
 			}
 		}
-		if (o->shuffle)
-			dlk_shuffle_u32(&sm->rng, idx, nrows);	/* level two: rows */
+		/* level two: rows */
+		if (o->shuffle && dlk_shuffle_u32(&sm->rng, idx, nrows) != DLK_OK)
+			DltKernelAborted();
 		for (int start = 0; start < nrows; start += B)
 		{
 			int			bs = Min(B, nrows - start);
@@ -1250,6 +1343,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 
 	/* statistics: one sequential pass over the spilled chunks */
 	DltProgressPhase(DLT_PHASE_PREPARING);
+	DltTestWaitPoint(DLT_WAIT_PREPARING);
 	if (any_norm)
 	{
 		SpillIter	it = {c, -1, 0, 0};
@@ -1296,7 +1390,11 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 
 		if (o->validation_fraction > 0)
 			for (int64 i = 0; i < val.n; i++)
+			{
+				if (CFI_DUE(i))
+					CHECK_FOR_INTERRUPTS();
 				nv += DltIsValidationRow(val.h[i], o->validation_fraction);
+			}
 		n_train = n - nv;
 		if (n_train == 0)
 			NoTrainingRows(n, o->validation_fraction);
@@ -1310,6 +1408,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 		dlk_rng_seed(&sm[k].rng, (uint64) o->seed ^ SHUFFLE_STREAM_SALT);
 	}
 	DltProgressPhase(DLT_PHASE_TRAINING);
+	DltTestWaitPoint(DLT_WAIT_TRAINING);
 	for (int e = 0; e < max_epochs; e++)
 	{
 		bool		any = false;
@@ -1352,6 +1451,7 @@ TrainSpilled(DltRows *rows, const DltOptions *opts, int K,
 						vl += DltTrainerEval(&mb->t, bs, &score) * bs;
 						vs += score;
 						bs = 0;
+						CHECK_FOR_INTERRUPTS();
 					}
 				}
 				vl /= mb->m->rows_validation;

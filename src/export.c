@@ -22,6 +22,13 @@
  * export/import round trip gives back the same bytes of weights.  Import
  * checks everything (shapes, finiteness, class order) and builds a model with
  * an empty training record (0 rows, no epochs).
+ *
+ * Both check for interrupts at every row of weights (at most 65536 numbers).
+ * export parses the text it wrote into jsonb with PostgreSQL's JSON parser
+ * and the semantic actions of jsonb_in, plus an interrupt check every 65536
+ * values (jsonb_in itself has none and takes seconds on a large model);
+ * only the final conversion of the parsed tree (JsonbValueToJsonb) runs
+ * without one, about a second for the largest model jsonb can hold.
  */
 #include "postgres.h"
 
@@ -33,13 +40,138 @@
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/jsonfuncs.h"
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
 #include "dltrain.h"
 #include "version.h"
+
+/*
+ * Text to jsonb, as jsonb_in (the same semantic actions), interruptible:
+ * the parser calls the actions once per token.
+ */
+typedef struct JsonbBuild
+{
+	JsonbParseState *state;
+	JsonbValue *res;
+	uint32		tokens;
+} JsonbBuild;
+
+static void
+JsonbBuildCheck(JsonbBuild *b)
+{
+	if ((++b->tokens & 65535) == 0)
+		CHECK_FOR_INTERRUPTS();
+}
+
+static void
+JsonbBuildObjectStart(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_BEGIN_OBJECT, NULL);
+}
+
+static void
+JsonbBuildObjectEnd(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_END_OBJECT, NULL);
+}
+
+static void
+JsonbBuildArrayStart(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	JsonbBuildCheck(b);
+	b->res = pushJsonbValue(&b->state, WJB_BEGIN_ARRAY, NULL);
+}
+
+static void
+JsonbBuildArrayEnd(void *arg)
+{
+	JsonbBuild *b = arg;
+
+	b->res = pushJsonbValue(&b->state, WJB_END_ARRAY, NULL);
+}
+
+static void
+JsonbBuildKey(void *arg, char *fname, bool isnull)
+{
+	JsonbBuild *b = arg;
+	JsonbValue	v;
+
+	v.type = jbvString;
+	v.val.string.len = strlen(fname);
+	v.val.string.val = fname;
+	b->res = pushJsonbValue(&b->state, WJB_KEY, &v);
+}
+
+static void
+JsonbBuildScalar(void *arg, char *token, JsonTokenType tokentype)
+{
+	JsonbBuild *b = arg;
+	JsonbValue	v;
+
+	JsonbBuildCheck(b);
+	switch (tokentype)
+	{
+		case JSON_TOKEN_STRING:
+			v.type = jbvString;
+			v.val.string.len = strlen(token);
+			v.val.string.val = token;
+			break;
+		case JSON_TOKEN_NUMBER:
+			v.type = jbvNumeric;
+			v.val.numeric = DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(token),
+																ObjectIdGetDatum(InvalidOid),
+																Int32GetDatum(-1)));
+			break;
+		case JSON_TOKEN_TRUE:
+			v.type = jbvBool;
+			v.val.boolean = true;
+			break;
+		case JSON_TOKEN_FALSE:
+			v.type = jbvBool;
+			v.val.boolean = false;
+			break;
+		case JSON_TOKEN_NULL:
+			v.type = jbvNull;
+			break;
+		default:
+			elog(ERROR, "invalid json token type");
+	}
+	/* export writes an object: every scalar is in a container */
+	b->res = pushJsonbValue(&b->state,
+							b->state->contVal.type == jbvArray ? WJB_ELEM : WJB_VALUE, &v);
+}
+
+static Jsonb *
+JsonbFromText(char *json, int len)
+{
+	JsonbBuild	b = {0};
+	JsonSemAction sem = {0};
+
+	sem.semstate = &b;
+	sem.object_start = JsonbBuildObjectStart;
+	sem.object_end = JsonbBuildObjectEnd;
+	sem.array_start = JsonbBuildArrayStart;
+	sem.array_end = JsonbBuildArrayEnd;
+	sem.object_field_start = JsonbBuildKey;
+	sem.scalar = JsonbBuildScalar;
+	pg_parse_json_or_ereport(makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), true),
+							 &sem);
+	CHECK_FOR_INTERRUPTS();
+	return JsonbValueToJsonb(b.res);
+}
 
 /* The weights of a model as jsonb, in a layout PyTorch loads in a few lines. */
 PG_FUNCTION_INFO_V1(export_model);
@@ -55,6 +187,7 @@ export_model(PG_FUNCTION_ARGS)
 	m = ModelDecode((struct varlena *) PG_GETARG_BYTEA_PP(0));
 	a = &m->arch;
 	p = m->params;
+	DltTestWaitPoint(DLT_WAIT_EXPORT);
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"format\": \"dltrain.mlp\", \"format_version\": 1, \"task\": \"%s\", \"activation\": \"%s\", \"inputs\": %d, \"outputs\": %d, \"label_type\": ",
 					 DltTaskName(m->task), DltActName(a->act), a->dims[0], a->dims[a->n_layers]);
@@ -68,6 +201,7 @@ export_model(PG_FUNCTION_ARGS)
 		appendStringInfo(&b, "%s{\"in\": %d, \"out\": %d, \"weight\": [", l ? ", " : "", I, O);
 		for (int o = 0; o < O; o++)
 		{
+			CHECK_FOR_INTERRUPTS();
 			appendStringInfoString(&b, o ? ", [" : "[");
 			for (int i = 0; i < I; i++)
 			{
@@ -119,7 +253,7 @@ export_model(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&b, ']');
 	}
 	appendStringInfoChar(&b, '}');
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+	PG_RETURN_JSONB_P(JsonbFromText(b.data, b.len));
 }
 
 /* ---- import ---- */
@@ -212,6 +346,7 @@ GetNumbers(JsonbContainer *arr, int n, float *outf, double *outd, const char *wh
 	JsonbIteratorToken tok;
 	int			k = 0;
 
+	CHECK_FOR_INTERRUPTS();
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
 		double		d;
@@ -428,6 +563,7 @@ import_model(PG_FUNCTION_ARGS)
 	m->params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
 
 	/* then the weights, in the kernel library's layout: W_0, b_0, W_1, ... */
+	DltTestWaitPoint(DLT_WAIT_IMPORT);
 	p = m->params;
 	L = 0;
 	it = JsonbIteratorInit(layers);

@@ -489,6 +489,7 @@ Validate(FitRun *fr, DltTrainer *t, double *vloss, double *vmetric)
 		}
 		loss += DltTrainerEval(t, bs, &s) * bs;
 		score += s;
+		CHECK_FOR_INTERRUPTS();
 	}
 	*vloss = loss / fr->val.n;
 	*vmetric = fr->task == DLT_TASK_CLASSIFICATION ? score / fr->val.n : sqrt(score / fr->val.n);
@@ -537,8 +538,8 @@ TrainBuffer(FitRun *fr, DltTrainer *t, dlk_rng *rng, const float *buf_x,
 
 	for (int i = 0; i < filled; i++)
 		perm[i] = i;
-	if (fr->opts.shuffle)
-		dlk_shuffle_u32(rng, perm, filled);
+	if (fr->opts.shuffle && dlk_shuffle_u32(rng, perm, filled) != DLK_OK)
+		DltKernelAborted();
 	for (int start = 0; start < filled; start += t->B)
 	{
 		int			bs = Min(t->B, filled - start);
@@ -650,7 +651,11 @@ fit(PG_FUNCTION_ARGS)
 	{
 		DltStatsFinish(m, fr->rows, fr->sum, fr->sq, fr->shift, fr->fmean, fr->fscale);
 		for (int64 i = 0; i < fr->val.n; i++)
+		{
+			if ((i & 65535) == 0)
+				CHECK_FOR_INTERRUPTS();
 			dlk_standardize(fr->val.x + i * fr->D, fr->fmean, fr->fscale, fr->D);
+		}
 	}
 
 	/* the shuffle buffer */

@@ -20,11 +20,13 @@
  * Scorer.  Rows are gathered into a batch (standardized as training did,
  * with the same float32 arithmetic) and run through the network in one pass:
  * GEMMs when the batch is large (OpenBLAS, opened as training opens it),
- * the reference kernels for a single row (no library, no thread).
+ * the reference kernels for a single row (no library, no thread).  A long
+ * forward pass stops for a cancel through the kernels' abort callback.
  */
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/syscache.h"
 #include "utils/memutils.h"
@@ -134,6 +136,8 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 	s = dlk_net_bind(&sc->net, &m->arch, max_batch,
 					 max_batch > 1 ? DLK_BLAS_UNCUT : 0,
 					 m->params, NULL, NULL, sc->work);
+	if (s == DLK_EABORT)
+		DltKernelAborted();
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
 	sc->x = palloc_extended(sizeof(float) * (Size) max_batch * D, MCXT_ALLOC_HUGE);
@@ -174,7 +178,10 @@ DltScorerRun(DltScorer *sc)
 		return sc->out;
 	y = dlk_forward(&sc->net, sc->x, sc->n);
 	if (y == NULL)
+	{
+		CHECK_FOR_INTERRUPTS();	/* the kernels stopped for a cancel */
 		elog(ERROR, "forward pass failed");
+	}
 	if (sc->m->task == DLT_TASK_CLASSIFICATION)
 		dlk_softmax_rows(sc->out, y, sc->n, sc->C);
 	else

@@ -29,7 +29,9 @@
  *
  * Memory.  Everything a training allocates lives in one memory context under
  * the aggregate's context; the per-batch loop allocates nothing.  An error or
- * a cancel (CHECK_FOR_INTERRUPTS after every mini-batch) releases it all.
+ * a cancel (CHECK_FOR_INTERRUPTS after every mini-batch, and inside a long
+ * step the kernels' abort callback: DLK_EABORT, then DltKernelAborted)
+ * releases it all.
  */
 #include "postgres.h"
 
@@ -382,6 +384,7 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt, MergeSlot *slot,
 		AddMember(st, &st->opts);
 	DltProgressStart(st->mcxt, multi ? "train_mlp_multi" : "train_mlp", InvalidOid);
 	DltProgressPhase(DLT_PHASE_CACHING);
+	DltTestWaitPoint(DLT_WAIT_CACHING);
 	return st;
 }
 
@@ -765,12 +768,16 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
 
 	DltBlasEnsure(DltThreads());
 	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
+	if (s == DLK_EABORT)
+		DltKernelAborted();
 	if (s != DLK_OK)
 		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
 	if (o->init_pytorch)
-		dlk_init_params_fanin(&t->net, (uint64) o->seed);
+		s = dlk_init_params_fanin(&t->net, (uint64) o->seed);
 	else
-		dlk_init_params(&t->net, (uint64) o->seed);
+		s = dlk_init_params(&t->net, (uint64) o->seed);
+	if (s != DLK_OK)
+		DltKernelAborted();
 
 	t->opt.kind = o->optimizer;
 	t->opt.lr = (float) o->lr;
@@ -827,6 +834,8 @@ DltTrainerTryStep(DltTrainer *t, int bs)
 
 	s = dlk_train_step(&t->net, t->xb, cls ? t->yb : NULL, cls ? NULL : t->tb,
 					   bs, &t->opt, &loss);
+	if (s == DLK_EABORT)
+		DltKernelAborted();
 	if (s == DLK_ENONFINITE)
 		return s;
 	if (s != DLK_OK)
@@ -885,7 +894,10 @@ DltTrainerEval(DltTrainer *t, int bs, double *score)
 	double		loss = 0;
 
 	if (out == NULL)
+	{
+		CHECK_FOR_INTERRUPTS();	/* an abort */
 		elog(ERROR, "forward pass failed");
+	}
 	*score = 0;
 	if (t->m->task == DLT_TASK_CLASSIFICATION)
 	{

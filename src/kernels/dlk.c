@@ -41,6 +41,18 @@
  * initializer draws parameters in buffer order, so a seed gives the same
  * model on every platform; all loops here have a fixed order, so training is
  * bit-reproducible for a fixed BLAS and thread count.
+ *
+ * Abort.  Every loop whose length the caller's sizes set polls
+ * dlk_abort_poll() (dlk_pool.c) between pieces: a GEMM between tiles of
+ * C of at most about 2^30 flops and 2^22 elements (gemm_tiles: rows or
+ * columns, 16 at least, at positions fixed by the shapes; K is never cut,
+ * so a tile's elements are dot products over all of K as in an uncut
+ * call, which OpenBLAS may round differently in the last bit, as with the
+ * pool's cut), an element-wise pass or a loop
+ * over rows every DLK_POLL_ELEMS elements, the initializer and the shuffle
+ * every 2^20 draws.  A poll that says stop makes the function return
+ * DLK_EABORT at once, through every caller; buffers it was writing are left
+ * half-written (the glue then raises the error and drops them).
  */
 #include "dlk.h"
 #include "dlk_internal.h"
@@ -158,6 +170,21 @@ dlk_sizes_for(dlk_sizes *out, const dlk_arch *arch, int max_batch,
 	return DLK_OK;
 }
 
+/* Zeroes n floats, polling between pieces. */
+static dlk_status
+zero_floats(float *p, size_t n)
+{
+	for (size_t k = 0; k < n; k += DLK_POLL_ELEMS)
+	{
+		size_t		m = n - k < DLK_POLL_ELEMS ? n - k : DLK_POLL_ELEMS;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
+		memset(p + k, 0, m * sizeof(float));
+	}
+	return DLK_OK;
+}
+
 dlk_status
 dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 			 int use_blas, float *params, float *grads,
@@ -226,11 +253,12 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 	 */
 	if (grads != NULL)
 	{
-		memset(grads, 0, sz.n_params * sizeof(float));
+		if (zero_floats(grads, sz.n_params) != DLK_OK)
+			return DLK_EABORT;
 		net->grads_zero = 1;
 	}
-	if (opt_state != NULL)
-		memset(opt_state, 0, sz.n_params * sizeof(float));
+	if (opt_state != NULL && zero_floats(opt_state, sz.n_params) != DLK_OK)
+		return DLK_EABORT;
 	return DLK_OK;
 }
 
@@ -305,21 +333,24 @@ dlk_rng_below(dlk_rng *rng, uint64_t n)
 	return r % n;
 }
 
-void
+dlk_status
 dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n)
 {
 	size_t		i;
 
 	if (n < 2)
-		return;
+		return DLK_OK;
 	for (i = n - 1; i > 0; i--)
 	{
 		size_t		j = (size_t) dlk_rng_below(rng, (uint64_t) i + 1);
 		uint32_t	tmp = idx[i];
 
+		if ((i & (DLK_POLL_ELEMS - 1)) == 0 && dlk_abort_poll())
+			return DLK_EABORT;
 		idx[i] = idx[j];
 		idx[j] = tmp;
 	}
+	return DLK_OK;
 }
 
 /*
@@ -328,7 +359,7 @@ dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n)
  * otherwise; b = 0.  Bounds and values are computed in double, so the model
  * depends on the seed only.
  */
-void
+dlk_status
 dlk_init_params(dlk_net *net, uint64_t seed)
 {
 	dlk_rng		rng;
@@ -349,9 +380,14 @@ dlk_init_params(dlk_net *net, uint64_t seed)
 		else
 			a = sqrt(6.0 / (double) (in + o));
 		for (k = 0; k < n; k++)
+		{
+			if ((k & (DLK_POLL_ELEMS - 1)) == 0 && dlk_abort_poll())
+				return DLK_EABORT;
 			net->W[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+		}
 		memset(net->b[l], 0, (size_t) o * sizeof(float));
 	}
+	return DLK_OK;
 }
 
 /* ------------------------------------------------------------------------
@@ -411,8 +447,19 @@ dot8(const float *restrict x, const float *restrict w, int n)
  * over K whatever the cut, computed by OpenBLAS's kernel; only the tile an
  * element falls in can change its rounding (as OpenBLAS's own threading
  * does).
+ *
+ * Each range is computed in tiles of at most about GEMM_TILE_FLOPS (tens of
+ * milliseconds of one core) and GEMM_TILE_ELEMS elements of C, with an
+ * abort poll before each: tiles of
+ * cut rows or columns of the cut dimension, at multiples of cut from 0,
+ * and, when 16 of those are already too much, of ocut of the other
+ * dimension too.  Both follow from M, N and K only, so an uncut scoring
+ * product is tiled the same whatever dltrain.threads.  A product of less
+ * than those bounds is one tile per range, as before tiles existed.
  */
 #define GEMM_MIN_FLOPS_PER_THREAD 2000000	/* about 30 us of one core */
+#define GEMM_TILE_FLOPS ((size_t) 1 << 30)
+#define GEMM_TILE_ELEMS ((size_t) 1 << 22)
 
 typedef struct gemm_job
 {
@@ -430,51 +477,107 @@ typedef struct gemm_job
 	int			ldc;
 	int			split_n;		/* cut the columns of C (else its rows) */
 	const float *bias;			/* if set: every row of C = bias first, beta 1 */
+	size_t		cut;			/* tiles: rows or columns of the cut dimension */
+	size_t		ocut;			/* and of the other one */
 } gemm_job;
 
+/* Rows [r0, r1) and columns [c0, c1) of C: one sgemm over the whole of K. */
+static void
+gemm_tile(const gemm_job *j, size_t r0, size_t r1, size_t c0, size_t c1)
+{
+	/* the bias rows of this tile, just before the product reads them */
+	if (j->bias != NULL)
+		for (size_t r = r0; r < r1; r++)
+			memcpy(j->C + r * j->ldc + c0, j->bias + c0, sizeof(float) * (c1 - c0));
+	dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, j->transA, j->transB, (int) (r1 - r0),
+					(int) (c1 - c0), j->K, 1.0f,
+					j->transA == DLK_CBLAS_NO_TRANS ? j->A + r0 * (size_t) j->lda : j->A + r0,
+					j->lda,
+					j->transB == DLK_CBLAS_NO_TRANS ? j->Bm + c0 : j->Bm + c0 * (size_t) j->ldb,
+					j->ldb, j->beta, j->C + r0 * (size_t) j->ldc + c0, j->ldc);
+}
+
+/* Range [lo, hi) of the cut dimension, tile by tile, polling before each. */
 static void
 gemm_range(void *arg, size_t lo, size_t hi)
 {
 	const gemm_job *j = arg;
-	int			n = (int) (hi - lo);
+	size_t		other = (size_t) (j->split_n ? j->M : j->N);
 
-	/* the bias rows of this block, just before the product reads them */
-	if (j->bias != NULL && j->split_n)
-		for (int r = 0; r < j->M; r++)
-			memcpy(j->C + (size_t) r * j->ldc + lo, j->bias + lo, sizeof(float) * n);
-	else if (j->bias != NULL)
-		for (size_t r = lo; r < hi; r++)
-			memcpy(j->C + r * j->ldc, j->bias, sizeof(float) * j->N);
-	if (j->split_n)
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, j->transA, j->transB, j->M, n, j->K,
-						1.0f, j->A, j->lda,
-						j->transB == DLK_CBLAS_NO_TRANS ? j->Bm + lo : j->Bm + lo * (size_t) j->ldb,
-						j->ldb, j->beta, j->C + lo, j->ldc);
+	for (size_t t0 = lo; t0 < hi;)
+	{
+		size_t		t1 = (t0 / j->cut + 1) * j->cut;
+
+		if (t1 > hi)
+			t1 = hi;
+		for (size_t u0 = 0; u0 < other; u0 += j->ocut)
+		{
+			size_t		u1 = other - u0 < j->ocut ? other : u0 + j->ocut;
+
+			if (dlk_abort_poll())
+				return;
+			if (j->split_n)
+				gemm_tile(j, u0, u1, t0, t1);
+			else
+				gemm_tile(j, t0, t1, u0, u1);
+		}
+		t0 = t1;
+	}
+}
+
+/*
+ * The tiles of a product, from the shapes only: at most about
+ * GEMM_TILE_FLOPS, and at most about GEMM_TILE_ELEMS elements of C (with
+ * a short K, writing C is the cost).
+ */
+static void
+gemm_tiles(gemm_job *j)
+{
+	size_t		other = (size_t) (j->split_n ? j->M : j->N);
+	size_t		unit = 2 * (size_t) j->K * other + other;	/* one row or column */
+
+	if (unit * 16 <= GEMM_TILE_FLOPS && other * 16 <= GEMM_TILE_ELEMS)
+	{
+		size_t		c1 = GEMM_TILE_FLOPS / unit,
+					c2 = GEMM_TILE_ELEMS / other;
+
+		j->cut = (c1 < c2 ? c1 : c2) / 16 * 16;
+		j->ocut = other;
+	}
 	else
-		dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, j->transA, j->transB, n, j->N, j->K,
-						1.0f,
-						j->transA == DLK_CBLAS_NO_TRANS ? j->A + lo * (size_t) j->lda : j->A + lo,
-						j->lda, j->Bm, j->ldb, j->beta, j->C + lo * (size_t) j->ldc, j->ldc);
+	{
+		size_t		o1 = GEMM_TILE_FLOPS / ((2 * (size_t) j->K + 1) * 16),
+					o2 = GEMM_TILE_ELEMS / 16,
+					oc = (o1 < o2 ? o1 : o2) / 16 * 16;
+
+		j->cut = 16;
+		j->ocut = oc < 16 ? 16 : oc;
+	}
 }
 
 /*
  * C[M x N] = op(A) op(B) + beta C, row-major, on the pool's threads; with a
- * bias [N], C = op(A) op(B) + bias instead (beta ignored).
+ * bias [N], C = op(A) op(B) + bias instead (beta ignored).  DLK_EABORT
+ * leaves C partly computed.
  */
-static void
+static dlk_status
 gemm(int transA, int transB, int M, int N, int K, const float *A, int lda,
 	 const float *Bm, int ldb, float beta, float *C, int ldc, const float *bias,
 	 int use_blas)
 {
 	gemm_job	j = {transA, transB, M, N, K, A, lda, Bm, ldb,
-		bias ? 1.0f : beta, C, ldc, N >= M, bias};
+		bias ? 1.0f : beta, C, ldc, N >= M, bias, 0, 0};
 	size_t		flops_per_unit = 2 * (size_t) K * (size_t) (j.split_n ? M : N);
 
+	gemm_tiles(&j);
 	if (use_blas == DLK_BLAS_UNCUT)
+	{
+		dlk_abort_begin();
 		gemm_range(&j, 0, (size_t) (j.split_n ? N : M));
-	else
-		dlk_pool_for(j.split_n ? N : M, GEMM_MIN_FLOPS_PER_THREAD / flops_per_unit + 1,
-					 gemm_range, &j);
+		return dlk_abort_status();
+	}
+	return dlk_pool_for(j.split_n ? N : M, GEMM_MIN_FLOPS_PER_THREAD / flops_per_unit + 1,
+						gemm_range, &j);
 }
 
 /*
@@ -491,15 +594,17 @@ affine(float *Y, int ldy, const float *X, int ldx, const float *W, const float *
 	{
 		if (dlk_cblas_sgemm == NULL)
 			return DLK_ENOBLAS;
-		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_TRANS, B, O, I, X, ldx, W, I,
-			 1.0f, Y, ldy, b, use_blas);
-		return DLK_OK;
+		return gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_TRANS, B, O, I, X, ldx, W, I,
+					1.0f, Y, ldy, b, use_blas);
 	}
 	/* reference: one dot product of two contiguous rows per output */
 	for (int r = 0; r < B; r++)
 	{
 		const float *x = X + (size_t) r * ldx;
 		float	   *y = Y + (size_t) r * ldy;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
 
 		for (int o = 0; o < O; o++)
 			y[o] = dot8(x, W + (size_t) o * I, I);
@@ -525,18 +630,32 @@ dlk_dense_forward(float *Y, const float *X, const float *W,
 	return affine(Y, O, X, I, W, b, B, I, O, use_blas);
 }
 
+/* Rows of width floats between two polls. */
+static int
+poll_rows(int width)
+{
+	size_t		r = DLK_POLL_ELEMS / (size_t) (width > 0 ? width : 1);
+
+	return r < 1 ? 1 : (int) r;
+}
+
 /* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous; rows ld apart */
-static void
+static dlk_status
 bias_grad(float *gb, const float *dY, int ld, int B, int O)
 {
+	int			pr = poll_rows(O);
+
 	memcpy(gb, dY, (size_t) O * sizeof(float));
 	for (int r = 1; r < B; r++)
 	{
 		const float *dy = dY + (size_t) r * ld;
 
+		if (r % pr == 0 && dlk_abort_poll())
+			return DLK_EABORT;
 		for (int o = 0; o < O; o++)
 			gb[o] += dy[o];
 	}
+	return DLK_OK;
 }
 
 /*
@@ -544,23 +663,23 @@ bias_grad(float *gb, const float *dY, int ld, int B, int O)
  * gW, or, with onto_zero, adds onto a gW known to hold zeros (the same
  * result, without zeroing it first).
  */
-static void
+static dlk_status
 weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B,
 			int I, int O, int use_blas, int onto_zero)
 {
 	if (use_blas)
-	{
-		gemm(DLK_CBLAS_TRANS, DLK_CBLAS_NO_TRANS, O, I, B, dY, lddy, X, ldx,
-			 onto_zero ? 1.0f : 0.0f, gW, I, NULL, use_blas);
-		return;
-	}
+		return gemm(DLK_CBLAS_TRANS, DLK_CBLAS_NO_TRANS, O, I, B, dY, lddy, X, ldx,
+					onto_zero ? 1.0f : 0.0f, gW, I, NULL, use_blas);
 	/* reference: gW[o, :] += dY[r, o] * X[r, :] (axpy over rows of X) */
-	if (!onto_zero)
-		memset(gW, 0, (size_t) O * (size_t) I * sizeof(float));
+	if (!onto_zero && zero_floats(gW, (size_t) O * (size_t) I) != DLK_OK)
+		return DLK_EABORT;
 	for (int r = 0; r < B; r++)
 	{
 		const float *x = X + (size_t) r * ldx;
 		const float *dy = dY + (size_t) r * lddy;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
 
 		for (int o = 0; o < O; o++)
 		{
@@ -571,6 +690,7 @@ weight_grad(float *gW, const float *dY, int lddy, const float *X, int ldx, int B
 				gw[i] += d * x[i];
 		}
 	}
+	return DLK_OK;
 }
 
 /*
@@ -582,26 +702,29 @@ dense_backward(float *dX, int lddx, float *gW, float *gb, const float *dY, int l
 			   const float *X, int ldx, const float *W, int B, int I, int O,
 			   int use_blas, int gw_zero)
 {
+	dlk_status	st;
+
 	if (use_blas && dlk_cblas_sgemm == NULL)
 		return DLK_ENOBLAS;
 
-	bias_grad(gb, dY, lddy, B, O);
-	weight_grad(gW, dY, lddy, X, ldx, B, I, O, use_blas, gw_zero);
+	if ((st = bias_grad(gb, dY, lddy, B, O)) != DLK_OK ||
+		(st = weight_grad(gW, dY, lddy, X, ldx, B, I, O, use_blas, gw_zero)) != DLK_OK)
+		return st;
 	if (dX == NULL)
 		return DLK_OK;
 
 	/* dX[B x I] = dY [B x O] W [O x I] */
 	if (use_blas)
-	{
-		gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_NO_TRANS, B, I, O, dY, lddy, W, I,
-			 0.0f, dX, lddx, NULL, use_blas);
-		return DLK_OK;
-	}
+		return gemm(DLK_CBLAS_NO_TRANS, DLK_CBLAS_NO_TRANS, B, I, O, dY, lddy, W, I,
+					0.0f, dX, lddx, NULL, use_blas);
 	/* reference: dX[r, :] = sum_o dY[r, o] * W[o, :] */
 	for (int r = 0; r < B; r++)
 	{
 		float	   *dx = dX + (size_t) r * lddx;
 		const float *dy = dY + (size_t) r * lddy;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
 
 		memset(dx, 0, (size_t) I * sizeof(float));
 		for (int o = 0; o < O; o++)
@@ -866,6 +989,7 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 	double		prod = 1.0;
 	int			exps = 0;
 	float		invB;
+	int			pr;
 
 	if (B < 1 || C < 1 || logits == NULL || labels == NULL)
 		return DLK_EINVAL;
@@ -874,6 +998,7 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 			return DLK_EINVAL;
 
 	invB = 1.0f / (float) B;
+	pr = poll_rows(C);
 	if (dlogits == NULL)
 	{
 		/* the same arithmetic as below, one row at a time */
@@ -884,6 +1009,9 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 			float		e[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 			int			c4 = C / 4 * 4;
 			float		s;
+
+			if (r % pr == pr - 1 && dlk_abort_poll())
+				return DLK_EABORT;
 
 			total += (double) (m - z[labels[r]]);
 			/* eight exponentials at a time, summed as row_sum sums them */
@@ -915,18 +1043,31 @@ softmax_ce(double *loss, float *dlogits, int ldd, const float *logits, int ldz,
 		float	   *e = tmp + (size_t) r * C;
 		float		m = row_max(z, C);
 
+		if (r % pr == pr - 1 && dlk_abort_poll())
+			return DLK_EABORT;
 		/* m - z[y] >= 0, summed in float per row, in double over rows */
 		total += (double) (m - z[labels[r]]);
 		for (int c = 0; c < C; c++)
 			e[c] = z[c] - m;
 	}
-	exp_neg_inplace(tmp, (size_t) B * C);
+	/* element-wise: the same values in pieces of whole rows */
+	for (int r0 = 0; r0 < B; r0 += pr)
+	{
+		int			r1 = B - r0 < pr ? B : r0 + pr;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
+		exp_neg_inplace(tmp + (size_t) r0 * C, (size_t) (r1 - r0) * C);
+	}
 	for (int r = 0; r < B; r++)
 	{
 		const float *e = tmp + (size_t) r * C;
 		float	   *d = dlogits + (size_t) r * ldd;
 		float		s = row_sum(e, C);
 		float		scale;
+
+		if (r % pr == pr - 1 && dlk_abort_poll())
+			return DLK_EABORT;
 
 		scale = invB / s;
 		for (int c = 0; c < C; c++)
@@ -1087,9 +1228,8 @@ typedef struct opt_job
 
 /* The optimizer step on parameters [lo, hi): the flat loop, cut. */
 static void
-opt_range(void *arg, size_t lo, size_t hi)
+opt_piece(const opt_job *j, size_t lo, size_t hi)
 {
-	const opt_job *j = arg;
 	dlk_net    *net = j->net;
 	const dlk_opt *opt = j->opt;
 	size_t		n = net->n_params;
@@ -1115,18 +1255,32 @@ opt_range(void *arg, size_t lo, size_t hi)
 	memset(net->grads + lo, 0, (hi - lo) * sizeof(float));
 }
 
-void
+/* opt_piece over [lo, hi) in pieces (element-wise: the same values), polling */
+static void
+opt_range(void *arg, size_t lo, size_t hi)
+{
+	for (size_t k = lo; k < hi; k += DLK_POLL_ELEMS)
+	{
+		if (dlk_abort_poll())
+			return;
+		opt_piece(arg, k, hi - k < DLK_POLL_ELEMS ? hi : k + DLK_POLL_ELEMS);
+	}
+}
+
+dlk_status
 dlk_opt_step(dlk_net *net, const dlk_opt *opt)
 {
 	opt_job		job = {net, opt};
+	dlk_status	st;
 
 	if (net->grads == NULL || opt == NULL)
-		return;
+		return DLK_EINVAL;
 	if (opt->kind != DLK_OPT_SGD && net->opt_state == NULL)
-		return;
+		return DLK_EINVAL;
 	net->step++;
-	dlk_pool_for(net->n_params, OPT_MIN_PER_THREAD, opt_range, &job);
-	net->grads_zero = 1;
+	st = dlk_pool_for(net->n_params, OPT_MIN_PER_THREAD, opt_range, &job);
+	net->grads_zero = st == DLK_OK;
+	return st;
 }
 
 /* ------------------------------------------------------------------------
@@ -1145,39 +1299,64 @@ relu_inplace(float *restrict y, size_t n)
 	}
 }
 
-/* The activation on B rows of O values, ld floats apart. */
-static void
+/*
+ * The activation on B rows of O values, ld floats apart, in pieces of rows
+ * with a poll before each (element-wise: the same values).
+ */
+static dlk_status
 act_rows(float *Y, int ld, int B, int O, dlk_act act)
 {
-	if (ld == O)
+	int			pr = poll_rows(O);
+
+	for (int r0 = 0; r0 < B; r0 += pr)
 	{
-		if (act == DLK_ACT_RELU)
-			relu_inplace(Y, (size_t) B * O);
-		else
-			dlk_act_forward(Y, Y, (size_t) B * O, act);
-		return;
+		int			r1 = B - r0 < pr ? B : r0 + pr;
+		float	   *y = Y + (size_t) r0 * ld;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
+		if (ld == O)
+		{
+			if (act == DLK_ACT_RELU)
+				relu_inplace(y, (size_t) (r1 - r0) * O);
+			else
+				dlk_act_forward(y, y, (size_t) (r1 - r0) * O, act);
+			continue;
+		}
+		for (int r = r0; r < r1; r++)
+		{
+			if (act == DLK_ACT_RELU)
+				relu_inplace(Y + (size_t) r * ld, O);
+			else
+				dlk_act_forward(Y + (size_t) r * ld, Y + (size_t) r * ld, O, act);
+		}
 	}
-	for (int r = 0; r < B; r++)
-	{
-		if (act == DLK_ACT_RELU)
-			relu_inplace(Y + (size_t) r * ld, O);
-		else
-			dlk_act_forward(Y + (size_t) r * ld, Y + (size_t) r * ld, O, act);
-	}
+	return DLK_OK;
 }
 
 /* dX *= act'(Y) in place on B rows of I values, ldx and ldy floats apart. */
-static void
+static dlk_status
 act_backward_rows(float *dX, int ldx, const float *Y, int ldy, int B, int I, dlk_act act)
 {
-	if (ldx == I && ldy == I)
+	int			pr = poll_rows(I);
+
+	for (int r0 = 0; r0 < B; r0 += pr)
 	{
-		dlk_act_backward(dX, dX, Y, (size_t) B * I, act);
-		return;
+		int			r1 = B - r0 < pr ? B : r0 + pr;
+
+		if (dlk_abort_poll())
+			return DLK_EABORT;
+		if (ldx == I && ldy == I)
+		{
+			dlk_act_backward(dX + (size_t) r0 * I, dX + (size_t) r0 * I,
+							 Y + (size_t) r0 * I, (size_t) (r1 - r0) * I, act);
+			continue;
+		}
+		for (int r = r0; r < r1; r++)
+			dlk_act_backward(dX + (size_t) r * ldx, dX + (size_t) r * ldx,
+							 Y + (size_t) r * ldy, I, act);
 	}
-	for (int r = 0; r < B; r++)
-		dlk_act_backward(dX + (size_t) r * ldx, dX + (size_t) r * ldx,
-						 Y + (size_t) r * ldy, I, act);
+	return DLK_OK;
 }
 
 /*
@@ -1207,8 +1386,9 @@ net_forward_from(dlk_net *net, const float *X, int B)
 			if (st != DLK_OK)
 				return st;
 		}
-		if (l < L - 1)
-			act_rows(net->act[l], ldout, B, O, net->arch.act);
+		if (l < L - 1 &&
+			(st = act_rows(net->act[l], ldout, B, O, net->arch.act)) != DLK_OK)
+			return st;
 		in = net->act[l];
 		ldin = ldout;
 	}
@@ -1260,19 +1440,32 @@ finite_range(void *arg, size_t lo, size_t hi)
 {
 	finite_job *j = arg;
 
-	if (!all_finite(j->x + lo, hi - lo))
-		atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+	for (size_t k = lo; k < hi; k += DLK_POLL_ELEMS)
+	{
+		size_t		e = hi - k < DLK_POLL_ELEMS ? hi : k + DLK_POLL_ELEMS;
+
+		if (dlk_abort_poll())
+			return;
+		if (!all_finite(j->x + k, e - k))
+			atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+	}
 }
 
-/* 1 if every gradient of net is finite: all_finite on the pool's threads. */
-static int
+/*
+ * DLK_OK if every gradient of net is finite, else DLK_ENONFINITE:
+ * all_finite on the pool's threads (or DLK_EABORT).
+ */
+static dlk_status
 grads_finite(const dlk_net *net)
 {
 	finite_job	job = {.x = net->grads};
+	dlk_status	st;
 
 	atomic_init(&job.bad, 0);
-	dlk_pool_for(net->n_params, 4 * OPT_MIN_PER_THREAD, finite_range, &job);
-	return atomic_load_explicit(&job.bad, memory_order_relaxed) == 0;
+	st = dlk_pool_for(net->n_params, 4 * OPT_MIN_PER_THREAD, finite_range, &job);
+	if (st != DLK_OK)
+		return st;
+	return atomic_load_explicit(&job.bad, memory_order_relaxed) == 0 ? DLK_OK : DLK_ENONFINITE;
 }
 
 /*
@@ -1333,7 +1526,13 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 	int			cur = 0;
 	int			l;
 	dlk_status	st;
+	int			gz = net->grads_zero;
 
+	/*
+	 * from here on the gradients are being written: an abort leaves them
+	 * marked as not zero, so a later backward overwrites them
+	 */
+	net->grads_zero = 0;
 	for (l = net->arch.n_layers - 1; l >= stop; l--)
 	{
 		int			I = net->arch.dims[l];
@@ -1351,18 +1550,18 @@ net_backward(dlk_net *net, const float *X, int B, int stop)
 		else if (l > 0)
 			dX = net->dbuf[1 - cur];
 		st = dense_backward(dX, lddx, net->gW[l], net->gb[l], net->dbuf[cur], O,
-							in, ldin, net->W[l], B, I, O, net->use_blas,
-							net->grads_zero);
+							in, ldin, net->W[l], B, I, O, net->use_blas, gz);
 		if (st != DLK_OK)
 			return st;
 		if (l > 0)
 		{
-			act_backward_rows(dX, lddx, net->act[l - 1], ldin, B, I, net->arch.act);
+			st = act_backward_rows(dX, lddx, net->act[l - 1], ldin, B, I, net->arch.act);
+			if (st != DLK_OK)
+				return st;
 			cur = 1 - cur;
 		}
 	}
 	/* layers below stop keep their zeros; the fused step writes layer 0's */
-	net->grads_zero = 0;
 	return DLK_OK;
 }
 
@@ -1387,9 +1586,7 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 		return DLK_ENONFINITE;
 	if ((st = net_backward(net, X, B, 0)) != DLK_OK)
 		return st;
-	if (!grads_finite(net))
-		return DLK_ENONFINITE;
-	return DLK_OK;
+	return grads_finite(net);
 }
 
 dlk_status
@@ -1407,8 +1604,7 @@ dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
 		return DLK_EINVAL;
 	if ((st = dlk_loss_grad(net, X, labels, targets, B, loss)) != DLK_OK)
 		return st;
-	dlk_opt_step(net, opt);
-	return DLK_OK;
+	return dlk_opt_step(net, opt);
 }
 
 /* ------------------------------------------------------------------------
@@ -1530,7 +1726,7 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 			for (int r = 0; r < B; r++)
 				memset(dYcat + (size_t) r * ld + off, 0, sizeof(float) * O);
 		if (st == DLK_OK && status[k] == DLK_OK)
-			bias_grad(n->gb[0], dYcat + off, ld, B, O);
+			st = bias_grad(n->gb[0], dYcat + off, ld, B, O);
 		n->act[0] = act0;
 		n->ld0 = O;
 		n->dact0 = NULL;
@@ -1540,7 +1736,8 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		return st;
 
 	/* every first-layer weight gradient in one GEMM: gWcat = dYcat^T X */
-	weight_grad(Wcat, dYcat, ld, X, D, B, D, sum_o, use_blas, 0);
+	if ((st = weight_grad(Wcat, dYcat, ld, X, D, B, D, sum_o, use_blas, 0)) != DLK_OK)
+		return st;
 
 	/* each network's share, checked, then its step */
 	off = 0;
@@ -1552,10 +1749,11 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		if (status[k] == DLK_OK)
 		{
 			memcpy(n->gW[0], Wcat + (size_t) off * D, sizeof(float) * O * (size_t) D);
-			if (!grads_finite(n))
+			st = grads_finite(n);
+			if (st == DLK_ENONFINITE)
 				status[k] = DLK_ENONFINITE;
-			else
-				dlk_opt_step(n, opts[k]);
+			else if (st != DLK_OK || (st = dlk_opt_step(n, opts[k])) != DLK_OK)
+				return st;
 		}
 		off += O;
 	}
@@ -1577,6 +1775,8 @@ dlk_status_string(dlk_status st)
 			return "could not load the BLAS library";
 		case DLK_ENONFINITE:
 			return "loss or gradients are not finite";
+		case DLK_EABORT:
+			return "stopped by the abort callback";
 	}
 	return "unknown status";
 }
@@ -1647,7 +1847,7 @@ dlk_convert_finite_f64(float *restrict dst, const double *restrict src, int n)
 	return bad == 0;
 }
 
-void
+dlk_status
 dlk_init_params_fanin(dlk_net *net, uint64_t seed)
 {
 	dlk_rng		rng;
@@ -1661,10 +1861,15 @@ dlk_init_params_fanin(dlk_net *net, uint64_t seed)
 		double		a = 1.0 / sqrt((double) in);
 
 		for (size_t k = 0; k < n; k++)
+		{
+			if ((k & (DLK_POLL_ELEMS - 1)) == 0 && dlk_abort_poll())
+				return DLK_EABORT;
 			net->W[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
+		}
 		for (int k = 0; k < o; k++)
 			net->b[l][k] = (float) ((2.0 * dlk_rng_uniform(&rng) - 1.0) * a);
 	}
+	return DLK_OK;
 }
 
 /*

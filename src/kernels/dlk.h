@@ -30,6 +30,19 @@
  * postmaster or in backends that do not train, and its threads inherit a
  * mask that blocks PostgreSQL's signals.  Every kernel also has a plain
  * reference version (use_blas = 0) that the tests compare the fast one with.
+ *
+ * Abort.  Long work stops early when the glue asks: dlk_set_abort() installs
+ * a callback that runs on the calling (backend's) thread only, and says
+ * whether to stop (the glue's checks a pending cancel or termination; it
+ * neither raises an error nor longjmps).  The kernels poll it between
+ * pieces of work of bounded size (a GEMM tile of at most about 2^30 flops
+ * and 2^22 outputs, about 2^20 elements of an element-wise pass), and when
+ * it says stop, raise a flag that the pool's helpers read between their
+ * pieces; the call then returns DLK_EABORT (dlk_forward NULL) and leaves
+ * its outputs and the network's buffers undefined.  The glue then lets PostgreSQL raise the
+ * error.  The pieces are fixed by the shapes (a product is cut along the
+ * rows or columns of its output, never along its reduction dimension), so
+ * whether and where an abort was polled never changes a result.
  */
 #ifndef DLK_H
 #define DLK_H
@@ -46,7 +59,8 @@ typedef enum dlk_status
 	DLK_EINVAL,					/* bad argument (sizes, enum values) */
 	DLK_ENOBLAS,				/* BLAS path asked for, but no BLAS bound */
 	DLK_EBLASLOAD,				/* dlopen/dlsym of the BLAS library failed */
-	DLK_ENONFINITE				/* loss or gradients became NaN/Inf */
+	DLK_ENONFINITE,				/* loss or gradients became NaN/Inf */
+	DLK_EABORT					/* stopped: the abort callback said so */
 } dlk_status;
 
 typedef enum dlk_act
@@ -151,7 +165,7 @@ dlk_status	dlk_sizes_for(dlk_sizes *out, const dlk_arch *arch, int max_batch,
  * grads and opt_state may be NULL for an inference-only network; params and
  * work (n_work floats, the activations) may not.  Zeroes grads and the first
  * n_params floats of opt_state (Adam's second slot is zeroed by the first
- * dlk_opt_step); leaves params untouched.
+ * dlk_opt_step); leaves params untouched.  May return DLK_EABORT.
  */
 dlk_status	dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 						 int use_blas, float *params, float *grads,
@@ -168,8 +182,8 @@ void		dlk_rng_seed(dlk_rng *rng, uint64_t seed);	/* splitmix64 expansion */
 uint64_t	dlk_rng_next(dlk_rng *rng);
 double		dlk_rng_uniform(dlk_rng *rng);	/* [0, 1) with 53 random bits */
 uint64_t	dlk_rng_below(dlk_rng *rng, uint64_t n);	/* unbiased, [0, n) */
-/* Fisher-Yates shuffle of idx[0..n). */
-void		dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n);
+/* Fisher-Yates shuffle of idx[0..n); DLK_EABORT leaves it partly shuffled. */
+dlk_status	dlk_shuffle_u32(dlk_rng *rng, uint32_t *idx, size_t n);
 
 /* ---- conversion into the row cache ---- */
 
@@ -212,13 +226,13 @@ void		dlk_standardize(float *x, const float *mean, const float *scale, int D);
  * Initializes every parameter from seed: He-uniform for ReLU layers,
  * Xavier (Glorot) uniform for tanh, sigmoid and the output layer; biases 0.
  */
-void		dlk_init_params(dlk_net *net, uint64_t seed);
+dlk_status	dlk_init_params(dlk_net *net, uint64_t seed);
 
 /*
  * PyTorch's nn.Linear default instead: weights and biases U(+-1/sqrt(fan_in)),
  * drawn layer by layer, W then b.
  */
-void		dlk_init_params_fanin(dlk_net *net, uint64_t seed);
+dlk_status	dlk_init_params_fanin(dlk_net *net, uint64_t seed);
 
 /* ---- layers: outputs first, then inputs, then sizes ---- */
 
@@ -278,13 +292,17 @@ void		dlk_adam_step(float *p, const float *g, float *m, float *v, size_t n,
 
 /*
  * Applies opt to the whole network (increments net->step first), then
- * zeroes the gradients it used (see grads_zero).
+ * zeroes the gradients it used (see grads_zero).  DLK_EABORT leaves the
+ * network partly updated.
  */
-void		dlk_opt_step(dlk_net *net, const dlk_opt *opt);
+dlk_status	dlk_opt_step(dlk_net *net, const dlk_opt *opt);
 
 /* ---- whole network ---- */
 
-/* Forward pass of B <= max_batch rows X[B x D]; returns the output [B x C]. */
+/*
+ * Forward pass of B <= max_batch rows X[B x D]; returns the output [B x C],
+ * or NULL for bad arguments or an abort.
+ */
 const float *dlk_forward(dlk_net *net, const float *X, int B);
 
 /*
@@ -353,9 +371,30 @@ int			dlk_pool_parts(void);
 /*
  * fn over [0, n) cut into dlk_pool_parts() ranges (fewer, so that each
  * has at least min_per_thread elements; starts on multiples of 16), run
- * on the pool's threads; returns when every range is done.
+ * on the pool's threads; returns when every range is done (or skipped,
+ * after an abort: then DLK_EABORT).  A range function that runs long calls
+ * dlk_abort_poll() between pieces of its range and returns when it says 1.
  */
-void		dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg);
+dlk_status	dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg);
+
+/* ---- abort (dlk_pool.c) ---- */
+
+/*
+ * Returns nonzero to stop.  Called only on the thread that calls the
+ * kernels (never on a helper), so it may read that thread's state (the
+ * glue: PostgreSQL's pending-interrupt flags); it must not longjmp.
+ */
+typedef int (*dlk_abort_fn) (void *arg);
+
+/* Installs the abort callback (NULL: none). */
+void		dlk_set_abort(dlk_abort_fn fn, void *arg);
+
+/*
+ * 1 when the current work should stop: on the calling thread it asks the
+ * callback (and raises the flag for the helpers when it says stop); on a
+ * helper it reads that flag.  Cheap: poll it every millisecond or so.
+ */
+int			dlk_abort_poll(void);
 
 const char *dlk_status_string(dlk_status st);
 

@@ -27,4 +27,15 @@ typedef void (*dlk_sgemm_fn) (int order, int transA, int transB,
 /* Bound by dlk_blas_open(); NULL until then. */
 extern dlk_sgemm_fn dlk_cblas_sgemm;
 
+/*
+ * Abort (dlk_pool.c) for work that runs outside dlk_pool_for on the
+ * caller's thread: dlk_abort_begin() lowers the helpers' flag, and
+ * dlk_abort_status() says whether a poll since then raised it.
+ */
+extern void dlk_abort_begin(void);
+extern dlk_status dlk_abort_status(void);
+
+/* Elements of an element-wise pass between two polls (about a millisecond). */
+#define DLK_POLL_ELEMS ((size_t) 1 << 20)
+
 #endif							/* DLK_INTERNAL_H */

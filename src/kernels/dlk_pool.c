@@ -37,13 +37,27 @@
  * that trains (a backend is single-threaded).
  *
  * Without Linux futexes (or with T = 1) the ranges run on the caller.
+ *
+ * Abort.  The glue's abort callback (dlk_set_abort) runs only on the
+ * caller's thread: dlk_abort_poll() there asks it and, when it says stop,
+ * raises abort_raised; on a helper dlk_abort_poll() only reads that flag.
+ * The range functions poll between pieces of their range and return early;
+ * a thread that claims a range after the flag is up skips it (but counts it
+ * done), so the job still ends with every range accounted for and no helper
+ * keeps a stale job.  While the caller waits for helpers' ranges it asks
+ * the callback every few milliseconds too (it sleeps on the futex with a
+ * timeout), so a helper's long range is stopped through the flag.  The flag
+ * is lowered when the next job starts; dlk_pool_for returns DLK_EABORT when
+ * it was raised during its job.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "dlk.h"
+#include "dlk_internal.h"
 
 #include <stddef.h>
+#include <stdatomic.h>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -64,6 +78,51 @@ _Static_assert(DLK_POOL_MAX < 65536, "claim packs range counts in 16 bits");
 #define DLK_POOL_ALIGN 16
 
 static int	pool_parts = 1;		/* T: the ranges a job is cut into */
+
+/* the abort callback, and the flag the caller raises for the helpers */
+static dlk_abort_fn abort_fn = NULL;
+static void *abort_arg = NULL;
+static _Atomic int abort_raised = 0;
+static _Thread_local int on_helper = 0;	/* 1 on the pool's helper threads */
+
+void
+dlk_set_abort(dlk_abort_fn fn, void *arg)
+{
+	abort_fn = fn;
+	abort_arg = arg;
+}
+
+/*
+ * The caller asks the callback every time (its answer is fresh: a flag left
+ * up by an earlier call never stops a later one); a helper reads the flag.
+ */
+int
+dlk_abort_poll(void)
+{
+	if (on_helper)
+		return atomic_load_explicit(&abort_raised, memory_order_relaxed);
+	if (abort_fn != NULL && abort_fn(abort_arg))
+	{
+		atomic_store(&abort_raised, 1);
+		return 1;
+	}
+	return 0;
+}
+
+void
+dlk_abort_begin(void)
+{
+	atomic_store(&abort_raised, 0);
+}
+
+/* A job's status: DLK_EABORT when the flag went up while it ran. */
+dlk_status
+dlk_abort_status(void)
+{
+	return atomic_load(&abort_raised) ? DLK_EABORT : DLK_OK;
+}
+
+#define job_status dlk_abort_status
 
 /* Part p of P of [0, n): [*lo, *hi), boundaries on multiples of the alignment. */
 static void
@@ -88,7 +147,7 @@ job_parts(size_t n, size_t min_per_thread)
 	return P < 1 ? 1 : P;
 }
 
-/* Runs the P ranges of [0, n) one after the other. */
+/* Runs the P ranges of [0, n) one after the other (until an abort). */
 static void
 run_parts(size_t n, int P, dlk_range_fn fn, void *arg)
 {
@@ -97,6 +156,8 @@ run_parts(size_t n, int P, dlk_range_fn fn, void *arg)
 		size_t		lo,
 					hi;
 
+		if (dlk_abort_poll())
+			return;
 		part_range(n, P, p, &lo, &hi);
 		if (lo < hi)
 			fn(arg, lo, hi);
@@ -118,6 +179,8 @@ run_parts(size_t n, int P, dlk_range_fn fn, void *arg)
  */
 #define HELPER_SPIN_NS 200000
 #define CALLER_SPIN_NS 1000000
+/* how often a caller waiting for helpers asks the abort callback */
+#define CALLER_POLL_NS 5000000
 
 /* A word to wait on, and whether its waiter sleeps; one cache line each. */
 typedef struct wait_word
@@ -152,10 +215,14 @@ static struct
 	size_t		n;
 } pool;
 
+/* Sleeps while *addr == expected, at most timeout_ns (0: no limit). */
 static void
-futex_wait(_Atomic uint32_t *addr, uint32_t expected)
+futex_wait(_Atomic uint32_t *addr, uint32_t expected, uint64_t timeout_ns)
 {
-	syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+	struct timespec ts = {(time_t) (timeout_ns / 1000000000u), (long) (timeout_ns % 1000000000u)};
+
+	syscall(SYS_futex, (uint32_t *) addr, FUTEX_WAIT_PRIVATE, expected,
+			timeout_ns ? &ts : NULL, NULL, 0);
 }
 
 static void
@@ -184,7 +251,8 @@ now_ns(void)
 /*
  * Waits until w->value differs from value and returns it: spins for
  * spin_ns (every 64 pauses it reads the clock and yields the CPU to any
- * other runnable thread), then sleeps on the futex.  The waker stores the
+ * other runnable thread), then sleeps on the futex (with sleep_ns, at most
+ * that long: the value returned may then still be value).  The waker stores the
  * value, then wakes the futex if w->sleeping is set; the waiter sets
  * w->sleeping, then reads the value again before it sleeps.  Both orders
  * are sequentially consistent, so one of the two sees the other's store:
@@ -192,7 +260,7 @@ now_ns(void)
  * call.
  */
 static uint32_t
-wait_change(wait_word *w, uint32_t value, uint64_t spin_ns)
+wait_change(wait_word *w, uint32_t value, uint64_t spin_ns, uint64_t sleep_ns)
 {
 	uint64_t	until = 0;
 	uint32_t	v;
@@ -210,7 +278,14 @@ wait_change(wait_word *w, uint32_t value, uint64_t spin_ns)
 		{
 			atomic_store(&w->sleeping, 1);
 			while ((v = atomic_load(&w->value)) == value)
-				futex_wait(&w->value, value);
+			{
+				futex_wait(&w->value, value, sleep_ns);
+				if (sleep_ns)
+				{
+					v = atomic_load(&w->value);
+					break;
+				}
+			}
 			atomic_store(&w->sleeping, 0);
 			break;
 		}
@@ -244,7 +319,7 @@ work_on(uint32_t seq)
 			continue;
 		/* range next of job seq is ours: the job stays until we report it */
 		part_range(pool.n, (int) P, (int) next, &lo, &hi);
-		if (lo < hi)
+		if (lo < hi && !atomic_load(&abort_raised) && !dlk_abort_poll())
 			pool.fn(pool.arg, lo, hi);
 		if (atomic_fetch_add(&pool.done.value, 1) + 1 == P)
 			wake_if_sleeping(&pool.done);
@@ -257,9 +332,10 @@ helper_main(void *argp)
 	int			t = (int) (intptr_t) argp;
 	uint32_t	seen = 0;		/* job words start at 0; sequence numbers at 1 */
 
+	on_helper = 1;
 	for (;;)
 	{
-		seen = wait_change(&pool.job[t], seen, HELPER_SPIN_NS);
+		seen = wait_change(&pool.job[t], seen, HELPER_SPIN_NS, 0);
 		work_on(seen);
 	}
 	return NULL;
@@ -318,7 +394,7 @@ dlk_pool_configure(int n, int max_threads)
 	return DLK_OK;
 }
 
-void
+dlk_status
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
 	int			P = job_parts(n, min_per_thread);
@@ -326,17 +402,18 @@ dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 	uint32_t	seq,
 				d;
 
+	atomic_store(&abort_raised, 0);
 	if (P == 1)
 	{
-		if (n > 0)
+		if (n > 0 && !dlk_abort_poll())
 			fn(arg, 0, n);
-		return;
+		return job_status();
 	}
 	S = P < pool.runners ? P : pool.runners;
 	if (S <= 1)
 	{
 		run_parts(n, P, fn, arg);
-		return;
+		return job_status();
 	}
 	/* sequence numbers skip 0, the helpers' start */
 	seq = ++pool.seq;
@@ -353,9 +430,17 @@ dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 		wake_if_sleeping(&pool.job[t]);
 	}
 	work_on(seq);
-	/* every range is claimed: wait for those still running elsewhere */
+	/*
+	 * every range is claimed: wait for those still running elsewhere, asking
+	 * the abort callback now and then (the helpers then cut their ranges
+	 * short)
+	 */
 	while ((d = atomic_load(&pool.done.value)) != (uint32_t) P)
-		wait_change(&pool.done, d, CALLER_SPIN_NS);
+	{
+		(void) dlk_abort_poll();
+		wait_change(&pool.done, d, CALLER_SPIN_NS, CALLER_POLL_NS);
+	}
+	return job_status();
 }
 
 int
@@ -376,10 +461,12 @@ dlk_pool_configure(int n, int max_threads)
 }
 
 /* the same cut as with threads, every range on the caller */
-void
+dlk_status
 dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 {
+	atomic_store(&abort_raised, 0);
 	run_parts(n, job_parts(n, min_per_thread), fn, arg);
+	return job_status();
 }
 
 int

@@ -22,6 +22,7 @@
  * the exit status is nonzero if any test failed.
  */
 #include "../../src/kernels/dlk.h"
+#include "../../src/kernels/dlk_internal.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -2087,6 +2088,286 @@ test_pool_dense_blas(void)
 	return ok;
 }
 
+/* ---- abort (dlk_set_abort) ---- */
+
+static atomic_int abort_polls;	/* callback calls since abort_arm */
+static int	abort_after = -1;	/* say stop from this call on; -1: never */
+
+static int
+abort_cb(void *arg)
+{
+	int			n = atomic_fetch_add(&abort_polls, 1);
+
+	(void) arg;
+	return abort_after >= 0 && n >= abort_after;
+}
+
+static void
+abort_arm(int after)
+{
+	atomic_store(&abort_polls, 0);
+	abort_after = after;
+	dlk_set_abort(abort_cb, NULL);
+}
+
+static void
+abort_off(void)
+{
+	dlk_set_abort(NULL, NULL);
+}
+
+/*
+ * A product of 2^31 flops is computed in tiles with a poll before each:
+ * polling changes no bit; a stop at the second tile returns DLK_EABORT; the
+ * same call afterwards gives the same bits; the tiles equal one sgemm call
+ * up to rounding (OpenBLAS rounds some elements of a narrower product
+ * differently in the last bit, as with the pool's cut).
+ */
+static int
+test_abort_gemm(void)
+{
+	enum {N = 1024};
+	float	   *X = malloc(sizeof(float) * N * N),
+			   *W = malloc(sizeof(float) * N * N),
+			   *b = calloc(N, sizeof(float)),
+			   *Y0 = malloc(sizeof(float) * N * N),
+			   *Y1 = malloc(sizeof(float) * N * N),
+			   *Y2 = malloc(sizeof(float) * N * N);
+	int			ok = 1;
+
+	if (!blas_ok)
+		return fail("BLAS library could not be opened"), -1;
+	fill(X, (size_t) N * N, -1, 1);
+	fill(W, (size_t) N * N, -1, 1);
+	dlk_pool_set_threads(1);
+	dlk_blas_set_threads(1);	/* as the extension runs OpenBLAS */
+	abort_off();
+	/* one call over the whole of C, as before tiles */
+	memset(Y0, 0, sizeof(float) * N * N);
+	dlk_cblas_sgemm(DLK_CBLAS_ROW_MAJOR, DLK_CBLAS_NO_TRANS, DLK_CBLAS_TRANS, N, N, N, 1.0f,
+					X, N, W, N, 1.0f, Y0, N);
+	if (dlk_dense_forward(Y1, X, W, b, N, N, N, 1) != DLK_OK)
+		ok = fail("forward without a callback");
+	/* OpenBLAS rounds some elements of a tile differently (last bit) */
+	for (int k = 0; ok && k < N * N; k++)
+		if (!(fabsf(Y0[k] - Y1[k]) <= 1e-5f * N))
+			ok = fail("Y[%d]: one call %g, tiles %g", k, Y0[k], Y1[k]);
+	abort_arm(-1);
+	if (ok && dlk_dense_forward(Y2, X, W, b, N, N, N, 1) != DLK_OK)
+		ok = fail("forward with a callback that never stops");
+	if (ok && atomic_load(&abort_polls) < 2)
+		ok = fail("%d polls in a product of two tiles", atomic_load(&abort_polls));
+	if (ok && memcmp(Y1, Y2, sizeof(float) * N * N) != 0)
+		ok = fail("polling changed the product");
+	abort_arm(1);
+	if (ok && dlk_dense_forward(Y2, X, W, b, N, N, N, 1) != DLK_EABORT)
+		ok = fail("a stop at the second tile did not return DLK_EABORT");
+	abort_off();
+	if (ok && (dlk_dense_forward(Y2, X, W, b, N, N, N, 1) != DLK_OK ||
+			   memcmp(Y1, Y2, sizeof(float) * N * N) != 0))
+		ok = fail("the call after an abort differs");
+	free(X);
+	free(W);
+	free(b);
+	free(Y0);
+	free(Y1);
+	free(Y2);
+	return ok;
+}
+
+/* a range that runs until dlk_abort_poll() says stop (or about 20 s) */
+typedef struct long_job
+{
+	atomic_int	ran;
+	atomic_int	timed_out;
+} long_job;
+
+static void
+long_range(void *arg, size_t lo, size_t hi)
+{
+	long_job   *j = arg;
+	volatile unsigned x = 0;
+
+	(void) lo;
+	(void) hi;
+	atomic_fetch_add(&j->ran, 1);
+	for (long k = 0; !dlk_abort_poll(); k++)
+	{
+		for (int i = 0; i < 10000; i++)
+			x += i;
+		if (k > 2000000)
+		{
+			atomic_store(&j->timed_out, 1);
+			return;
+		}
+	}
+}
+
+/*
+ * Helpers stop too: a job of two long ranges on two threads ends when the
+ * callback says stop (the caller's wait polls it, the helper reads the
+ * flag), returns DLK_EABORT, and the pool runs every range of the next job.
+ */
+static int
+test_abort_pool(void)
+{
+	static unsigned char hits[5000];
+	int			ok = 1;
+
+	for (int t = 1; ok && t <= 2; t++)
+	{
+		long_job	j;
+		cover_job	c = {.hits = hits};
+
+		atomic_init(&j.ran, 0);
+		atomic_init(&j.timed_out, 0);
+		atomic_init(&c.misaligned, 0);
+		dlk_pool_configure(t, t);
+		abort_arm(1000);
+		if (dlk_pool_for(2, 1, long_range, &j) != DLK_EABORT)
+			ok = fail("T %d: an aborted job did not return DLK_EABORT", t);
+		if (ok && atomic_load(&j.timed_out))
+			ok = fail("T %d: a range did not see the stop", t);
+		abort_arm(-1);
+		memset(hits, 0, sizeof(hits));
+		for (int rep = 0; ok && rep < 20; rep++)
+			if (dlk_pool_for(sizeof(hits), 1, cover_range, &c) != DLK_OK)
+				ok = fail("T %d: a job after the abort returned an error", t);
+		for (size_t i = 0; ok && i < sizeof(hits); i++)
+			if (hits[i] != 20)
+				ok = fail("T %d: after an abort, element %zu done %d times in 20 jobs",
+						  t, i, hits[i]);
+	}
+	abort_off();
+	dlk_pool_set_threads(1);
+	return ok;
+}
+
+/*
+ * A training step stopped at its first, second, ... poll returns
+ * DLK_EABORT every time; a callback that never stops changes no bit of a
+ * step; and a fresh network stepped after all those aborts gets the bytes
+ * of one stepped without any (on two threads, with BLAS and without).
+ */
+static int
+abort_step(float *params, int use_blas, int stop_at)
+{
+	dlk_arch	a = {.n_layers = 2, .dims = {520, 96, 10}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	enum {B = 64};
+	static float X[B * 520];
+	static int32_t y[B];
+	dlk_opt		opt = {.kind = DLK_OPT_ADAM, .lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f};
+	dlk_sizes	sz;
+	float	   *g,
+			   *st,
+			   *w;
+	dlk_net		net;
+	dlk_rng		r;
+	double		loss;
+	dlk_status	rc;
+
+	dlk_rng_seed(&r, 77);
+	for (int k = 0; k < B * 520; k++)
+		X[k] = (float) dlk_rng_uniform(&r) - 0.5f;
+	for (int k = 0; k < B; k++)
+		y[k] = (int32_t) dlk_rng_below(&r, 10);
+	dlk_sizes_for(&sz, &a, B, DLK_OPT_ADAM);
+	g = malloc(sizeof(float) * sz.n_params);
+	st = malloc(sizeof(float) * sz.n_opt_state);
+	w = malloc(sizeof(float) * sz.n_work);
+	abort_off();
+	dlk_net_bind(&net, &a, B, use_blas, params, g, st, w);
+	dlk_init_params(&net, 5);
+	if (stop_at >= -1)
+		abort_arm(stop_at);
+	rc = dlk_train_step(&net, X, y, NULL, B, &opt, &loss);
+	abort_off();
+	free(g);
+	free(st);
+	free(w);
+	return (int) rc;
+}
+
+static int
+test_abort_step(void)
+{
+	dlk_arch	a = {.n_layers = 2, .dims = {520, 96, 10}};
+	size_t		np = (size_t) 96 * 521 + 10 * 97;
+	float	   *p0 = malloc(sizeof(float) * np),
+			   *p1 = malloc(sizeof(float) * np);
+	int			ok = 1;
+
+	(void) a;
+	dlk_pool_set_threads(2);
+	for (int use_blas = 0; ok && use_blas <= 1; use_blas++)
+	{
+		int			stops = 0;
+
+		if (use_blas && !blas_ok)
+			break;
+		if (abort_step(p0, use_blas, -2) != DLK_OK)	/* no callback */
+			ok = fail("blas %d: a step without a callback failed", use_blas);
+		if (ok && (abort_step(p1, use_blas, -1) != DLK_OK ||
+				   memcmp(p0, p1, sizeof(float) * np) != 0))
+			ok = fail("blas %d: polling changed the step", use_blas);
+		for (int at = 0; ok && at < 10000; at++)
+		{
+			int			rc = abort_step(p1, use_blas, at);
+
+			if (rc == DLK_OK)
+				break;
+			if (rc != DLK_EABORT)
+				ok = fail("blas %d: a stop at poll %d returned %d", use_blas, at, rc);
+			stops++;
+		}
+		if (ok && stops < 5)
+			ok = fail("blas %d: only %d polls in a step", use_blas, stops);
+		if (ok && (abort_step(p1, use_blas, -2) != DLK_OK ||
+				   memcmp(p0, p1, sizeof(float) * np) != 0))
+			ok = fail("blas %d: a step after %d aborted ones differs", use_blas, stops);
+	}
+	dlk_pool_set_threads(1);
+	free(p0);
+	free(p1);
+	return ok;
+}
+
+/* The initializer and the shuffle stop too, and work again afterwards. */
+static int
+test_abort_init_shuffle(void)
+{
+	dlk_arch	a = {.n_layers = 1, .dims = {1100, 1000}, .act = DLK_ACT_RELU, .loss = DLK_LOSS_SOFTMAX_CE};
+	enum {N = 3000000};
+	uint32_t   *idx = malloc(sizeof(uint32_t) * N);
+	dlk_sizes	sz;
+	float	   *p,
+			   *w;
+	dlk_net		net;
+	dlk_rng		r;
+	int			ok = 1;
+
+	dlk_sizes_for(&sz, &a, 1, DLK_OPT_SGD);
+	p = malloc(sizeof(float) * sz.n_params);
+	w = malloc(sizeof(float) * sz.n_work);
+	dlk_net_bind(&net, &a, 1, 0, p, NULL, NULL, w);
+	abort_arm(1);
+	if (dlk_init_params(&net, 1) != DLK_EABORT || dlk_init_params_fanin(&net, 1) != DLK_EABORT)
+		ok = fail("the initializer of %zu parameters did not stop", sz.n_params);
+	for (uint32_t i = 0; i < N; i++)
+		idx[i] = i;
+	dlk_rng_seed(&r, 3);
+	abort_arm(1);
+	if (ok && dlk_shuffle_u32(&r, idx, N) != DLK_EABORT)
+		ok = fail("a shuffle of %d did not stop", N);
+	abort_off();
+	if (ok && (dlk_init_params(&net, 1) != DLK_OK || dlk_shuffle_u32(&r, idx, N) != DLK_OK))
+		ok = fail("the initializer or the shuffle failed after an abort");
+	free(idx);
+	free(p);
+	free(w);
+	return ok;
+}
+
 int
 main(void)
 {
@@ -2139,6 +2420,10 @@ main(void)
 	run_test("pool_train", test_pool_train);
 	run_test("pool_dense_blas", test_pool_dense_blas);
 	run_test("pool_uncut", test_pool_uncut);
+	run_test("abort_gemm", test_abort_gemm);
+	run_test("abort_pool", test_abort_pool);
+	run_test("abort_step", test_abort_step);
+	run_test("abort_init_shuffle", test_abort_init_shuffle);
 
 	if (n_skipped > 0)
 		printf("kernels: %d passed, %d failed, %d skipped\n",

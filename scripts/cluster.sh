@@ -30,7 +30,9 @@ PGBIN=$("$PG_CONFIG" --bindir)
 
 as_pg() {
 	if [ "$(id -u)" = 0 ]; then
-		runuser -u postgres -- "$@"
+		# from /, which postgres can enter wherever the checkout sits (every
+		# path given is absolute)
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi

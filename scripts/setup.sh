@@ -19,5 +19,5 @@ fi
 # PG_CONFIG may name another (relocated) PostgreSQL 15 installation
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH=$("$PG_CONFIG" --bindir):$PATH
-make -s PG_CONFIG="$PG_CONFIG"
-make -s PG_CONFIG="$PG_CONFIG" install
+# one make: the build announces OpenBLAS and nvcc once
+make -s PG_CONFIG="$PG_CONFIG" all install

@@ -465,6 +465,7 @@ typedef struct DltTrainer
 	instr_time	t0;
 	int			model_no;		/* trained with others: which one (NOTICEs) */
 	int			n_models;
+	bool		quiet;			/* the caller reports epochs itself (fit) */
 } DltTrainer;
 
 extern void DltModelSetArch(DltModel *m, int D, int C);

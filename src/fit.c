@@ -639,6 +639,7 @@ fit(PG_FUNCTION_ARGS)
 		DltClassTableFinish(&fr->classes, fr->label_kind, m, fr->rows);
 	DltModelSetArch(m, fr->D, fr->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
 	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows), fr->cxt);
+	t.quiet = true;				/* fit reports its epochs itself */
 	m->rows_validation = fr->val.n;
 	if (fr->val.n > 0)
 	{
@@ -712,13 +713,14 @@ fit(PG_FUNCTION_ARGS)
 			m->val_loss[e] = (float) vloss;
 			m->val_metric[e] = (float) vmetric;
 		}
-		ereport(NOTICE,
-				(errmsg("epoch %d/%d: loss %.6f%s, %lld rows, %.0f rows/s",
-						e + 1, fr->opts.epochs, m->epoch_loss[e],
-						isnan(vloss) ? "" : psprintf(", validation loss %.6f, validation %s %.4f",
-													 vloss, fr->task == DLT_TASK_CLASSIFICATION ? "accuracy" : "RMSE",
-													 vmetric),
-						(long long) t.rows, secs > 0 ? t.rows / secs : 0)));
+		if (dltrain_verbose)	/* the rows returned say it all otherwise */
+			ereport(NOTICE,
+					(errmsg("epoch %d/%d: loss %.6f%s, %lld rows, %.0f rows/s",
+							e + 1, fr->opts.epochs, m->epoch_loss[e],
+							isnan(vloss) ? "" : psprintf(", validation loss %.6f, validation %s %.4f",
+														 vloss, fr->task == DLT_TASK_CLASSIFICATION ? "accuracy" : "RMSE",
+														 vmetric),
+							(long long) t.rows, secs > 0 ? t.rows / secs : 0)));
 		if (e == fr->opts.epochs - 1)
 			model = ModelEncode(m);
 		EmitEpoch(rsinfo, e + 1, m->epoch_loss[e], vloss, vmetric, t.rows, secs, model);

@@ -869,6 +869,10 @@ DltTrainerEpochEnd(DltTrainer *t)
 	INSTR_TIME_SET_CURRENT(t1);
 	INSTR_TIME_SUBTRACT(t1, t->t0);
 	secs = INSTR_TIME_GET_DOUBLE(t1);
+	/* progress at every epoch end too, whatever the batch count */
+	DltProgressRows(t->rows, t->rows_expected, loss, secs > 0 ? t->rows / secs : 0);
+	if (t->quiet)
+		return secs;
 	if (dltrain_verbose && t->n_models > 1)
 		ereport(NOTICE,
 				(errmsg("model %d of %d, epoch %d/%d: loss %.6f, %.0f rows/s",

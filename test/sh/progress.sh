@@ -132,5 +132,23 @@ check "nor one that fails inside a savepoint, rolled back" 'grep -qx "after save
 check "nor a cursor's that failed inside a savepoint, before the cursor is closed" 'grep -qx "cursor after savepoint: 0" "$out/errors.log"'
 check "nor a GROUP BY that trains one model per group" 'grep -qx "after group by: 0" "$out/errors.log"'
 
+# an epoch of fewer than 16 mini-batches (the demo's 12) still publishes its
+# loss and speed: at the end of every epoch
+PGAPPNAME=$app-small psql -X -d $db >"$out/small.log" 2>&1 <<'SQL' &
+SET statement_timeout = '20s';
+SELECT dltrain.train_mlp(x, y, '{"epochs": 1000000, "batch_size": 64}') FROM (SELECT * FROM pts LIMIT 700) s;
+SQL
+bg+=($!)
+for _ in $(seq 1 100); do
+	n=$(q -c "SELECT count(*) FROM dltrain.training_progress p JOIN pg_stat_activity a USING (pid)
+	          WHERE a.application_name = '$app-small' AND p.loss IS NOT NULL AND p.rows_per_sec > 0")
+	[ "$n" = 1 ] && break
+	sleep 0.1
+done
+check "a training of 11 mini-batches an epoch reports its loss and speed" '[ "$n" = 1 ]'
+q -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = '$app-small'" >/dev/null
+for p in "${bg[@]}"; do wait "$p" || true; done
+bg=()
+
 [ $fail = 0 ] || { for f in "$out"/*.log; do echo "--- $f"; cat "$f"; done; }
 exit $fail

@@ -8,6 +8,8 @@ UPDATE fpts SET y = (x[1] * x[2] > 0)::int, t = a * 2 + b, who = CASE WHEN i % 3
 
 -- epochs 0: no per-epoch NOTICEs (they carry timings); the model still comes back
 SELECT epoch, rows, model IS NOT NULL AS has_model FROM dltrain.fit('fpts', '{x}', 'y', '{"epochs": 0}');
+-- without dltrain.log_epochs, fit sends no NOTICE per epoch either (its rows say it)
+SELECT count(*) AS epochs FROM dltrain.fit('fpts', '{x}', 'y', '{"epochs": 2}');
 
 SET client_min_messages = warning;
 -- one row per epoch; the last one carries the model; validation rows are held out

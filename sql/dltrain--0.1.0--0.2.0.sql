@@ -124,3 +124,22 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION dltrain.latest_model(text, regrole) IS 'the newest model of that name in dltrain.models owned by the given role (trusting that role), if the caller may see it; an error if there is none';
+
+-- ---------------------------------------------------------------------------
+-- grid_search: validation_fraction defaults to the options' (else 0.2)
+--
+-- 0.1.0's DEFAULT 0.2 silently replaced a validation_fraction given in the
+-- options.  Now NULL: the argument, else the options' value, else 0.2; given
+-- in both, they must agree.
+-- ---------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION dltrain.grid_search(relation regclass, features text[], label text,
+                                               options jsonb, grid jsonb,
+                                               validation_fraction double precision DEFAULT NULL,
+                                               halving_eta integer DEFAULT NULL,
+                                               halving_min_epochs integer DEFAULT 1,
+                                               name text DEFAULT NULL)
+    RETURNS TABLE (rank integer, configuration jsonb, validation_metric double precision,
+                   validation_loss double precision, loss double precision, epochs integer,
+                   status text, seconds double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'grid_search' LANGUAGE C VOLATILE PARALLEL UNSAFE;

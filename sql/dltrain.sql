@@ -623,7 +623,7 @@ COMMENT ON FUNCTION dltrain.fit(regclass, text[], text, jsonb, text) IS
 
 CREATE FUNCTION dltrain.grid_search(relation regclass, features text[], label text,
                                     options jsonb, grid jsonb,
-                                    validation_fraction double precision DEFAULT 0.2,
+                                    validation_fraction double precision DEFAULT NULL,
                                     halving_eta integer DEFAULT NULL,
                                     halving_min_epochs integer DEFAULT 1,
                                     name text DEFAULT NULL)

@@ -182,6 +182,35 @@ ParseGrid(Jsonb *grid, int *nkeys, int *samples, int64 *seed)
 	return keys;
 }
 
+/*
+ * The share of rows held out: the argument, or else the options'
+ * validation_fraction, or else 0.2.  Given in both, they must agree: one
+ * silently overriding the other would train on other rows than asked.
+ */
+static double
+ValidationFraction(Jsonb *options, bool arg_null, double arg)
+{
+	JsonbValue *v = NULL;
+	double		opt;
+
+	if (JB_ROOT_IS_OBJECT(options))
+		v = getKeyJsonValueFromContainer(&options->root, "validation_fraction",
+										 strlen("validation_fraction"), NULL);
+	if (v == NULL)
+		return arg_null ? 0.2 : arg;
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"validation_fraction\" must be a number")));
+	opt = DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
+	if (!arg_null && opt != arg)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validation_fraction is %g in the options but %g as an argument", opt, arg),
+				 errhint("Give it once: in the options, or as the argument validation_fraction.")));
+	return opt;
+}
+
 /* The configurations, each a jsonb object of the grid's values. */
 static Jsonb **
 Configurations(GridKey *keys, int nkeys, int samples, int64 seed, int *K)
@@ -391,7 +420,7 @@ grid_search(PG_FUNCTION_ARGS)
 	label = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	base = PG_GETARG_JSONB_P_COPY(3);
 	grid = PG_GETARG_JSONB_P_COPY(4);
-	vfrac = PG_ARGISNULL(5) ? 0 : PG_GETARG_FLOAT8(5);
+	vfrac = ValidationFraction(base, PG_ARGISNULL(5), PG_ARGISNULL(5) ? 0 : PG_GETARG_FLOAT8(5));
 	if (!PG_ARGISNULL(6))
 		eta = PG_GETARG_INT32(6);
 	if (!PG_ARGISNULL(7))

@@ -201,6 +201,8 @@ SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": {"low": 0.1, 
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"validation_fraction": [0.1]}');
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1, "fast"]}');
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1]}', validation_fraction => 1);
+SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"validation_fraction": 0.1}', '{"lr": [0.1]}', validation_fraction => 0.3);
+SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{"validation_fraction": "some"}', '{"lr": [0.1]}');
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"lr": [0.1]}', halving_eta => 1);
 SELECT * FROM dltrain.grid_search('sel', '{nope}', 'y', '{}', '{"lr": [0.1]}');
 -- the models' buffers must fit the budget together
@@ -211,6 +213,11 @@ SELECT dltrain.train_mlp(x, y, '{"hidden": [256, 256]}'), dltrain.train_mlp(x, y
 \set VERBOSITY default
 RESET dltrain.cache_mem;
 SELECT * FROM dltrain.grid_search('sel', '{x}', 'y', '{}', '{"a": [1,2,3,4,5,6,7,8,9,10], "b": [1,2,3,4,5,6,7,8,9,10], "c": [1,2,3,4,5,6,7,8,9,10], "d": [1,2,3,4,5,6,7,8,9,10,11]}');
+
+-- the options' validation_fraction holds, unless the argument gives one (the same)
+SELECT (SELECT round((dltrain.describe(model)->>'validation_rows')::numeric / 10) FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1, "validation_fraction": 0.05}', '{"lr": [0.1]}')) AS from_options,
+       (SELECT round((dltrain.describe(model)->>'validation_rows')::numeric / 10) FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1}', '{"lr": [0.1]}', validation_fraction => 0.05)) AS from_argument,
+       (SELECT (dltrain.describe(model)->>'validation_rows')::int > 0 FROM dltrain.grid_search('sel', '{x}', 'y', '{"epochs": 1}', '{"lr": [0.1]}')) AS default_holds_out;
 
 -- grid_search reads as the caller: privileges and row-level security apply
 CREATE ROLE dltrain_sel_a;

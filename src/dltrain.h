@@ -166,6 +166,8 @@ extern int32 DltClassLookup(const DltClassTable *t, int64 v, const char *s, int 
 /* Sorts the values into m's classes; sets rank and chash per id. */
 extern void DltClassTableFinish(DltClassTable *t, DltLabelKind kind, struct DltModel *m,
 								int64 n_rows);
+/* A WARNING when an integer label has so many values it looks like a quantity. */
+extern void DltWarnManyClasses(int n_classes, int64 n_rows, DltLabelKind kind, DltTask asked);
 
 /* ---- features (cache.c) ---- */
 
@@ -444,6 +446,8 @@ extern void DltRowsInit(DltRows *rows, MemoryContext mcxt, MemoryContext root,
 						Oid feat_type, Oid label_type, DltTask task);
 extern void DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull,
 						  Datum y, bool ynull);
+/* The NOTICE of the rows a training skipped for NULL features or label. */
+extern void DltNoticeSkipped(const char *fname, int64 skipped, int64 used);
 
 /* one model's network, optimizer and batch buffers, for any row source */
 typedef struct DltTrainer

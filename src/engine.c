@@ -1501,6 +1501,7 @@ DltTrainMany(DltRows *rows, const DltOptions *opts, int K,
 	if (rows->task == DLT_TASK_CLASSIFICATION)
 	{
 		DltClassTableFinish(&rows->classes, rows->label_kind, classes, rows->cache.n_rows);
+		DltWarnManyClasses(classes->n_classes, rows->cache.n_rows, rows->label_kind, opts[0].task);
 		for (int k = 0; k < K; k++)
 		{
 			res[k].n_classes = classes->n_classes;

@@ -396,6 +396,7 @@ FirstPass(FitRun *fr)
 				 errmsg("dltrain.fit has no rows to train on"),
 				 errdetail("The relation has %lld rows; %lld have NULL features or label, %lld are held out for validation.",
 						   (long long) rowno, (long long) fr->skipped, (long long) fr->val.n)));
+	DltNoticeSkipped("fit", fr->skipped, rowno - fr->skipped);
 }
 
 /* ---- the entry point ---- */
@@ -636,7 +637,10 @@ fit(PG_FUNCTION_ARGS)
 	m->rows_used = fr->rows;
 	m->rows_skipped = fr->skipped;
 	if (fr->task == DLT_TASK_CLASSIFICATION)
+	{
 		DltClassTableFinish(&fr->classes, fr->label_kind, m, fr->rows);
+		DltWarnManyClasses(m->n_classes, fr->rows, fr->label_kind, fr->opts.task);
+	}
 	DltModelSetArch(m, fr->D, fr->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
 	DltTrainerInit(&t, m, (int) Min((int64) fr->opts.batch_size, fr->rows), fr->cxt);
 	t.quiet = true;				/* fit reports its epochs itself */

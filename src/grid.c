@@ -535,6 +535,7 @@ grid_search(PG_FUNCTION_ARGS)
 	DltCacheFinishInput(&rows->cache);
 	DltTrainMany(rows, opts, K, &sc, res);
 	DltCacheClose(&rows->cache);
+	DltNoticeSkipped("grid_search", rows->rows_skipped, rows->cache.n_rows);
 
 	/* the leaderboard */
 	classify = rows->task == DLT_TASK_CLASSIFICATION;

@@ -245,6 +245,29 @@ CmpClassIds(const void *pa, const void *pb)
 	return 0;
 }
 
+/*
+ * An integer label with very many distinct values (an id, a price in cents)
+ * is more likely a quantity than a class: say so, once per training, unless
+ * the options asked for classification.
+ */
+#define MANY_CLASSES 1000
+#define MANY_CLASSES_MIN 100	/* below it, 1% of the rows is no signal */
+
+void
+DltWarnManyClasses(int n_classes, int64 n_rows, DltLabelKind kind, DltTask asked)
+{
+	if (kind != DLT_LABEL_INT || asked != DLT_TASK_AUTO)
+		return;
+	if (n_classes > MANY_CLASSES ||
+		(n_classes > MANY_CLASSES_MIN && (int64) n_classes * 100 > n_rows))
+		ereport(WARNING,
+				(errmsg("the integer label has %d distinct values in %lld rows: training a %d-class classifier",
+						n_classes, (long long) n_rows, n_classes),
+				 errdetail("An integer label is taken for classes; dltrain warns past %d classes, or past %d when they are more than 1%% of the rows.",
+						   MANY_CLASSES, MANY_CLASSES_MIN),
+				 errhint("For a quantity, use \"task\": \"regression\", or pass the label as double precision; \"task\": \"classification\" says the classes are meant.")));
+}
+
 void
 DltClassTableFinish(DltClassTable *t, DltLabelKind kind, DltModel *m, int64 n_rows)
 {

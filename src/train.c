@@ -532,6 +532,31 @@ TrainMembers(TrainState *st, const char *fname)
 	st->trained = true;
 }
 
+void
+DltNoticeSkipped(const char *fname, int64 skipped, int64 used)
+{
+	if (skipped > 0)
+		ereport(NOTICE,
+				(errmsg("dltrain.%s skipped %lld of %lld input rows: their features or label were NULL",
+						fname, (long long) skipped, (long long) (skipped + used)),
+				 errdetail("dltrain.describe(model) counts them in \"rows_skipped\". A query says it once, with the counts of the first model that skipped rows."),
+				 errhint("Filter such rows out, or replace the NULLs, to train on every row.")));
+}
+
+/*
+ * The NOTICE of the rows a training skipped, once per call site and query
+ * (not once per group of a GROUP BY, nor per merged member: the training
+ * that owns the cache says it).
+ */
+static void
+ReportSkipped(FunctionCallInfo fcinfo, const char *fname, const TrainState *L)
+{
+	if (L->rows.rows_skipped == 0 || fcinfo->flinfo->fn_extra != NULL)
+		return;
+	fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, 1);
+	DltNoticeSkipped(fname, L->rows.rows_skipped, L->rows.cache.n_rows);
+}
+
 static TrainState *
 FinalState(FunctionCallInfo fcinfo, const char *fname)
 {
@@ -576,7 +601,10 @@ train_mlp_ffunc(PG_FUNCTION_ARGS)
 	TrainMember *mb;
 
 	if (!L->trained)
+	{
 		TrainMembers(L, "train_mlp");
+		ReportSkipped(fcinfo, "train_mlp", L);
+	}
 	mb = &L->members[st->leader ? st->member_no : 0];
 	if (mb->result == NULL)
 	{
@@ -612,7 +640,10 @@ train_mlp_multi_ffunc(PG_FUNCTION_ARGS)
 	if (!OidIsValid(elemtype))
 		elog(ERROR, "train_mlp_multi must return an array");
 	if (!st->trained)
+	{
 		TrainMembers(st, "train_mlp_multi");
+		ReportSkipped(fcinfo, "train_mlp_multi", st);
+	}
 	K = st->n_members;
 	elems = palloc(sizeof(Datum) * K);
 	nulls = palloc(sizeof(bool) * K);

@@ -130,3 +130,18 @@ FROM (SELECT i % 3 AS g, x, y FROM circles) s GROUP BY g ORDER BY g;
 SELECT dltrain.describe(m)->'options'->>'init' AS init, avg((dltrain.predict(m, x) = y)::int) > 0.95 AS learned
 FROM (SELECT dltrain.train_mlp(x, y, '{"hidden": [16], "epochs": 30, "lr": 0.01, "init": "pytorch"}') AS m FROM circles) q, circles
 GROUP BY 1;
+
+-- rows skipped for NULL features or labels: one NOTICE per call site and
+-- query, not one per group
+SELECT count(m) AS groups FROM (
+    SELECT g, dltrain.train_mlp(CASE WHEN i % 10 = 0 THEN NULL ELSE ARRAY[i % 7, i % 3]::real[] END,
+                                (i / 3) % 2, '{"epochs": 1}') AS m
+    FROM (SELECT i, i % 3 AS g FROM generate_series(1, 600) i) s GROUP BY g) q;
+-- an integer label with very many values looks like a quantity: a WARNING
+-- (not when classification is asked for)
+SELECT dltrain.train_mlp(ARRAY[i % 7]::real[], i, '{"epochs": 1, "hidden": []}') IS NOT NULL AS trained
+FROM generate_series(1, 1500) i;
+SELECT dltrain.train_mlp(ARRAY[i % 7]::real[], i, '{"epochs": 1, "hidden": [], "task": "classification"}') IS NOT NULL AS trained
+FROM generate_series(1, 1500) i;
+SELECT dltrain.train_mlp(ARRAY[i % 7]::real[], i % 150, '{"epochs": 1, "hidden": []}') IS NOT NULL AS trained
+FROM generate_series(1, 10000) i;

@@ -11,7 +11,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH=$("$PG_CONFIG" --bindir):$PATH
 
-DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy python3-psycopg2 python3-matplotlib ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
 scripts/cluster.sh restart || { echo "tests: 0 passed, 1 failed"; exit 1; }
 eval "$(scripts/cluster.sh env)"
 

@@ -143,3 +143,47 @@ CREATE OR REPLACE FUNCTION dltrain.grid_search(relation regclass, features text[
                    validation_loss double precision, loss double precision, epochs integer,
                    status text, seconds double precision, model dltrain.model)
     AS 'MODULE_PATHNAME', 'grid_search' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- ---------------------------------------------------------------------------
+-- Using a model: dltrain.history, the training record one row per epoch
+-- ---------------------------------------------------------------------------
+
+-- history: the training record as rows, one per epoch, with the training loss
+-- drawn as a bar (40 cells at the model's largest loss, in eighths of a cell)
+-- so that the curve can be read in psql.  The block characters are made with
+-- chr() at run time, so the script stays ASCII: a database whose encoding has
+-- no block characters gets a bar of '#' in whole cells.
+CREATE FUNCTION dltrain.history(model dltrain.model)
+    RETURNS TABLE (epoch integer, loss double precision, validation_loss double precision,
+                   validation_metric double precision, bar text)
+    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    d jsonb := dltrain.describe(model);
+    losses jsonb := d -> 'loss';
+    validation_losses jsonb := d -> 'validation_loss';
+    validation_metrics jsonb := coalesce(d -> 'validation_accuracy', d -> 'validation_rmse');
+    largest double precision;
+    unicode boolean := getdatabaseencoding() = 'UTF8';
+    eighths integer;
+BEGIN
+    SELECT max(l::double precision) INTO largest FROM jsonb_array_elements_text(losses) AS l;
+    FOR i IN 1 .. jsonb_array_length(losses) LOOP
+        epoch := i;
+        loss := (losses ->> (i - 1))::double precision;
+        validation_loss := (validation_losses ->> (i - 1))::double precision;
+        validation_metric := (validation_metrics ->> (i - 1))::double precision;
+        eighths := CASE WHEN largest > 0 THEN round(320 * greatest(loss, 0) / largest)::integer ELSE 0 END;
+        IF unicode THEN
+            -- U+2588 full block, then U+258F (one eighth) .. U+2589 (seven eighths)
+            bar := repeat(chr(9608), eighths / 8)
+                   || CASE WHEN eighths % 8 > 0 THEN chr(9616 - eighths % 8) ELSE '' END;
+        ELSE
+            bar := repeat('#', (eighths + 4) / 8);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION dltrain.history(dltrain.model) IS 'one row per epoch: training loss, validation loss and metric (NULL without validation), and the loss drawn as a bar';

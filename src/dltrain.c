@@ -23,6 +23,7 @@
 
 #include "miscadmin.h"
 #include "utils/fmgrprotos.h"
+#include "access/xact.h"
 #include "utils/guc.h"
 
 #include "dltrain.h"
@@ -149,11 +150,17 @@ GucInit(void)
 int
 DltThreads(void)
 {
+	static TimestampTz noticed = 0;	/* the statement that was told */
+
 	if (dltrain_threads > dltrain_max_threads)
 	{
-		ereport(NOTICE,
-				(errmsg("dltrain.threads = %d is capped at dltrain.max_threads = %d",
-						dltrain_threads, dltrain_max_threads)));
+		if (noticed != GetCurrentStatementStartTimestamp())
+		{
+			noticed = GetCurrentStatementStartTimestamp();
+			ereport(NOTICE,
+					(errmsg("dltrain.threads = %d is capped at dltrain.max_threads = %d",
+							dltrain_threads, dltrain_max_threads)));
+		}
 		return dltrain_max_threads;
 	}
 	return dltrain_threads;

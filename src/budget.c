@@ -228,6 +228,14 @@ DltBudgetCheck(MemoryContext root, Size bytes, const char *what)
 	Size		held = DltBudgetHeld(root);
 	Size		need = add_size(held, bytes);
 
+	if (need > budget && bytes == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s took the call past its memory budget of %s",
+						what, DltFormatBytes(budget)),
+				 errdetail("The call holds %s. Its budget is the smaller of dltrain.cache_mem and dltrain.max_cache_mem, for everything it holds together.",
+						   DltFormatBytes(held)),
+				 errhint("Raise dltrain.cache_mem, or use less data, smaller models or fewer of them at once.")));
 	if (need > budget)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),

@@ -545,6 +545,13 @@ evaluate_ffunc(PG_FUNCTION_ARGS)
 				 errdetail("All %lld input rows were skipped because their features or label were NULL.",
 						   (long long) st->skipped)));
 
+	/*
+	 * The result: a confusion matrix of C x C counts as text, then as jsonb
+	 * (about 64 bytes a count), besides what the call holds.
+	 */
+	if (st->m->task == DLT_TASK_CLASSIFICATION)
+		DltBudgetCheck(st->root, mul_size(mul_size(st->m->n_classes, st->m->n_classes), 64),
+					   psprintf("the metrics of %d classes", st->m->n_classes));
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"task\": \"%s\", \"rows\": " INT64_FORMAT ", \"skipped\": " INT64_FORMAT,
 					 DltTaskName(st->m->task), st->rows, st->skipped);

@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <math.h>
 
+#include "access/detoast.h"
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
 #include "lib/stringinfo.h"
@@ -47,6 +48,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 
 #include "dltrain.h"
@@ -182,11 +184,24 @@ export_model(PG_FUNCTION_ARGS)
 	const dlk_arch *a;
 	StringInfoData b;
 	const float *p;
+	MemoryContext cxt;
+	MemoryContext old;
+	Jsonb	   *result;
 
 	DltCheckSqlVersion();
+	/*
+	 * Everything export holds lives in a context of its own, the budget's
+	 * root: the decoded model, the text (about 16 bytes a weight) and the
+	 * parse tree jsonb is built from (about 64 more); the result stays in it,
+	 * freed with the caller's context.
+	 */
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "dltrain export", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	DltBudgetCheck(cxt, mul_size(2, toast_raw_datum_size(PG_GETARG_DATUM(0))), "decoding a model");
 	m = ModelDecode((struct varlena *) PG_GETARG_BYTEA_PP(0));
 	a = &m->arch;
 	p = m->params;
+	DltBudgetCheck(cxt, mul_size(m->n_params, 80), "exporting a model as jsonb");
 	DltTestWaitPoint(DLT_WAIT_EXPORT);
 	initStringInfo(&b);
 	appendStringInfo(&b, "{\"format\": \"dltrain.mlp\", \"format_version\": 1, \"task\": \"%s\", \"activation\": \"%s\", \"inputs\": %d, \"outputs\": %d, \"label_type\": ",
@@ -253,7 +268,9 @@ export_model(PG_FUNCTION_ARGS)
 		appendStringInfoChar(&b, ']');
 	}
 	appendStringInfoChar(&b, '}');
-	PG_RETURN_JSONB_P(JsonbFromText(b.data, b.len));
+	result = JsonbFromText(b.data, b.len);
+	MemoryContextSwitchTo(old);
+	PG_RETURN_JSONB_P(result);
 }
 
 /* ---- import ---- */

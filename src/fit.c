@@ -387,6 +387,8 @@ FirstPass(FitRun *fr)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(fr->rowcxt);
 		SPI_freetuptable(SPI_tuptable);
+		/* the classes (text labels up to 1 kB each) grow with the rows */
+		DltBudgetCheck(fr->cxt, 0, "the label's classes and the held-out rows");
 		DltProgressRows(rowno, -1, NAN, 0);
 		CHECK_FOR_INTERRUPTS();
 	}

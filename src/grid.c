@@ -284,9 +284,11 @@ Configurations(GridKey *keys, int nkeys, int samples, int64 seed, int *K)
 		}
 		appendStringInfoChar(&b, '}');
 		/* the parser's garbage goes with scratch */
+		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(scratch);
 		one = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
 		MemoryContextSwitchTo(cxt);
+		DltBudgetCheck(cxt, VARSIZE(one), psprintf("the %d configurations of the grid", *K));
 		cfg[k] = palloc(VARSIZE(one));
 		memcpy(cfg[k], one, VARSIZE(one));
 		pfree(b.data);
@@ -454,11 +456,9 @@ grid_search(PG_FUNCTION_ARGS)
 		Jsonb	   *one;
 
 		/* the configurations stay; what builds them goes every 64 */
+		CHECK_FOR_INTERRUPTS();
 		if (k % 64 == 0)
-		{
 			MemoryContextReset(scratch);
-			DltBudgetCheck(cxt, 0, psprintf("the options of %d configurations", K));
-		}
 		MemoryContextSwitchTo(scratch);
 		initStringInfo(&vb);
 		appendStringInfoString(&vb, "{\"validation_fraction\": ");
@@ -471,6 +471,7 @@ grid_search(PG_FUNCTION_ARGS)
 		one = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(one),
 												 JsonbPGetDatum(vf)));
 		MemoryContextSwitchTo(cxt);
+		DltBudgetCheck(cxt, VARSIZE(one), psprintf("the options of %d configurations", K));
 		full[k] = palloc(VARSIZE(one));
 		memcpy(full[k], one, VARSIZE(one));
 		DltOptionsParse(&opts[k], full[k], false);

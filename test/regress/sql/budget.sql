@@ -21,6 +21,38 @@ SELECT count(*) FROM dltrain.grid_search('bud', '{x}', 'y', '{"epochs": 1}',
     jsonb_build_object('lr', (SELECT jsonb_agg(g * 0.0001) FROM generate_series(1, 10000) g)));
 RESET dltrain.cache_mem;
 
+-- ... and one whose grid values are large: refused as the configurations
+-- are built (within the statement_timeout, which it used to ignore)
+SET dltrain.cache_mem = '1MB';
+SET statement_timeout = '10s';
+SELECT count(*) FROM dltrain.grid_search('bud', '{x}', 'y', '{"epochs": 1}',
+    jsonb_build_object('samples', 10000, 'activation', jsonb_build_array(repeat('r', 300000))));
+RESET statement_timeout;
+-- export counts its text and jsonb
+SELECT dltrain.export(m) IS NOT NULL FROM bud_model;
+SET dltrain.cache_mem = '8MB';
+SELECT dltrain.export(m) IS NOT NULL FROM bud_model;
+RESET dltrain.cache_mem;
+SELECT dltrain.export(m) IS NOT NULL FROM bud_model;
+-- fit counts the classes of a text label as it reads them
+CREATE TABLE bud_text AS SELECT ARRAY[i % 7]::real[] AS x, repeat(md5(i::text), 16) AS t FROM generate_series(1, 5000) i;
+SET dltrain.cache_mem = '1MB';
+SELECT count(*) FROM dltrain.fit('bud_text', '{x}', 't', '{"epochs": 1, "hidden": []}');
+RESET dltrain.cache_mem;
+-- evaluate counts the metrics it writes: 1,000 classes x 1,000 counts
+CREATE TABLE bud_many AS
+SELECT dltrain.import(jsonb_build_object('format', 'dltrain.mlp', 'format_version', 1,
+    'task', 'classification', 'activation', 'relu', 'inputs', 1, 'outputs', 1000, 'label_type', 'integer',
+    'layers', jsonb_build_array(jsonb_build_object('in', 1, 'out', 1000,
+        'weight', (SELECT jsonb_agg(jsonb_build_array(g * 0.001)) FROM generate_series(1, 1000) g),
+        'bias', (SELECT jsonb_agg(0) FROM generate_series(1, 1000) g))),
+    'normalization', NULL, 'classes', (SELECT jsonb_agg(g) FROM generate_series(0, 999) g))) AS m;
+SET dltrain.cache_mem = '32MB';
+SELECT dltrain.evaluate(m, ARRAY[g::real], g) IS NOT NULL FROM bud_many, generate_series(1, 10) g;
+SET dltrain.cache_mem = '128MB';
+SELECT (dltrain.evaluate(m, ARRAY[g::real], g)->>'rows')::int AS rows FROM bud_many, generate_series(1, 10) g;
+RESET dltrain.cache_mem;
+
 -- merged models that do not fit beside the cache: the call fails naming
 -- both numbers; each fits alone
 SET dltrain.cache_mem = '16MB';
@@ -71,4 +103,4 @@ SET dltrain.max_total_mem = '1GB';
 RESET ROLE;
 DROP ROLE dltrain_bud_user;
 SHOW dltrain.max_total_mem;
-DROP TABLE bud, bud_model, bud_groups;
+DROP TABLE bud, bud_model, bud_groups, bud_text, bud_many;

@@ -31,24 +31,26 @@ count() {
 	if [ "$2" = 0 ]; then echo "ok: $1"; else echo "FAILED: $1"; fi
 }
 
+# counted NAME PREFIX COMMAND...: runs a suite that ends with "PREFIX: N passed, N failed"
+counted() {
+	local name=$1 prefix=$2 line rc
+	shift 2
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E "^$prefix: [0-9]+ passed, [0-9]+ failed" "$log" | tail -n 1)
+	count "$name" $rc "$(echo "$line" | sed -E "s/^$prefix: ([0-9]+) passed.*/\1/")" \
+		"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+}
+
 echo "== kernel tests"
-make -s -C test/kernels check 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-line=$(grep -E '^kernels: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-count "kernel tests" $rc "$(echo "$line" | sed -E 's/^kernels: ([0-9]+) passed.*/\1/')" \
-	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+counted "kernel tests" kernels make -s -C test/kernels check
 
 echo "== kernel tests under ASan/UBSan"
 make -s -C test/kernels check SANITIZE=1 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-count "kernel tests (ASan/UBSan)" $rc
+count "kernel tests (ASan/UBSan)" ${PIPESTATUS[0]}
 
 echo "== model validator fuzz (ASan/UBSan)"
-make -s -C test/fuzz check 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-count "model validator fuzz" $rc "$(echo "$line" | sed -E 's/^fuzz: ([0-9]+) passed.*/\1/')" \
-	"$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')"
+counted "model validator fuzz" fuzz make -s -C test/fuzz check
 
 echo "== pg_regress and isolation specs"
 make -s PG_CONFIG="$PG_CONFIG" installcheck 2>&1 | tee "$log"

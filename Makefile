@@ -5,24 +5,38 @@ MODULE_big = dltrain
 OBJS = \
 	src/dltrain.o \
 	src/version.o \
-	src/engine.o \
-	src/planner.o \
-	src/options.o \
-	src/cache.o \
-	src/resource.o \
+	src/interrupt.o \
+	src/blas.o \
 	src/budget.o \
-	src/train.o \
+	src/resource.o \
+	src/options.o \
+	src/jsonutil.o \
+	src/features.o \
 	src/labels.o \
-	src/fit.o \
-	src/grid.o \
 	src/model.o \
 	src/model_check.o \
-	src/predict.o \
-	src/score.o \
-	src/evaluate.o \
-	src/batch.o \
-	src/export.o \
 	src/progress.o \
+	src/relation.o \
+	src/merge.o \
+	src/trainer.o \
+	src/score.o \
+	src/cache.o \
+	src/rows.o \
+	src/order.o \
+	src/stats.o \
+	src/minibatch.o \
+	src/source_cache.o \
+	src/source_table.o \
+	src/source_test.o \
+	src/engine.o \
+	src/train_agg.o \
+	src/fit.o \
+	src/grid.o \
+	src/predict.o \
+	src/predict_batch.o \
+	src/evaluate.o \
+	src/export.o \
+	src/planner.o \
 	src/block_shuffle.o \
 	src/kernels/dlk.o \
 	src/kernels/dlk_blas.o \
@@ -91,4 +105,4 @@ fuzz-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/version.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): $(wildcard src/*.h src/kernels/*.h)

@@ -46,6 +46,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include <unistd.h>
 
 #include "miscadmin.h"
@@ -53,6 +55,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 
 #include "budget.h"
@@ -279,6 +282,30 @@ BudgetShmemStartup(void)
 void
 DltBudgetInit(void)
 {
+	DefineCustomIntVariable("dltrain.cache_mem",
+							"Sets the memory budget of one dltrain call, for everything it holds together.",
+							"The row cache, row indexes, held-out rows, the buffers of every model trained together, and scorers all count. A row cache that would not fit beside its indexes spills to temporary files; anything else over the budget is an error. It is capped by dltrain.max_cache_mem.",
+							&dltrain_cache_mem_kb,
+							1024 * 1024, 64, INT_MAX,
+							PGC_USERSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dltrain.max_cache_mem",
+							"Sets the ceiling on dltrain.cache_mem that ordinary users cannot raise.",
+							"The budget a training gets is the smaller of dltrain.cache_mem and this value.",
+							&dltrain_max_cache_mem_kb,
+							8 * 1024 * 1024, 64, INT_MAX,
+							PGC_SUSET, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dltrain.max_total_mem",
+							"Sets the ceiling on the memory all dltrain calls of the cluster hold together.",
+							"Each call reserves what it holds in shared memory before it allocates; a call that would pass the ceiling fails. -1 means half of the machine's physical memory. It needs dltrain in shared_preload_libraries.",
+							&dltrain_max_total_mem_kb,
+							-1, -1, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 	prev_shmem_request_hook = shmem_request_hook;

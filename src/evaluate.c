@@ -26,7 +26,11 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "budget.h"
+#include "jsonutil.h"
+#include "labels.h"
+#include "model.h"
+#include "score.h"
 #include "version.h"
 
 #define EVAL_BATCH 256

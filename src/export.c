@@ -51,7 +51,10 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 
-#include "dltrain.h"
+#include "budget.h"
+#include "interrupt.h"
+#include "jsonutil.h"
+#include "model.h"
 #include "version.h"
 
 /*
@@ -287,17 +290,9 @@ ImportError(const char *msg)
 static bool
 GetKey(JsonbContainer *c, const char *key, JsonbValue *out)
 {
-	JsonbValue	k;
-	JsonbValue *v;
+	JsonbValue *v = DltJsonbGet(c, key, out);
 
-	k.type = jbvString;
-	k.val.string.val = (char *) key;
-	k.val.string.len = strlen(key);
-	v = findJsonbValueFromContainer(c, JB_FOBJECT, &k);
-	if (v == NULL || v->type == jbvNull)
-		return false;
-	*out = *v;
-	return true;
+	return v != NULL && v->type != jbvNull;
 }
 
 static JsonbContainer *

@@ -47,7 +47,13 @@
 #include "utils/syscache.h"
 #include "utils/tuplestore.h"
 
-#include "dltrain.h"
+#include "budget.h"
+#include "engine.h"
+#include "jsonutil.h"
+#include "progress.h"
+#include "relation.h"
+#include "rows.h"
+#include "rowsource.h"
 #include "version.h"
 
 #define MAX_CONFIGURATIONS 10000
@@ -89,17 +95,6 @@ NumberOf(JsonbValue *v, const char *key)
 	if (v == NULL || v->type != jbvNumeric)
 		GridError("range of grid option \"%s\" needs numeric \"low\" and \"high\"", key);
 	return DatumGetFloat8(DirectFunctionCall1(numeric_float8, NumericGetDatum(v->val.numeric)));
-}
-
-static JsonbValue *
-Field(JsonbContainer *c, const char *name)
-{
-	JsonbValue	k;
-
-	k.type = jbvString;
-	k.val.string.val = (char *) name;
-	k.val.string.len = strlen(name);
-	return findJsonbValueFromContainer(c, JB_FOBJECT, &k);
 }
 
 /* Parses the grid; returns the keys, sets *samples (0: cartesian) and *seed. */
@@ -160,11 +155,11 @@ ParseGrid(Jsonb *grid, int *nkeys, int *samples, int64 *seed)
 		}
 		else if (v.type == jbvBinary && JsonContainerIsObject(v.val.binary.data))
 		{
-			JsonbValue *lg = Field(v.val.binary.data, "log");
+			JsonbValue *lg = DltJsonbField(v.val.binary.data, "log");
 
 			keys[n].range = true;
-			keys[n].low = NumberOf(Field(v.val.binary.data, "low"), key);
-			keys[n].high = NumberOf(Field(v.val.binary.data, "high"), key);
+			keys[n].low = NumberOf(DltJsonbField(v.val.binary.data, "low"), key);
+			keys[n].high = NumberOf(DltJsonbField(v.val.binary.data, "high"), key);
 			keys[n].log = lg != NULL && lg->type == jbvBool && lg->val.boolean;
 			keys[n].integer = !keys[n].log && keys[n].low == floor(keys[n].low) &&
 				keys[n].high == floor(keys[n].high) && keys[n].high - keys[n].low < 2147483648.0;
@@ -286,7 +281,7 @@ Configurations(GridKey *keys, int nkeys, int samples, int64 seed, int *K)
 		/* the parser's garbage goes with scratch */
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(scratch);
-		one = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+		one = DltJsonbFromCString(b.data);
 		MemoryContextSwitchTo(cxt);
 		DltBudgetCheck(cxt, VARSIZE(one), psprintf("the %d configurations of the grid", *K));
 		cfg[k] = palloc(VARSIZE(one));
@@ -333,36 +328,24 @@ SaveModel(const char *name, const char *relname, ArrayType *features, const char
 		  Jsonb *options, bytea *model, const Entry *e, int rank, int64 skipped,
 		  TransactionId xmin)
 {
-	Oid			types[8] = {TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, JSONBOID, JSONBOID, InvalidOid};
-	Datum		values[8];
-	char	   *metrics;
-	int			rc;
 	DltModel   *m = e->res->m;
+	DltCatalogRow row = {0};
 
-	types[7] = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("model"),
-							   ObjectIdGetDatum(get_namespace_oid("dltrain", false)));
-	metrics = psprintf("{\"rank\": %d, \"loss\": %s, \"validation_loss\": %s, \"validation_metric\": %s, \"epochs\": %d}",
-					   rank, isnan(e->res->loss) ? "null" : psprintf("%.9g", e->res->loss),
-					   isnan(e->res->val_loss) ? "null" : psprintf("%.9g", e->res->val_loss),
-					   isnan(e->res->val_metric) ? "null" : psprintf("%.9g", e->res->val_metric),
-					   e->res->epochs_trained);
-	values[0] = CStringGetTextDatum(rank == 1 ? name : psprintf("%s#%d", name, rank));
-	values[1] = CStringGetTextDatum(relname);
-	values[2] = PointerGetDatum(features);
-	values[3] = CStringGetTextDatum(label);
-	values[4] = JsonbPGetDatum(options);
-	values[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metrics));
-	values[6] = DirectFunctionCall1(jsonb_in,
-									CStringGetDatum(psprintf("{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"grid_search\": true}",
-															 (long long) m->rows_used,
-															 (long long) m->rows_validation,
-															 (long long) skipped, xmin)));
-	values[7] = PointerGetDatum(model);
-	rc = SPI_execute_with_args("INSERT INTO dltrain.models (name, relation, features, label, options, metrics, provenance, model) "
-							   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-							   8, types, values, NULL, false, 0);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "could not store the model in dltrain.models: %s", SPI_result_code_string(rc));
+	row.name = rank == 1 ? name : psprintf("%s#%d", name, rank);
+	row.relation = relname;
+	row.features = features;
+	row.label = label;
+	row.options = options;
+	row.metrics = psprintf("{\"rank\": %d, \"loss\": %s, \"validation_loss\": %s, \"validation_metric\": %s, \"epochs\": %d}",
+						   rank, isnan(e->res->loss) ? "null" : psprintf("%.9g", e->res->loss),
+						   isnan(e->res->val_loss) ? "null" : psprintf("%.9g", e->res->val_loss),
+						   isnan(e->res->val_metric) ? "null" : psprintf("%.9g", e->res->val_metric),
+						   e->res->epochs_trained);
+	row.provenance = psprintf("{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"grid_search\": true}",
+							  (long long) m->rows_used, (long long) m->rows_validation,
+							  (long long) skipped, xmin);
+	row.model = model;
+	DltCatalogInsert(&row);
 }
 
 PG_FUNCTION_INFO_V1(grid_search);
@@ -464,7 +447,7 @@ grid_search(PG_FUNCTION_ARGS)
 		appendStringInfoString(&vb, "{\"validation_fraction\": ");
 		DltAppendJsonDouble(&vb, vfrac);
 		appendStringInfoChar(&vb, '}');
-		vf = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(vb.data)));
+		vf = DltJsonbFromCString(vb.data);
 
 		one = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(base),
 												 JsonbPGetDatum(cfg[k])));
@@ -482,7 +465,7 @@ grid_search(PG_FUNCTION_ARGS)
 	DltLockRelation(relid);
 	relname = DltQualifiedName(relid);
 	select_list = DltSelectList(relid, features, label, &label_type, "dltrain.grid_search");
-	task = DltResolveTask(&opts[0], DltLabelKindOf(label_type));
+	task = DltResolveTask(opts[0].task, DltLabelKindOf(label_type));
 	rowcxt = AllocSetContextCreate(cxt, "dltrain grid_search rows", ALLOCSET_DEFAULT_SIZES);
 	DltProgressStart(cxt, "grid_search", relid);
 	DltProgressPhase(DLT_PHASE_READING);
@@ -534,8 +517,7 @@ grid_search(PG_FUNCTION_ARGS)
 	sc.eta = eta;
 	sc.min_epochs = min_epochs;
 	DltCacheFinishInput(&rows->cache);
-	DltTrainMany(rows, opts, K, &sc, res);
-	DltCacheClose(&rows->cache);
+	DltTrainMany(DltCacheSourceCreate(rows), opts, K, &sc, res);
 	DltNoticeSkipped("grid_search", rows->rows_skipped, rows->cache.n_rows);
 
 	/* the leaderboard */

@@ -20,32 +20,44 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "labels.h"
+#include "model.h"
 
 #define MAX_CLASSES DLK_MAX_WIDTH
 #define MAX_TEXT_LABEL DLT_MAX_TEXT_LABEL	/* model_check.h: the model check repeats it */
 
-DltLabelKind
-DltLabelKindOf(Oid type)
+bool
+DltLabelKindKnown(Oid type, DltLabelKind *kind)
 {
 	switch (type)
 	{
 		case INT2OID:
 		case INT4OID:
 		case INT8OID:
-			return DLT_LABEL_INT;
+			*kind = DLT_LABEL_INT;
+			return true;
 		case FLOAT4OID:
 		case FLOAT8OID:
-			return DLT_LABEL_FLOAT;
+			*kind = DLT_LABEL_FLOAT;
+			return true;
 		case TEXTOID:
-			return DLT_LABEL_TEXT;
-		default:
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("label type %s is not supported", format_type_be(type)),
-					 errhint("Use smallint, integer, bigint or text labels for classification, real or double precision for regression.")));
+			*kind = DLT_LABEL_TEXT;
+			return true;
 	}
-	return 0;					/* keep compiler quiet */
+	return false;
+}
+
+DltLabelKind
+DltLabelKindOf(Oid type)
+{
+	DltLabelKind kind;
+
+	if (!DltLabelKindKnown(type, &kind))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("label type %s is not supported", format_type_be(type)),
+				 errhint("Use smallint, integer, bigint or text labels for classification, real or double precision for regression.")));
+	return kind;
 }
 
 int64
@@ -302,8 +314,7 @@ DltClassTableFinish(DltClassTable *t, DltLabelKind kind, DltModel *m, int64 n_ro
 		if (kind == DLT_LABEL_TEXT)
 		{
 			m->class_text[k] = t->str[id];
-			t->chash[id] = hash_bytes_extended((const unsigned char *) t->str[id],
-											   t->len[id], 1);
+			t->chash[id] = DltLabelHash(t->str[id], t->len[id], 0);
 		}
 		else
 		{
@@ -311,9 +322,16 @@ DltClassTableFinish(DltClassTable *t, DltLabelKind kind, DltModel *m, int64 n_ro
 				m->class_int[k] = t->val[id];
 			else
 				m->class_float[k] = DltLabelTarget(t->val[id], DLT_LABEL_FLOAT);
-			t->chash[id] = hash_bytes_extended((const unsigned char *) &t->val[id],
-											   sizeof(int64), 1);
+			t->chash[id] = DltLabelHash(NULL, 0, t->val[id]);
 		}
 	}
 	pfree(ids);
+}
+
+uint64
+DltLabelHash(const char *s, int len, int64 v)
+{
+	if (s != NULL)
+		return hash_bytes_extended((const unsigned char *) s, len, 1);
+	return hash_bytes_extended((const unsigned char *) &v, sizeof(v), 1);
 }

@@ -44,7 +44,8 @@
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "jsonutil.h"
+#include "model.h"
 #include "version.h"
 
 #define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
@@ -462,35 +463,24 @@ model_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* Fills m->arch from m->opts for D inputs and C outputs. */
+void
+DltModelSetArch(DltModel *m, int D, int C)
+{
+	const DltOptions *o = &m->opts;
+
+	m->arch.n_layers = o->n_hidden + 1;
+	m->arch.dims[0] = D;
+	for (int l = 0; l < o->n_hidden; l++)
+		m->arch.dims[l + 1] = o->hidden[l];
+	m->arch.dims[m->arch.n_layers] = C;
+	m->arch.act = o->activation;
+	m->arch.loss = m->task == DLT_TASK_CLASSIFICATION ? DLK_LOSS_SOFTMAX_CE : DLK_LOSS_MSE;
+	if (dlk_arch_check(&m->arch) != DLK_OK)
+		elog(ERROR, "invalid network architecture");
+}
+
 /* ---- SQL: describe ---- */
-
-void
-DltAppendJsonDouble(StringInfo buf, double d)
-{
-	char		tmp[DOUBLE_SHORTEST_DECIMAL_LEN];
-
-	if (!isfinite(d))
-	{
-		appendStringInfoString(buf, "null");
-		return;
-	}
-	double_to_shortest_decimal_buf(d, tmp);
-	appendStringInfoString(buf, tmp);
-}
-
-void
-DltAppendJsonFloat(StringInfo buf, float f)
-{
-	char		tmp[FLOAT_SHORTEST_DECIMAL_LEN];
-
-	if (!isfinite(f))
-	{
-		appendStringInfoString(buf, "null");
-		return;
-	}
-	float_to_shortest_decimal_buf(f, tmp);
-	appendStringInfoString(buf, tmp);
-}
 
 /* The SQL name of a label type, for people. */
 static const char *

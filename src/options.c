@@ -14,7 +14,9 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-#include "dltrain.h"
+#include "jsonutil.h"
+#include "model_check.h"
+#include "options.h"
 
 #define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction"
 #define AGG_OPTIONS ", early_stopping"
@@ -311,4 +313,56 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 	/* AdamW without an explicit decay uses PyTorch's default */
 	if (opts->optimizer == DLK_OPT_ADAMW && !wd_given)
 		opts->weight_decay = 0.01;
+}
+
+/* ---- the task ---- */
+
+DltTask
+DltResolveTaskNoError(DltTask asked, DltLabelKind kind)
+{
+	if (asked == DLT_TASK_AUTO)
+		return kind == DLT_LABEL_FLOAT ? DLT_TASK_REGRESSION : DLT_TASK_CLASSIFICATION;
+	if (asked == DLT_TASK_REGRESSION && kind == DLT_LABEL_TEXT)
+		return DLT_TASK_AUTO;
+	return asked;
+}
+
+DltTask
+DltResolveTask(DltTask asked, DltLabelKind kind)
+{
+	DltTask		task = DltResolveTaskNoError(asked, kind);
+
+	if (task == DLT_TASK_AUTO)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("text labels cannot be used for regression"),
+				 errhint("Use \"task\": \"classification\", or a numeric label.")));
+	return task;
+}
+
+bool
+DltOptionsTask(Jsonb *jb, DltTask *task)
+{
+	JsonbValue	v;
+	JsonbValue *t;
+
+	*task = DLT_TASK_AUTO;
+	if (jb == NULL)
+		return true;
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return false;
+	t = DltJsonbGet(&jb->root, "task", &v);
+	if (t == NULL)
+		return true;
+	if (t->type != jbvString)
+		return false;
+	if (t->val.string.len == 4 && strncmp(t->val.string.val, "auto", 4) == 0)
+		*task = DLT_TASK_AUTO;
+	else if (t->val.string.len == 14 && strncmp(t->val.string.val, "classification", 14) == 0)
+		*task = DLT_TASK_CLASSIFICATION;
+	else if (t->val.string.len == 10 && strncmp(t->val.string.val, "regression", 10) == 0)
+		*task = DLT_TASK_REGRESSION;
+	else
+		return false;
+	return true;
 }

@@ -12,18 +12,17 @@
  * scans, converts and caches the rows once and trains both models side by
  * side; EXPLAIN VERBOSE shows the merged call.  Without the hook (dltrain
  * not loaded at planning time) the executor merges the same calls anyway
- * (train.c); the hook makes the merge visible and covers calls that the
+ * (train_agg.c); the hook makes the merge visible and covers calls that the
  * executor cannot see as siblings.
  *
  * The hook chains to the previous planner_hook, keeps no state between
  * calls (so a planner call nested in another is safe), walks subqueries,
  * CTEs and sublinks, and steps aside when dltrain.enable_merge or
  * dltrain.enable_merge_rewrite is off, when the extension is not installed
- * in the current database, or when a call has DISTINCT, ORDER BY,
- * non-constant options, or volatile features, label or FILTER (each call
- * evaluates those itself: random() in a FILTER samples differently for
- * each).  Identical calls map to one configuration, as PostgreSQL computes
- * identical aggregates once.
+ * in the current database, or when a call may not merge by the rule of
+ * merge.c (DISTINCT, ORDER BY, volatile arguments or FILTER, another task)
+ * or has options that are not constants.  Identical calls map to one
+ * configuration, as PostgreSQL computes identical aggregates once.
  */
 #include "postgres.h"
 
@@ -40,69 +39,15 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 
-#include "dltrain.h"
-
-bool		dltrain_enable_merge_rewrite = true;
+#include "merge.h"
+#include "planner_hook.h"
 
 static planner_hook_type prev_planner_hook = NULL;
 
-typedef struct MergeCtx
-{
-	int			installed;		/* -1 unknown, 0 no, 1 yes */
-} MergeCtx;
-
-/* Is this aggregate dltrain.train_mlp of an installed extension? */
-static bool
-IsTrainMlp(Oid fn, MergeCtx *ctx)
-{
-	char	   *name = get_func_name(fn);
-	bool		is;
-
-	if (name == NULL || strcmp(name, "train_mlp") != 0)
-		return false;
-	is = get_func_namespace(fn) == get_namespace_oid("dltrain", true);
-	if (is && ctx->installed < 0)
-		ctx->installed = OidIsValid(get_extension_oid("dltrain", true)) ? 1 : 0;
-	return is && ctx->installed == 1;
-}
-
-/* The options argument of a call: a Const (NULL: none), or false if not constant. */
-static bool
-ConstOptions(Aggref *a, Const **opts)
-{
-	*opts = NULL;
-	if (list_length(a->args) == 2)
-		return true;
-	if (list_length(a->args) != 3)
-		return false;
-	*opts = (Const *) ((TargetEntry *) lthird(a->args))->expr;
-	return IsA(*opts, Const) && (*opts)->consttype == JSONBOID;
-}
-
-/* The "task" option of a call, or NULL (the default). */
-static char *
-TaskOf(Const *c)
-{
-	JsonbValue *v;
-	JsonbValue	key;
-
-	if (c == NULL || c->constisnull)
-		return NULL;
-	key.type = jbvString;
-	key.val.string.val = "task";
-	key.val.string.len = 4;
-	v = findJsonbValueFromContainer(&DatumGetJsonbP(c->constvalue)->root, JB_FOBJECT, &key);
-	if (v == NULL)
-		return NULL;
-	if (v->type != jbvString)
-		return "";
-	return pnstrdup(v->val.string.val, v->val.string.len);
-}
-
 typedef struct Collect
 {
-	MergeCtx   *ctx;
 	List	   *calls;
+	List	   *tasks;			/* int list: each call's resolved task */
 } Collect;
 
 static bool
@@ -116,13 +61,15 @@ CollectCalls(Node *node, Collect *c)
 	{
 		Aggref	   *a = (Aggref *) node;
 		Const	   *opts;
+		DltTask		task;
 
-		if (a->agglevelsup == 0 && a->aggorder == NIL && a->aggdistinct == NIL &&
-			a->aggkind == AGGKIND_NORMAL && IsTrainMlp(a->aggfnoid, c->ctx) &&
-			ConstOptions(a, &opts) &&
-			!contain_volatile_functions((Node *) a->args) &&
-			!contain_volatile_functions((Node *) a->aggfilter))
+		/* the rule of merge.c; the rewrite writes the options into the call */
+		if (a->agglevelsup == 0 && DltMergeableCall(a, &task) &&
+			DltConstOptions(a, &opts))
+		{
 			c->calls = lappend(c->calls, a);
+			c->tasks = lappend_int(c->tasks, (int) task);
+		}
 		return false;
 	}
 	return expression_tree_walker(node, CollectCalls, c);
@@ -202,7 +149,7 @@ MergeGroup(List *group, Replace *r)
 		if (slot[j] >= 0)
 			continue;
 		slot[j] = n_configs++;
-		ConstOptions(lfirst(lc), &opts);
+		DltConstOptions(lfirst(lc), &opts);
 		if (slot[j] > 0)
 			appendStringInfoString(&buf, ", ");
 		if (opts == NULL || opts->constisnull)
@@ -251,12 +198,14 @@ MergeGroup(List *group, Replace *r)
 
 /* Merges the train_mlp calls of one query level. */
 static void
-MergeQuery(Query *q, MergeCtx *ctx)
+MergeQuery(Query *q)
 {
-	Collect		c = {ctx, NIL};
+	Collect		c = {NIL, NIL};
 	Replace		r = {NIL, NIL};
 	List	   *groups = NIL;
+	List	   *gtasks = NIL;
 	ListCell   *lc;
+	ListCell   *lt;
 
 	if (q->groupingSets != NIL)
 		return;
@@ -265,31 +214,20 @@ MergeQuery(Query *q, MergeCtx *ctx)
 	if (list_length(c.calls) < 2)
 		return;
 
-	/* group by inputs, FILTER and task */
-	foreach(lc, c.calls)
+	/* group by rows (features, label, FILTER) and task */
+	forboth(lc, c.calls, lt, c.tasks)
 	{
 		Aggref	   *a = lfirst(lc);
-		Const	   *ao;
-		char	   *atask;
+		DltTask		ta = (DltTask) lfirst_int(lt);
 		ListCell   *g;
+		ListCell   *gt;
 		bool		placed = false;
 
-		ConstOptions(a, &ao);
-		atask = TaskOf(ao);
-		foreach(g, groups)
+		forboth(g, groups, gt, gtasks)
 		{
 			List	   *group = lfirst(g);
-			Aggref	   *b = linitial(group);
-			Const	   *bo;
-			char	   *btask;
 
-			ConstOptions(b, &bo);
-			btask = TaskOf(bo);
-			if (equal(((TargetEntry *) linitial(a->args))->expr, ((TargetEntry *) linitial(b->args))->expr) &&
-				equal(((TargetEntry *) lsecond(a->args))->expr, ((TargetEntry *) lsecond(b->args))->expr) &&
-				equal(a->aggfilter, b->aggfilter) &&
-				((atask == NULL && btask == NULL) ||
-				 (atask != NULL && btask != NULL && strcmp(atask, btask) == 0)))
+			if (DltSameTrainingRows(a, ta, linitial(group), (DltTask) lfirst_int(gt)))
 			{
 				lfirst(g) = lappend(group, a);
 				placed = true;
@@ -297,7 +235,10 @@ MergeQuery(Query *q, MergeCtx *ctx)
 			}
 		}
 		if (!placed)
+		{
 			groups = lappend(groups, list_make1(a));
+			gtasks = lappend_int(gtasks, (int) ta);
+		}
 	}
 	foreach(lc, groups)
 	{
@@ -311,7 +252,7 @@ MergeQuery(Query *q, MergeCtx *ctx)
 }
 
 static bool
-MergeWalker(Node *node, MergeCtx *ctx)
+MergeWalker(Node *node, void *ctx)
 {
 	if (node == NULL)
 		return false;
@@ -320,7 +261,7 @@ MergeWalker(Node *node, MergeCtx *ctx)
 		Query	   *q = (Query *) node;
 
 		if (q->hasAggs)
-			MergeQuery(q, ctx);
+			MergeQuery(q);
 		return query_tree_walker(q, MergeWalker, ctx, 0);
 	}
 	return expression_tree_walker(node, MergeWalker, ctx);
@@ -332,9 +273,7 @@ DltPlanner(Query *parse, const char *query_string, int cursorOptions,
 {
 	if (dltrain_enable_merge && dltrain_enable_merge_rewrite && parse != NULL)
 	{
-		MergeCtx	ctx = {-1};
-
-		MergeWalker((Node *) parse, &ctx);
+		MergeWalker((Node *) parse, NULL);
 	}
 	if (prev_planner_hook)
 		return prev_planner_hook(parse, query_string, cursorOptions, boundParams);

@@ -16,7 +16,9 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "budget.h"
+#include "model.h"
+#include "score.h"
 #include "version.h"
 
 typedef struct PredictCache

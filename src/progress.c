@@ -67,7 +67,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
-#include "dltrain.h"
+#include "progress.h"
 #include "resource.h"
 #include "version.h"
 

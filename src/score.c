@@ -31,7 +31,11 @@
 #include "utils/syscache.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "blas.h"
+#include "budget.h"
+#include "features.h"
+#include "interrupt.h"
+#include "score.h"
 
 /* Is the model datum d the one in the cache?  May detoast it into *v. */
 static bool
@@ -105,6 +109,10 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 	}
 	MemoryContextSwitchTo(old);
 	mc->valid = true;
+	mc->decodes++;
+	ereport(DEBUG1,
+			(errmsg_internal("dltrain: decoded a model (%lld at this call site)",
+							 (long long) mc->decodes)));
 	return mc->m;
 }
 
@@ -187,30 +195,4 @@ DltScorerRun(DltScorer *sc)
 	else
 		memcpy(sc->out, y, sizeof(float) * (Size) sc->n * sc->C);
 	return sc->out;
-}
-
-int
-DltArgMax(const float *p, int n)
-{
-	int			best = 0;
-
-	for (int i = 1; i < n; i++)
-		if (p[i] > p[best])
-			best = i;
-	return best;
-}
-
-/*
- * Locks a relation given by OID for reading and checks that it exists, before
- * anything looks up its name (a regclass can hold any OID, and the relation
- * may be dropped concurrently).
- */
-void
-DltLockRelation(Oid relid)
-{
-	LockRelationOid(relid, AccessShareLock);
-	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(relid)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
 }

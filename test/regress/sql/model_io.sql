@@ -69,7 +69,10 @@ SELECT dltrain.export(m) IS NOT NULL FROM io_bad;
 -- predict decodes a model from a table once per query, however many rows
 CREATE TABLE io_big AS SELECT dltrain.train_mlp(x, y, '{"hidden": [2048], "epochs": 1}') AS m FROM io_pts;
 SELECT pg_column_size(m) > 8192 AS toasted FROM io_big;
-SELECT count(DISTINCT dltrain.predict(m, x)) >= 1 AS scored FROM io_big, io_pts;
+-- (each decode says so at DEBUG1: one line for the whole query)
+SET client_min_messages = debug1;
+SELECT count(DISTINCT dltrain.predict(m, x)) >= 1 AS scored, count(*) AS rows FROM io_big, io_pts;
+RESET client_min_messages;
 
 -- import() runs the same complete check (22023), beyond the layout it reads
 CREATE TABLE io_json AS SELECT '{"format": "dltrain.mlp", "format_version": 1, "task": "classification",

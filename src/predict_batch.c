@@ -26,7 +26,11 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
-#include "dltrain.h"
+#include "budget.h"
+#include "interrupt.h"
+#include "model.h"
+#include "relation.h"
+#include "score.h"
 #include "version.h"
 
 #define PREDICT_BATCH 1024

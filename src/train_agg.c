@@ -1,19 +1,22 @@
 /*
- * train.c — the dltrain.train_mlp aggregate, its multi-model sibling
- * train_mlp_multi, and the trainer (one model's network and optimizer).
+ * train_agg.c — the dltrain.train_mlp aggregate and its multi-model
+ * sibling train_mlp_multi.
  *
  * Training is an aggregate.  The transition function only appends each row,
- * converted once to float32, to the row cache (cache.c); the final function
- * trains every epoch from that cache (engine.c), so multi-epoch training
- * never runs the query again.
+ * converted once to float32, to the row cache (rows.c); the final function
+ * trains every epoch from that cache (engine.c, through the cache row
+ * source), so multi-epoch training never runs the query again.
  *
  * Merging.  Several train_mlp calls of one Agg node over the same features
  * and label (the same expressions and FILTER; their options may differ)
  * share one row cache: the first of them (the leader) caches the rows, the
  * others (followers) only check their options, and the first final call
  * trains all of them side by side (DltTrainMany); each then returns its own
- * model.  This happens at execution, whether or not the planner hook
- * (planner.c) ran, and needs nothing from the planner: the executor calls
+ * model.  The planner hook (planner.c) shows the same merge in EXPLAIN by
+ * rewriting the calls; this merge at execution is what merges them when
+ * the library was not loaded at planning time (the session's first call,
+ * without shared_preload_libraries).  Both apply one rule (merge.c).  It
+ * needs nothing from the planner: the executor calls
  * the transition functions of one input row for one group one after the
  * other in the order of the Agg node's transition states, so the leader's
  * state last touched is the group's.  It is limited to Agg nodes without
@@ -22,7 +25,7 @@
  *
  * Reproducibility.  A scan does not promise an order (synchronized scans,
  * parallel plans), so before the seeded shuffle the rows go into a canonical
- * order by content (engine.c); the model depends only on the multiset of
+ * order by content (order.c); the model depends only on the multiset of
  * rows, the options and the seed (and on dltrain.threads, which can change
  * BLAS summation order).  With "shuffle": false rows are used in the order
  * they arrived, which is what a user asking for no shuffle means.
@@ -32,30 +35,34 @@
  * a cancel (CHECK_FOR_INTERRUPTS after every mini-batch, and inside a long
  * step the kernels' abort callback: DLK_EABORT, then DltKernelAborted)
  * releases it all.
+ *
+ * Outcomes.  The same whether a call trained alone or merged: a model whose
+ * loss became NaN or infinite is NULL, with a WARNING (an aggregate over
+ * many groups, or beside other models, goes on); a call with no rows, or
+ * whose rows were all skipped, or (classification) with one class, raises
+ * an error, as it would alone.
  */
 #include "postgres.h"
 
-#include <float.h>
 #include <math.h>
-#include <signal.h>
-#include <pthread.h>
 
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_type.h"
 #include "executor/nodeAgg.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
-#include "optimizer/optimizer.h"
-#include "portability/instr_time.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
-#include "dltrain.h"
+#include "engine.h"
+#include "interrupt.h"
+#include "merge.h"
+#include "progress.h"
+#include "rows.h"
+#include "rowsource.h"
 #include "version.h"
-
-bool		dltrain_enable_merge = true;
 
 /* one model trained from a state's cache */
 typedef struct TrainMember
@@ -102,31 +109,11 @@ PGDLLEXPORT Datum train_mlp_sfunc(PG_FUNCTION_ARGS);
 
 /* ---- merging at execution ---- */
 
-/*
- * A train_mlp call that can share: plain (no ORDER BY, DISTINCT), and
- * whose features, label and FILTER are not volatile (each call evaluates
- * them itself, so volatile ones could differ between siblings).
- */
+/* May the call of a transition state share its rows (merge.h)? */
 static bool
-Mergeable(AggStatePerTrans pt)
+Mergeable(AggStatePerTrans pt, DltTask *task)
 {
-	Aggref	   *a = pt->aggref;
-
-	return pt->transfn.fn_addr == train_mlp_sfunc &&
-		a->aggorder == NIL && a->aggdistinct == NIL &&
-		a->aggkind == AGGKIND_NORMAL && list_length(a->args) >= 2 &&
-		!contain_volatile_functions((Node *) linitial(a->args)) &&
-		!contain_volatile_functions((Node *) lsecond(a->args)) &&
-		!contain_volatile_functions((Node *) a->aggfilter);
-}
-
-/* Same features, label and FILTER (the options may differ)? */
-static bool
-SameInputs(AggStatePerTrans a, AggStatePerTrans b)
-{
-	return equal(linitial(a->aggref->args), linitial(b->aggref->args)) &&
-		equal(lsecond(a->aggref->args), lsecond(b->aggref->args)) &&
-		equal(a->aggref->aggfilter, b->aggref->aggfilter);
+	return pt->transfn.fn_addr == train_mlp_sfunc && DltMergeableCall(pt->aggref, task);
 }
 
 /*
@@ -140,6 +127,7 @@ GetMergeSlot(FunctionCallInfo fcinfo)
 	MergeSlot  *slot = (MergeSlot *) fl->fn_extra;
 	AggState   *as;
 	int			me = -1;
+	DltTask		mytask;
 
 	if (slot != NULL)
 		return slot;
@@ -153,15 +141,21 @@ GetMergeSlot(FunctionCallInfo fcinfo)
 	for (int i = 0; i < as->numtrans; i++)
 		if (&as->pertrans[i].transfn == fl)
 			me = i;
-	if (me < 0 || !Mergeable(&as->pertrans[me]))
+	if (me < 0 || !Mergeable(&as->pertrans[me], &mytask))
 		return slot;
 
-	/* the leader is the first mergeable sibling with the same inputs */
+	/*
+	 * The leader is the first mergeable sibling with the same rows.  Options
+	 * that are not constants have their task checked when the state is made
+	 * (TrainStateCreate).
+	 */
 	for (int i = 0; i < as->numtrans; i++)
 	{
 		AggStatePerTrans pt = &as->pertrans[i];
+		DltTask		task;
 
-		if (i == me || !Mergeable(pt) || !SameInputs(pt, &as->pertrans[me]))
+		if (i == me || !Mergeable(pt, &task) ||
+			!DltSameTrainingRows(pt->aggref, task, as->pertrans[me].aggref, mytask))
 			continue;
 		if (i < me)
 		{
@@ -186,104 +180,6 @@ GetMergeSlot(FunctionCallInfo fcinfo)
 }
 
 /* ---- transition ---- */
-
-DltTask
-DltResolveTask(const DltOptions *opts, DltLabelKind kind)
-{
-	DltTask		task = opts->task;
-
-	if (task == DLT_TASK_AUTO)
-		task = kind == DLT_LABEL_FLOAT ? DLT_TASK_REGRESSION : DLT_TASK_CLASSIFICATION;
-	if (task == DLT_TASK_REGRESSION && kind == DLT_LABEL_TEXT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("text labels cannot be used for regression"),
-				 errhint("Use \"task\": \"classification\", or a numeric label.")));
-	return task;
-}
-
-void
-DltRowsInit(DltRows *rows, MemoryContext mcxt, MemoryContext root, Oid feattype,
-			Oid label_type, DltTask task)
-{
-	memset(rows, 0, sizeof(DltRows));
-	rows->feat_elemtype = get_element_type(feattype);
-	if (rows->feat_elemtype != FLOAT4OID && rows->feat_elemtype != FLOAT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("features must be real[] or double precision[], not %s",
-						format_type_be(feattype))));
-	rows->label_type = label_type;
-	rows->label_kind = DltLabelKindOf(label_type);
-	rows->task = task;
-	DltCacheInit(&rows->cache, mcxt, DltBudgetBytes(), true);
-	rows->cache.root = root;
-}
-
-static int64
-LabelSlot(DltRows *rows, MemoryContext mcxt, Datum d)
-{
-	int64		v;
-
-	if (rows->label_type == TEXTOID)
-	{
-		text	   *t = DatumGetTextPP(d);
-
-		return DltClassId(&rows->classes, mcxt, 0, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-	}
-	v = DltLabelValue(d, rows->label_type, rows->task, rows->rows_seen);
-	/* regression keeps the value; classification stores its class id */
-	if (rows->task == DLT_TASK_REGRESSION)
-		return v;
-	return DltClassId(&rows->classes, mcxt, v, NULL, 0);
-}
-
-/* Appends one input row (features x, label y) to the row cache. */
-void
-DltRowsAppend(DltRows *rows, MemoryContext mcxt, Datum x, bool xnull, Datum y, bool ynull)
-{
-	DltCache   *c = &rows->cache;
-	ArrayType  *arr;
-	int			n;
-	float	   *slot;
-	int64	   *label;
-	int64		lv;
-
-	rows->rows_seen++;
-	if (xnull || ynull)
-	{
-		rows->rows_skipped++;
-		return;
-	}
-	arr = DatumGetArrayTypeP(x);
-	n = CheckFeatureArray(arr, c->dim, rows->rows_seen);
-	c->dim = n;
-	/* the label first: a bad label must not leave a half-written row */
-	lv = LabelSlot(rows, mcxt, y);
-	slot = DltCacheAppend(c, &label);
-	*label = lv;
-	if (likely(c->fmin != NULL && rows->feat_elemtype == FLOAT4OID))
-	{
-		/* copy, check and the feature ranges in one pass over the row */
-		if (unlikely(!dlk_copy_finite_minmax_f32(slot, (const float *) ARR_DATA_PTR(arr),
-												 n, c->fmin, c->fmax)))
-			FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
-	}
-	else
-	{
-		FeatureArrayToFloat(slot, arr, rows->feat_elemtype, rows->rows_seen);
-		if (c->fmin == NULL)
-		{
-			c->fmin = MemoryContextAlloc(mcxt, sizeof(float) * n);
-			c->fmax = MemoryContextAlloc(mcxt, sizeof(float) * n);
-			memcpy(c->fmin, slot, sizeof(float) * n);
-			memcpy(c->fmax, slot, sizeof(float) * n);
-		}
-		dlk_minmax_accumulate(c->fmin, c->fmax, slot, n);
-	}
-	if ((c->n_rows & 4095) == 0)
-		DltProgressRows(c->n_rows, -1, NAN, 0);
-}
 
 static void
 AddMember(TrainState *st, const DltOptions *opts)
@@ -361,7 +257,7 @@ TrainStateCreate(FunctionCallInfo fcinfo, MemoryContext aggcxt, MergeSlot *slot,
 	else
 		DltOptionsParse(&st->opts, jb, false);
 	MemoryContextSwitchTo(old);
-	task = DltResolveTask(&st->opts, DltLabelKindOf(label_type));
+	task = DltResolveTask(st->opts.task, DltLabelKindOf(label_type));
 
 	/* a follower joins the leader's cache when it trains the same task */
 	if (slot != NULL && slot->follower)
@@ -412,7 +308,7 @@ CheckSameOptions(TrainState *st, FunctionCallInfo fcinfo)
 				 errmsg("options of dltrain.%s differ between rows",
 						st->multi ? "train_mlp_multi" : "train_mlp"),
 				 errdetail("Input row %lld has options different from the first row's.",
-						   (long long) st->rows.rows_seen),
+						   (long long) st->rows.rows_seen + 1),
 				 errhint("Pass the options as a constant.")));
 }
 
@@ -507,11 +403,10 @@ TrainMembers(TrainState *st, const char *fname)
 	res = palloc(sizeof(DltSelectResult) * K);
 	for (int k = 0; k < K; k++)
 		opts[k] = st->members[k].opts;
-	/* a single train_mlp fails on divergence; merged ones drop that model */
-	cfg.tolerate = K > 1 || st->multi;
+	/* a diverged model is NULL, alone or merged */
+	cfg.tolerate = true;
 	DltCacheFinishInput(&st->rows.cache);
-	DltTrainMany(&st->rows, opts, K, &cfg, res);
-	DltCacheClose(&st->rows.cache);
+	DltTrainMany(DltCacheSourceCreate(&st->rows), opts, K, &cfg, res);
 	/* the models go to the aggregate's context; the buffers go with st->mcxt */
 	MemoryContextSwitchTo(st->aggcxt);
 	for (int k = 0; k < K; k++)
@@ -530,17 +425,6 @@ TrainMembers(TrainState *st, const char *fname)
 	MemoryContextDelete(st->mcxt);
 	st->mcxt = NULL;
 	st->trained = true;
-}
-
-void
-DltNoticeSkipped(const char *fname, int64 skipped, int64 used)
-{
-	if (skipped > 0)
-		ereport(NOTICE,
-				(errmsg("dltrain.%s skipped %lld of %lld input rows: their features or label were NULL",
-						fname, (long long) skipped, (long long) (skipped + used)),
-				 errdetail("dltrain.describe(model) counts them in \"rows_skipped\". A query says it once, with the counts of the first model that skipped rows."),
-				 errhint("Filter such rows out, or replace the NULLs, to train on every row.")));
 }
 
 /*
@@ -608,13 +492,21 @@ train_mlp_ffunc(PG_FUNCTION_ARGS)
 	mb = &L->members[st->leader ? st->member_no : 0];
 	if (mb->result == NULL)
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
-						mb->diverged_epoch),
-				 errdetail("The statement trains %d models from one row cache; this one is NULL, the others are kept.",
-						   L->n_members),
-				 errhint("Lower \"lr\", or enable \"normalize\".")));
+		if (L->n_members > 1)
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+							mb->diverged_epoch),
+					 errdetail("The statement trains %d models from one row cache; this one is NULL, the others are kept.",
+							   L->n_members),
+					 errhint("Lower \"lr\", or enable \"normalize\".")));
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
+							mb->diverged_epoch),
+					 errdetail("dltrain.train_mlp returns NULL for this training."),
+					 errhint("Lower \"lr\", or enable \"normalize\".")));
 		PG_RETURN_NULL();
 	}
 	PG_RETURN_BYTEA_P(TakeResult(mb));
@@ -666,286 +558,3 @@ train_mlp_multi_ffunc(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
 											 typlen, typbyval, typalign));
 }
-
-/* ---- BLAS ---- */
-
-static bool blas_ready = false;
-
-/*
- * Opens OpenBLAS on the first training (or batched scoring) of this
- * backend; with threads >= 1 (a training's dltrain.threads) cuts the work
- * of the steps that follow into threads ranges, starting the helper
- * threads that needs.  Scoring passes 0: its networks never use the pool
- * (DLK_BLAS_UNCUT).  Signals are blocked around
- * both, so any thread OpenBLAS or the pool starts inherits a mask that
- * keeps PostgreSQL's signals on the backend's own thread.
- */
-void
-DltBlasEnsure(int threads)
-{
-	sigset_t	all,
-				old;
-	char		err[256] = "";
-	dlk_status	s = DLK_OK;
-
-	sigfillset(&all);
-	if (!blas_ready)
-	{
-		/* start no worker thread at load; dltrain.threads decides later */
-		setenv("OPENBLAS_NUM_THREADS", "1", 0);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		s = dlk_blas_open(NULL, err, sizeof(err));
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (s != DLK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("could not load OpenBLAS"),
-					 errdetail("%s", err),
-					 errhint("Install OpenBLAS (Debian: apt-get install libopenblas0-pthread).")));
-		blas_ready = true;
-	}
-	/*
-	 * dltrain's own threads (dlk_pool.c) run every parallel part of a step,
-	 * the GEMMs included, each calling OpenBLAS single-threaded: one set of
-	 * threads, none spinning against another.
-	 */
-	if (threads < 1)
-		return;
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	dlk_blas_set_threads(1);
-	s = dlk_pool_set_threads(threads);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (s != DLK_OK)
-		elog(ERROR, "could not set %d training threads", threads);
-}
-
-/* ---- training ---- */
-
-/*
- * ---- the trainer: one model's network, optimizer and batch buffers ----
- * Shared by the aggregate (batches gathered from the row cache) and fit()
- * (batches from a shuffle buffer fed by a block-shuffled scan).
- */
-
-/* Fills m->arch from m->opts for D inputs and C outputs. */
-void
-DltModelSetArch(DltModel *m, int D, int C)
-{
-	const DltOptions *o = &m->opts;
-
-	m->arch.n_layers = o->n_hidden + 1;
-	m->arch.dims[0] = D;
-	for (int l = 0; l < o->n_hidden; l++)
-		m->arch.dims[l + 1] = o->hidden[l];
-	m->arch.dims[m->arch.n_layers] = C;
-	m->arch.act = o->activation;
-	m->arch.loss = m->task == DLT_TASK_CLASSIFICATION ? DLK_LOSS_SOFTMAX_CE : DLK_LOSS_MSE;
-	if (dlk_arch_check(&m->arch) != DLK_OK)
-		elog(ERROR, "invalid network architecture");
-}
-
-Size
-DltTrainerBytes(const DltModel *m, int B)
-{
-	dlk_sizes	sz;
-	int			D = m->arch.dims[0];
-	int			C = m->arch.dims[m->arch.n_layers];
-
-	if (dlk_sizes_for(&sz, &m->arch, B, m->opts.optimizer) != DLK_OK)
-		elog(ERROR, "invalid network architecture");
-	return mul_size(add_size(add_size(mul_size(2, sz.n_params), sz.n_opt_state),
-							 add_size(sz.n_work, mul_size(B, D + C + 1))),
-					sizeof(float));
-}
-
-/*
- * Checks the budget and the model size, allocates everything (in the current
- * memory context), opens BLAS and initializes the parameters from the seed.
- */
-void
-DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
-{
-	const DltOptions *o = &m->opts;
-	dlk_sizes	sz;
-	Size		need;
-	float	   *grads,
-			   *state,
-			   *work;
-	dlk_status	s;
-
-	memset(t, 0, sizeof(*t));
-	t->m = m;
-	t->B = B;
-	t->D = m->arch.dims[0];
-	t->C = m->arch.dims[m->arch.n_layers];
-	if (dlk_sizes_for(&sz, &m->arch, B, o->optimizer) != DLK_OK)
-		elog(ERROR, "invalid network architecture");
-	m->n_params = sz.n_params;
-
-	/* size checks before any large allocation */
-	need = DltTrainerBytes(m, B);
-	DltBudgetCheck(root, need,
-				   "a model's parameters, gradients, optimizer state and batch buffers");
-	CheckModelSize(ModelEncodedSize(m));
-
-	m->params = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	grads = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	state = palloc_extended(sizeof(float) * Max(sz.n_opt_state, 1), MCXT_ALLOC_HUGE);
-	work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
-	t->xb = palloc_extended(sizeof(float) * (Size) B * t->D, MCXT_ALLOC_HUGE);
-	t->yb = palloc(sizeof(int32) * B);
-	t->tb = palloc(sizeof(float) * B * t->C);
-	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
-
-	DltBlasEnsure(DltThreads());
-	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s != DLK_OK)
-		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
-	if (o->init_pytorch)
-		s = dlk_init_params_fanin(&t->net, (uint64) o->seed);
-	else
-		s = dlk_init_params(&t->net, (uint64) o->seed);
-	if (s != DLK_OK)
-		DltKernelAborted();
-
-	t->opt.kind = o->optimizer;
-	t->opt.lr = (float) o->lr;
-	t->opt.momentum = (float) o->momentum;
-	t->opt.beta1 = 0.9f;
-	t->opt.beta2 = 0.999f;
-	t->opt.eps = 1e-8f;
-	t->opt.weight_decay = (float) o->weight_decay;
-}
-
-void
-DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
-{
-	t->epoch = epoch;
-	t->loss_sum = 0;
-	t->rows = 0;
-	t->batches = 0;
-	t->rows_expected = rows_expected;
-	DltProgressEpoch(epoch + 1, t->m->opts.epochs);
-	INSTR_TIME_SET_CURRENT(t->t0);
-}
-
-/* Counts a step of bs rows with mean loss in the epoch and the progress report. */
-void
-DltTrainerAccount(DltTrainer *t, int bs, double loss)
-{
-	t->loss_sum += loss * bs;
-	t->rows += bs;
-	if ((++t->batches & 15) == 0)
-	{
-		instr_time	now;
-		double		secs;
-
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, t->t0);
-		secs = INSTR_TIME_GET_DOUBLE(now);
-		DltProgressRows(t->rows, t->rows_expected, t->loss_sum / t->rows,
-						secs > 0 ? t->rows / secs : 0);
-	}
-	CHECK_FOR_INTERRUPTS();
-}
-
-/*
- * One optimizer step on the first bs rows of xb (and yb or tb); returns
- * DLK_ENONFINITE, without an update, when the loss or gradients are not
- * finite.
- */
-dlk_status
-DltTrainerTryStep(DltTrainer *t, int bs)
-{
-	bool		cls = t->m->task == DLT_TASK_CLASSIFICATION;
-	double		loss;
-	dlk_status	s;
-
-	s = dlk_train_step(&t->net, t->xb, cls ? t->yb : NULL, cls ? NULL : t->tb,
-					   bs, &t->opt, &loss);
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s == DLK_ENONFINITE)
-		return s;
-	if (s != DLK_OK)
-		elog(ERROR, "training step failed: %s", dlk_status_string(s));
-	DltTrainerAccount(t, bs, loss);
-	return DLK_OK;
-}
-
-/* DltTrainerTryStep, with divergence an error. */
-void
-DltTrainerStep(DltTrainer *t, int bs)
-{
-	if (DltTrainerTryStep(t, bs) != DLK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("training diverged: the loss became NaN or infinite in epoch %d",
-						t->epoch + 1),
-				 errhint("Lower \"lr\", or enable \"normalize\".")));
-}
-
-/* Ends an epoch: records its mean training loss; returns its seconds. */
-double
-DltTrainerEpochEnd(DltTrainer *t)
-{
-	instr_time	t1;
-	double		secs;
-	float		loss = t->rows ? (float) (t->loss_sum / t->rows) : 0;
-
-	t->m->epoch_loss[t->epoch] = loss;
-	t->m->epochs_run = t->epoch + 1;
-	INSTR_TIME_SET_CURRENT(t1);
-	INSTR_TIME_SUBTRACT(t1, t->t0);
-	secs = INSTR_TIME_GET_DOUBLE(t1);
-	/* progress at every epoch end too, whatever the batch count */
-	DltProgressRows(t->rows, t->rows_expected, loss, secs > 0 ? t->rows / secs : 0);
-	if (t->quiet)
-		return secs;
-	if (dltrain_verbose && t->n_models > 1)
-		ereport(NOTICE,
-				(errmsg("model %d of %d, epoch %d/%d: loss %.6f, %.0f rows/s",
-						t->model_no + 1, t->n_models, t->epoch + 1, t->m->opts.epochs,
-						loss, secs > 0 ? t->rows / secs : 0)));
-	else if (dltrain_verbose)
-		ereport(NOTICE,
-				(errmsg("epoch %d/%d: loss %.6f, %.0f rows/s",
-						t->epoch + 1, t->m->opts.epochs, loss,
-						secs > 0 ? t->rows / secs : 0)));
-	return secs;
-}
-
-/*
- * Loss of the current network on the first bs rows of xb (yb or tb), no
- * update; *score gets the number of correct predictions (classification) or
- * the sum of squared errors (regression).
- */
-double
-DltTrainerEval(DltTrainer *t, int bs, double *score)
-{
-	const float *out = dlk_forward(&t->net, t->xb, bs);
-	double		loss = 0;
-
-	if (out == NULL)
-	{
-		CHECK_FOR_INTERRUPTS();	/* an abort */
-		elog(ERROR, "forward pass failed");
-	}
-	*score = 0;
-	if (t->m->task == DLT_TASK_CLASSIFICATION)
-	{
-		if (dlk_softmax_ce(&loss, NULL, out, t->yb, bs, t->C) != DLK_OK)
-			elog(ERROR, "label out of range");
-		for (int i = 0; i < bs; i++)
-			*score += DltArgMax(out + (Size) i * t->C, t->C) == t->yb[i];
-	}
-	else
-	{
-		dlk_mse(&loss, NULL, out, t->tb, bs, t->C);
-		*score = loss * bs * t->C;
-	}
-	return loss;
-}
-

@@ -1,0 +1,114 @@
+/*
+ * features.c — feature arrays: shape checks and the conversion to float32.
+ *
+ * Shared by training (rows.c, source_table.c) and scoring (score.c), so the
+ * same shape, NULL and finiteness rules apply when training and when
+ * scoring.
+ */
+#include "postgres.h"
+
+#include <float.h>
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+
+#include "features.h"
+#include "kernels/dlk.h"
+
+/* "row 12" in training, "the feature array" in prediction */
+static const char *
+RowName(int64 row)
+{
+	if (row <= 0)
+		return "the feature array";
+	return psprintf("the feature array of input row %lld", (long long) row);
+}
+
+int
+CheckFeatureArray(ArrayType *arr, int expected_dim, int64 row)
+{
+	int			n;
+
+	if (ARR_NDIM(arr) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s is empty", RowName(row))));
+	if (ARR_NDIM(arr) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%s must be one-dimensional", RowName(row)),
+				 errdetail("It has %d dimensions.", ARR_NDIM(arr))));
+	if (array_contains_nulls(arr))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s contains a NULL element", RowName(row)),
+				 errhint("Replace NULL features with a value, or filter the rows out.")));
+	n = ARR_DIMS(arr)[0];
+	if (n > DLK_MAX_WIDTH)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has %d elements, more than the maximum of %d",
+						RowName(row), n, DLK_MAX_WIDTH)));
+	if (expected_dim > 0 && n != expected_dim)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg_plural("%s has %d element, expected %d",
+							   "%s has %d elements, expected %d",
+							   n, RowName(row), n, expected_dim),
+				 row > 0 ?
+				 errdetail("Every row must have as many features as the first one.") :
+				 errdetail("The model was trained on %d features.", expected_dim)));
+	return n;
+}
+
+static void
+NonFiniteError(int64 row, int i, double v)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("%s has a non-finite value at element %d",
+					RowName(row), i + 1),
+			 errdetail("The value is %s.", isnan(v) ? "NaN" : (v > 0 ? "Infinity" : "-Infinity"))));
+}
+
+void
+FeatureArrayToFloat(float *out, ArrayType *arr, Oid elemtype, int64 row)
+{
+	int			n = ARR_DIMS(arr)[0];
+
+	if (elemtype == FLOAT4OID)
+	{
+		const float *src = (const float *) ARR_DATA_PTR(arr);
+
+		/* copy and test in one vectorized pass; find the culprit afterwards */
+		if (unlikely(!dlk_copy_finite_f32(out, src, n)))
+		{
+			for (int i = 0; i < n; i++)
+				if (!isfinite(src[i]))
+					NonFiniteError(row, i, src[i]);
+		}
+	}
+	else if (elemtype == FLOAT8OID)
+	{
+		const double *src = (const double *) ARR_DATA_PTR(arr);
+
+		if (unlikely(!dlk_convert_finite_f64(out, src, n)))
+		{
+			for (int i = 0; i < n; i++)
+			{
+				if (!isfinite(src[i]))
+					NonFiniteError(row, i, src[i]);
+				if (!isfinite((float) src[i]))
+					ereport(ERROR,
+							(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+							 errmsg("%s has a value out of range for real at element %d",
+									RowName(row), i + 1),
+							 errdetail("The value %g does not fit in single precision, which training uses.",
+									   src[i])));
+			}
+		}
+	}
+	else
+		elog(ERROR, "unexpected feature element type %u", elemtype);
+}

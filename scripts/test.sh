@@ -3,7 +3,8 @@
 # the model validator's fuzz harness (ASan/UBSan), pg_regress and the
 # isolation specs (installcheck mode, against this checkout's throwaway
 # cluster; each test counts) and the shell tests in test/sh
-# (pg_dump/restore, NOTICE output, thread and signal checks).
+# (pg_dump/restore, NOTICE output, thread and signal checks, the README's
+# examples; python3-sklearn carries the digits data they run on).
 # Installs packages and builds first (scripts/setup.sh).  Ends with one line
 # "tests: N passed, N failed".
 set -uo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 export PATH=$("$PG_CONFIG" --bindir):$PATH
 
-DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy python3-psycopg2 python3-matplotlib ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
+DLTRAIN_EXTRA_PKGS="python3-torch python3-numpy python3-psycopg2 python3-matplotlib python3-sklearn ${DLTRAIN_EXTRA_PKGS:-}" scripts/setup.sh || { echo "tests: 0 passed, 1 failed"; exit 1; }
 scripts/cluster.sh restart || { echo "tests: 0 passed, 1 failed"; exit 1; }
 eval "$(scripts/cluster.sh env)"
 

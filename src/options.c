@@ -95,12 +95,50 @@ DltTaskName(DltTask task)
 	return "?";
 }
 
+/* An option's value is out of its range (or not one of its names). */
 static void
 OptionTypeError(const char *key, const char *what)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("option \"%s\" must be %s", key, what)));
+}
+
+/* The JSON type of v, as an error message names it: "a string", "null". */
+static const char *
+JsonTypeName(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvArray:
+			return "an array";
+		case jbvObject:
+			return "an object";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "another JSON value";
+	}
+}
+
+/*
+ * An option's value has the wrong JSON type: the error says what was given,
+ * e.g. option "lr" must be a number, not a string.
+ */
+static void
+OptionWrongType(const char *key, const char *expected, JsonbValue *v)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be %s, not %s", key, expected, JsonTypeName(v))));
 }
 
 /* A JSON number as a finite double, or an error naming the option. */
@@ -110,7 +148,7 @@ OptionNumber(const char *key, JsonbValue *v, const char *what)
 	double		d;
 
 	if (v->type != jbvNumeric)
-		OptionTypeError(key, what);
+		OptionWrongType(key, "a number", v);
 	d = DatumGetFloat8(DirectFunctionCall1(numeric_float8,
 										   NumericGetDatum(v->val.numeric)));
 	if (!isfinite(d))
@@ -122,7 +160,11 @@ OptionNumber(const char *key, JsonbValue *v, const char *what)
 static int64
 OptionInteger(const char *key, JsonbValue *v, int64 lo, int64 hi, const char *what)
 {
-	double		d = OptionNumber(key, v, what);
+	double		d;
+
+	if (v->type != jbvNumeric)
+		OptionWrongType(key, "an integer", v);
+	d = OptionNumber(key, v, what);
 
 	if (d != floor(d) || d < (double) lo || d > (double) hi)
 		OptionTypeError(key, what);
@@ -133,7 +175,7 @@ static bool
 OptionBool(const char *key, JsonbValue *v)
 {
 	if (v->type != jbvBool)
-		OptionTypeError(key, "a boolean");
+		OptionWrongType(key, "a boolean", v);
 	return v->val.boolean;
 }
 
@@ -142,7 +184,9 @@ static int
 OptionEnum(const char *key, JsonbValue *v, const char *const *names, int n,
 		   const char *what)
 {
-	if (v->type == jbvString)
+	if (v->type != jbvString)
+		OptionWrongType(key, what, v);
+	else
 	{
 		for (int i = 0; i < n; i++)
 		{
@@ -164,8 +208,9 @@ ParseHidden(DltOptions *opts, JsonbValue *v)
 	int			n = 0;
 	const char *what = "an array of positive integer layer widths";
 
-	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
-		OptionTypeError("hidden", what);
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data) ||
+		JsonContainerIsScalar(v->val.binary.data))
+		OptionWrongType("hidden", what, v);
 
 	it = JsonbIteratorInit(v->val.binary.data);
 	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
@@ -180,7 +225,10 @@ ParseHidden(DltOptions *opts, JsonbValue *v)
 					 errmsg("option \"hidden\" has more than %d layers",
 							DLK_MAX_LAYERS - 1)));
 		if (elem.type != jbvNumeric)
-			OptionTypeError("hidden", what);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("layer widths in option \"hidden\" must be integers, not %s",
+							JsonTypeName(&elem))));
 		w = OptionInteger("hidden", &elem, PG_INT64_MIN, PG_INT64_MAX, what);
 		if (w <= 0)
 			ereport(ERROR,

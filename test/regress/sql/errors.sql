@@ -51,6 +51,21 @@ SELECT dltrain.train_mlp(x, y, '{"normalize": 1}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"task": "clustering"}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"seed": 1e20}') FROM pts;
 SELECT dltrain.train_mlp(x, y, '{"init": "xavier"}') FROM pts;
+-- a value of the wrong JSON type: the error says what was given
+SELECT dltrain.train_mlp(x, y, '{"lr": "0.01"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"momentum": null}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"weight_decay": true}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"validation_fraction": "0.2"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"batch_size": "128"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"epochs": [10]}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"seed": "1"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"buffer_rows": {"rows": 10}}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"early_stopping": false}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"normalize": "false"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"hidden": "64"}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"hidden": [8, null]}') FROM pts;
+SELECT dltrain.train_mlp(x, y, '{"activation": 1}') FROM pts;
+SELECT * FROM dltrain.fit('pts', '{x}', 'y', '{"pages_per_range": "32"}');
 -- options that differ between rows
 SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', i % 2 + 1)) FROM pts;
 SELECT dltrain.train_mlp(x, y, CASE WHEN i < 10 THEN '{}'::jsonb END) FROM pts;

@@ -209,6 +209,9 @@ CacheStartSpill(DltCache *cache)
 	cache->n_file_chunks = cache->n_chunks;
 	cache->stage_rows = 0;
 	MemoryContextSwitchTo(old);
+	ereport(DEBUG1,
+			(errmsg_internal("dltrain: the row cache spills to a temporary file after %lld rows",
+							 (long long) cache->n_rows)));
 }
 
 /* Appends chunk buffer c (rows_per_chunk rows) to the spill file. */

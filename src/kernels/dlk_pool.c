@@ -4,7 +4,7 @@
  * With dltrain.threads = T, a step runs on up to T threads: the caller and
  * T - 1 helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges (fewer for
  * small n), which the caller and the helpers claim one at a time until
- * none is left, and returns when all are done.  dlk.c cuts each GEMM this way
+ * none is left, and returns when all are done.  dlk_dense.c cuts each GEMM this way
  * (blocks of columns or rows, each one single-threaded OpenBLAS call), and
  * the flat loops of the optimizer and of the gradient check; the glue cuts
  * the batch gather.  OpenBLAS itself runs single-threaded, so one set of

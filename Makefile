@@ -32,6 +32,7 @@ OBJS = \
 	src/kernels/dlk_optim.o \
 	src/kernels/dlk_fused.o \
 	src/kernels/dlk_rows.o \
+	src/kernels/dlk_device_cpu.o \
 	src/kernels/dlk_blas.o \
 	src/kernels/dlk_pool.o
 

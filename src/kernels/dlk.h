@@ -60,7 +60,8 @@ typedef enum dlk_status
 	DLK_ENOBLAS,				/* BLAS path asked for, but no BLAS bound */
 	DLK_EBLASLOAD,				/* dlopen/dlsym of the BLAS library failed */
 	DLK_ENONFINITE,				/* loss or gradients became NaN/Inf */
-	DLK_EABORT					/* stopped: the abort callback said so */
+	DLK_EABORT,					/* stopped: the abort callback said so */
+	DLK_ENOMEM					/* the glue's allocator had no memory (dlk_device.h) */
 } dlk_status;
 
 typedef enum dlk_act
@@ -269,6 +270,9 @@ void		dlk_mse(double *loss, float *dpred, const float *pred,
 
 /* Row-wise softmax of logits[B x C] into P (P may equal logits). */
 void		dlk_softmax_rows(float *P, const float *logits, int B, int C);
+
+/* The first index of the largest of p[0..n) (0 for n < 1; NaN never wins). */
+int			dlk_argmax(const float *p, int n);
 
 /* ---- optimizers: one flat loop over n parameters ---- */
 

@@ -99,6 +99,25 @@ dlk_poll_rows(int width)
 /* Fewest parameters per thread worth a helper's wake-up (about 5 us of Adam). */
 #define DLK_OPT_MIN_PER_THREAD 16384
 
+/*
+ * The floating-point mode of a kernel entry point: dlk_fp_enter() at entry
+ * returns the caller's mode, dlk_fp_leave() restores it before returning.
+ * (No-ops for now.)
+ */
+typedef unsigned int dlk_fpmode;
+
+static inline dlk_fpmode
+dlk_fp_enter(void)
+{
+	return 0;
+}
+
+static inline void
+dlk_fp_leave(dlk_fpmode saved)
+{
+	(void) saved;
+}
+
 /* ---- dlk_net.c ---- */
 
 /* Zeroes n floats, polling between pieces. */

@@ -315,3 +315,14 @@ dlk_softmax_rows(float *P, const float *logits, int B, int C)
 			p[c] *= inv;
 	}
 }
+
+int
+dlk_argmax(const float *p, int n)
+{
+	int			best = 0;
+
+	for (int i = 1; i < n; i++)
+		if (p[i] > p[best])
+			best = i;
+	return best;
+}

@@ -493,6 +493,8 @@ dlk_status_string(dlk_status st)
 			return "loss or gradients are not finite";
 		case DLK_EABORT:
 			return "stopped by the abort callback";
+		case DLK_ENOMEM:
+			return "out of memory";
 	}
 	return "unknown status";
 }

@@ -43,6 +43,17 @@
  * error.  The pieces are fixed by the shapes (a product is cut along the
  * rows or columns of its output, never along its reduction dimension), so
  * whether and where an abort was polled never changes a result.
+ *
+ * Floating-point mode.  The entry points that compute for training,
+ * evaluation and scoring (dlk_forward, dlk_loss_grad, dlk_train_step, the
+ * fused step, dlk_opt_step, the layer, activation, loss and optimizer
+ * functions, and the device operations of dlk_device.h) run with
+ * flush-to-zero and denormals-are-zero on x86-64, on the caller's thread
+ * and on the pool's helpers, and give the caller's MXCSR back unchanged on
+ * every return (dlk_internal.h).  Subnormal values (a confident softmax's
+ * probabilities) are zeros there: the same model bits whatever the
+ * caller's mode, at full speed.  The row operations (statistics,
+ * conversion, standardization) keep the caller's mode.
  */
 #ifndef DLK_H
 #define DLK_H

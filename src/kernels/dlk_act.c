@@ -12,8 +12,8 @@
  * Activations
  * ------------------------------------------------------------------------ */
 
-void
-dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act)
+static void
+dlk_act_forward_body(float *Y, const float *X, size_t n, dlk_act act)
 {
 	size_t		k;
 
@@ -38,6 +38,16 @@ dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act)
 				memmove(Y, X, n * sizeof(float));
 			break;
 	}
+}
+
+/* dlk_act_forward in the kernels' floating-point mode (dlk_internal.h) */
+void
+dlk_act_forward(float *Y, const float *X, size_t n, dlk_act act)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_act_forward_body(Y, X, n, act);
+	dlk_fp_leave(fp);
 }
 
 /*
@@ -68,8 +78,8 @@ relu_backward(float *restrict dX, const float *restrict dY,
 	}
 }
 
-void
-dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
+static void
+dlk_act_backward_body(float *dX, const float *dY, const float *Y, size_t n,
 				 dlk_act act)
 {
 	size_t		k;
@@ -96,6 +106,17 @@ dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
 				memmove(dX, dY, n * sizeof(float));
 			break;
 	}
+}
+
+/* dlk_act_backward in the kernels' floating-point mode (dlk_internal.h) */
+void
+dlk_act_backward(float *dX, const float *dY, const float *Y, size_t n,
+				 dlk_act act)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_act_backward_body(dX, dY, Y, n, act);
+	dlk_fp_leave(fp);
 }
 
 
@@ -132,7 +153,7 @@ dlk_act_rows(float *Y, int ld, int B, int O, dlk_act act)
 			if (act == DLK_ACT_RELU)
 				relu_inplace(y, (size_t) (r1 - r0) * O);
 			else
-				dlk_act_forward(y, y, (size_t) (r1 - r0) * O, act);
+				dlk_act_forward_body(y, y, (size_t) (r1 - r0) * O, act);
 			continue;
 		}
 		for (int r = r0; r < r1; r++)
@@ -140,7 +161,7 @@ dlk_act_rows(float *Y, int ld, int B, int O, dlk_act act)
 			if (act == DLK_ACT_RELU)
 				relu_inplace(Y + (size_t) r * ld, O);
 			else
-				dlk_act_forward(Y + (size_t) r * ld, Y + (size_t) r * ld, O, act);
+				dlk_act_forward_body(Y + (size_t) r * ld, Y + (size_t) r * ld, O, act);
 		}
 	}
 	return DLK_OK;
@@ -160,12 +181,12 @@ dlk_act_backward_rows(float *dX, int ldx, const float *Y, int ldy, int B, int I,
 			return DLK_EABORT;
 		if (ldx == I && ldy == I)
 		{
-			dlk_act_backward(dX + (size_t) r0 * I, dX + (size_t) r0 * I,
+			dlk_act_backward_body(dX + (size_t) r0 * I, dX + (size_t) r0 * I,
 							 Y + (size_t) r0 * I, (size_t) (r1 - r0) * I, act);
 			continue;
 		}
 		for (int r = r0; r < r1; r++)
-			dlk_act_backward(dX + (size_t) r * ldx, dX + (size_t) r * ldx,
+			dlk_act_backward_body(dX + (size_t) r * ldx, dX + (size_t) r * ldx,
 							 Y + (size_t) r * ldy, I, act);
 	}
 	return DLK_OK;

@@ -249,13 +249,26 @@ dense_sizes_ok(int B, int I, int O)
 		O <= DLK_MAX_WIDTH;
 }
 
-dlk_status
-dlk_dense_forward(float *Y, const float *X, const float *W,
+static dlk_status
+dlk_dense_forward_body(float *Y, const float *X, const float *W,
 				  const float *b, int B, int I, int O, int use_blas)
 {
 	if (!dense_sizes_ok(B, I, O))
 		return DLK_EINVAL;
 	return dlk_affine(Y, O, X, I, W, b, B, I, O, use_blas);
+}
+
+/* dlk_dense_forward in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_dense_forward(float *Y, const float *X, const float *W,
+				  const float *b, int B, int I, int O, int use_blas)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_dense_forward_body(Y, X, W, b, B, I, O, use_blas);
+	dlk_fp_leave(fp);
+	return r;
 }
 
 /* gb[o] = sum_r dY[r, o]: row-wise accumulation, contiguous; rows ld apart */
@@ -358,12 +371,26 @@ dlk_dense_backward_ld(float *dX, int lddx, float *gW, float *gb, const float *dY
 	return DLK_OK;
 }
 
-dlk_status
-dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
+static dlk_status
+dlk_dense_backward_body(float *dX, float *gW, float *gb, const float *dY,
 				   const float *X, const float *W, int B, int I,
 				   int O, int use_blas)
 {
 	if (!dense_sizes_ok(B, I, O))
 		return DLK_EINVAL;
 	return dlk_dense_backward_ld(dX, I, gW, gb, dY, O, X, I, W, B, I, O, use_blas, 0);
+}
+
+/* dlk_dense_backward in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_dense_backward(float *dX, float *gW, float *gb, const float *dY,
+				   const float *X, const float *W, int B, int I,
+				   int O, int use_blas)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_dense_backward_body(dX, gW, gb, dY, X, W, B, I, O, use_blas);
+	dlk_fp_leave(fp);
+	return r;
 }

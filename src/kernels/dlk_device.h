@@ -77,6 +77,10 @@
  * operation or from net_read.  DLK_ENONFINITE is never returned by a step:
  * it is the sticky mark above.
  *
+ * Floating point.  Every operation that computes runs with flush-to-zero
+ * and denormals-are-zero (x86-64 MXCSR) and restores the caller's mode
+ * before it returns, whatever the outcome (dlk_internal.h).
+ *
  * What a CUDA device must provide: every operation below; net_params may
  * return NULL (params_read/params_write then copy from and to the GPU);
  * batch_upload copies the staged rows (cudaMemcpyAsync from pinned staging)

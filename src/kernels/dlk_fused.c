@@ -50,8 +50,8 @@ dlk_fused_work_size(dlk_net *const *nets, int K, int B)
 		2 * (size_t) B * (size_t) fused_ld((int) sum_o);
 }
 
-dlk_status
-dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
+static dlk_status
+dlk_train_step_fused_body(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 					 const float *X, const int32_t *labels,
 					 const float *targets, int B, float *work,
 					 double *losses, dlk_status *status)
@@ -159,4 +159,19 @@ dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
 		off += O;
 	}
 	return DLK_OK;
+}
+
+/* dlk_train_step_fused in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts, int K,
+					 const float *X, const int32_t *labels,
+					 const float *targets, int B, float *work,
+					 double *losses, dlk_status *status)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_train_step_fused_body(nets, opts, K, X, labels, targets, B, work, losses, status);
+	dlk_fp_leave(fp);
+	return r;
 }

@@ -253,15 +253,28 @@ dlk_softmax_ce_ld(double *loss, float *dlogits, int ldd, const float *logits, in
 	return DLK_OK;
 }
 
-dlk_status
-dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
+static dlk_status
+dlk_softmax_ce_body(double *loss, float *dlogits, const float *logits,
 			   const int32_t *labels, int B, int C)
 {
 	return dlk_softmax_ce_ld(loss, dlogits, C, logits, C, labels, B, C, NULL);
 }
 
-void
-dlk_mse(double *loss, float *dpred, const float *pred,
+/* dlk_softmax_ce in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
+			   const int32_t *labels, int B, int C)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_softmax_ce_body(loss, dlogits, logits, labels, B, C);
+	dlk_fp_leave(fp);
+	return r;
+}
+
+static void
+dlk_mse_body(double *loss, float *dpred, const float *pred,
 		const float *target, int B, int C)
 {
 	size_t		n = (size_t) B * (size_t) C;
@@ -289,8 +302,19 @@ dlk_mse(double *loss, float *dpred, const float *pred,
 		*loss = total / (double) n;
 }
 
+/* dlk_mse in the kernels' floating-point mode (dlk_internal.h) */
 void
-dlk_softmax_rows(float *P, const float *logits, int B, int C)
+dlk_mse(double *loss, float *dpred, const float *pred,
+		const float *target, int B, int C)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_mse_body(loss, dpred, pred, target, B, C);
+	dlk_fp_leave(fp);
+}
+
+static void
+dlk_softmax_rows_body(float *P, const float *logits, int B, int C)
 {
 	int			r;
 	int			c;
@@ -314,6 +338,16 @@ dlk_softmax_rows(float *P, const float *logits, int B, int C)
 		for (c = 0; c < C; c++)
 			p[c] *= inv;
 	}
+}
+
+/* dlk_softmax_rows in the kernels' floating-point mode (dlk_internal.h) */
+void
+dlk_softmax_rows(float *P, const float *logits, int B, int C)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_softmax_rows_body(P, logits, B, C);
+	dlk_fp_leave(fp);
 }
 
 int

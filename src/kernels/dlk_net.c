@@ -271,14 +271,26 @@ net_forward(dlk_net *net, const float *X, int B)
 	return dlk_net_forward_from(net, X, B);
 }
 
-const float *
-dlk_forward(dlk_net *net, const float *X, int B)
+static const float *
+dlk_forward_body(dlk_net *net, const float *X, int B)
 {
 	if (net == NULL || X == NULL || B < 1 || B > net->max_batch)
 		return NULL;
 	if (net_forward(net, X, B) != DLK_OK)
 		return NULL;
 	return net->act[net->arch.n_layers - 1];
+}
+
+/* dlk_forward in the kernels' floating-point mode (dlk_internal.h) */
+const float *
+dlk_forward(dlk_net *net, const float *X, int B)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	const float *r;
+
+	r = dlk_forward_body(net, X, B);
+	dlk_fp_leave(fp);
+	return r;
 }
 
 /* 1 if every one of x[0..n) is finite; bit test so the loop vectorizes. */
@@ -434,8 +446,8 @@ dlk_net_backward(dlk_net *net, const float *X, int B, int stop)
 	return DLK_OK;
 }
 
-dlk_status
-dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
+static dlk_status
+dlk_loss_grad_body(dlk_net *net, const float *X, const int32_t *labels,
 			  const float *targets, int B, double *loss)
 {
 	double		lv = 0.0;
@@ -458,8 +470,21 @@ dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
 	return dlk_grads_finite(net);
 }
 
+/* dlk_loss_grad in the kernels' floating-point mode (dlk_internal.h) */
 dlk_status
-dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
+dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
+			  const float *targets, int B, double *loss)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_loss_grad_body(net, X, labels, targets, B, loss);
+	dlk_fp_leave(fp);
+	return r;
+}
+
+static dlk_status
+dlk_train_step_body(dlk_net *net, const float *X, const int32_t *labels,
 			   const float *targets, int B, const dlk_opt *opt,
 			   double *loss)
 {
@@ -471,9 +496,23 @@ dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
 	if (net != NULL && net->opt_state == NULL &&
 		(opt->kind != DLK_OPT_SGD || opt->momentum != 0.0f))
 		return DLK_EINVAL;
-	if ((st = dlk_loss_grad(net, X, labels, targets, B, loss)) != DLK_OK)
+	if ((st = dlk_loss_grad_body(net, X, labels, targets, B, loss)) != DLK_OK)
 		return st;
 	return dlk_opt_step(net, opt);
+}
+
+/* dlk_train_step in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_train_step(dlk_net *net, const float *X, const int32_t *labels,
+			   const float *targets, int B, const dlk_opt *opt,
+			   double *loss)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_train_step_body(net, X, labels, targets, B, opt, loss);
+	dlk_fp_leave(fp);
+	return r;
 }
 
 const char *

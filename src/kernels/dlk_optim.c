@@ -12,8 +12,8 @@
  * Optimizers: flat loops over n parameters
  * ------------------------------------------------------------------------ */
 
-DLK_VECTOR void
-dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
+DLK_VECTOR static void
+dlk_sgd_step_body(float *restrict p, const float *restrict g, float *restrict m,
 			 size_t n,
 			 float lr, float momentum, float weight_decay)
 {
@@ -34,8 +34,19 @@ dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
 	}
 }
 
-DLK_VECTOR void
-dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
+/* dlk_sgd_step in the kernels' floating-point mode (dlk_internal.h) */
+void
+dlk_sgd_step(float *restrict p, const float *restrict g, float *restrict m,
+			 size_t n, float lr, float momentum, float weight_decay)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_sgd_step_body(p, g, m, n, lr, momentum, weight_decay);
+	dlk_fp_leave(fp);
+}
+
+DLK_VECTOR static void
+dlk_adam_step_body(float *restrict p, const float *restrict g, float *restrict m,
 			  float *restrict v, size_t n,
 			  float lr, float beta1, float beta2, float eps,
 			  float weight_decay, long t, int decoupled)
@@ -81,6 +92,18 @@ dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
 	}
 }
 
+/* dlk_adam_step in the kernels' floating-point mode (dlk_internal.h) */
+void
+dlk_adam_step(float *restrict p, const float *restrict g, float *restrict m,
+			  float *restrict v, size_t n, float lr, float beta1, float beta2,
+			  float eps, float weight_decay, long t, int decoupled)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+
+	dlk_adam_step_body(p, g, m, v, n, lr, beta1, beta2, eps, weight_decay, t, decoupled);
+	dlk_fp_leave(fp);
+}
+
 /* Fewest parameters per thread worth a helper's wake-up (about 5 us of Adam). */
 #define DLK_OPT_MIN_PER_THREAD 16384
 
@@ -102,7 +125,7 @@ opt_piece(const opt_job *j, size_t lo, size_t hi)
 	switch (opt->kind)
 	{
 		case DLK_OPT_SGD:
-			dlk_sgd_step(net->params + lo, net->grads + lo, m ? m + lo : NULL,
+			dlk_sgd_step_body(net->params + lo, net->grads + lo, m ? m + lo : NULL,
 						 hi - lo, opt->lr, opt->momentum, opt->weight_decay);
 			break;
 		case DLK_OPT_ADAM:
@@ -110,7 +133,7 @@ opt_piece(const opt_job *j, size_t lo, size_t hi)
 			/* dlk_net_bind zeroed m only: v starts at zero on step 1 */
 			if (net->step == 1)
 				memset(m + n + lo, 0, (hi - lo) * sizeof(float));
-			dlk_adam_step(net->params + lo, net->grads + lo, m + lo, m + n + lo,
+			dlk_adam_step_body(net->params + lo, net->grads + lo, m + lo, m + n + lo,
 						  hi - lo, opt->lr, opt->beta1, opt->beta2, opt->eps,
 						  opt->weight_decay, net->step, opt->kind == DLK_OPT_ADAMW);
 			break;
@@ -131,8 +154,8 @@ opt_range(void *arg, size_t lo, size_t hi)
 	}
 }
 
-dlk_status
-dlk_opt_step(dlk_net *net, const dlk_opt *opt)
+static dlk_status
+dlk_opt_step_body(dlk_net *net, const dlk_opt *opt)
 {
 	opt_job		job = {net, opt};
 	dlk_status	st;
@@ -145,4 +168,16 @@ dlk_opt_step(dlk_net *net, const dlk_opt *opt)
 	st = dlk_pool_for(net->n_params, DLK_OPT_MIN_PER_THREAD, opt_range, &job);
 	net->grads_zero = st == DLK_OK;
 	return st;
+}
+
+/* dlk_opt_step in the kernels' floating-point mode (dlk_internal.h) */
+dlk_status
+dlk_opt_step(dlk_net *net, const dlk_opt *opt)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	dlk_status	r;
+
+	r = dlk_opt_step_body(net, opt);
+	dlk_fp_leave(fp);
+	return r;
 }

@@ -133,6 +133,7 @@ test_restore(void)
 				sc;
 	float		out[B * C];
 	dlk_status	r = DLK_OK;
+	float	   *p2;
 
 	for (int i = 0; i < B * D; i++)
 		X[i] = (float) ((i * 37) % 11) / 7.0f - 0.6f;
@@ -147,9 +148,8 @@ test_restore(void)
 	w = calloc(2 * sz.n_work, sizeof(float));
 	dlk_net_bind(&net, &a, B, 0, p, g, s, w);
 	dlk_init_params(&net, 1);
+	p2 = calloc(4 * sz.n_params, sizeof(float));
 	{
-		float	   *p2 = calloc(4 * sz.n_params, sizeof(float));
-
 		dlk_net_bind(&net2, &a, B, 0, p2, p2 + sz.n_params, p2 + 2 * sz.n_params, w + sz.n_work);
 		dlk_init_params(&net2, 2);
 	}
@@ -216,6 +216,15 @@ test_restore(void)
 	b->x[0] = INFINITY;
 	CHECK_MODE("device train_step (non-finite)", (void) dev->train_step(dn, b, B));
 	dlk_set_abort(NULL, NULL);
+	dev->batch_free(b);
+	dev->net_free(inf);
+	dev->fused_free(f);
+	dev->net_free(dn2);
+	dev->net_free(dn);
+	free(work);
+	free(p2);
+	free(w);
+	free(p);
 	return 1;
 }
 

@@ -38,7 +38,15 @@ OBJS = \
 	src/export.o \
 	src/planner.o \
 	src/block_shuffle.o \
-	src/kernels/dlk.o \
+	src/kernels/dlk_net.o \
+	src/kernels/dlk_rng.o \
+	src/kernels/dlk_dense.o \
+	src/kernels/dlk_act.o \
+	src/kernels/dlk_loss.o \
+	src/kernels/dlk_optim.o \
+	src/kernels/dlk_fused.o \
+	src/kernels/dlk_rows.o \
+	src/kernels/dlk_device_cpu.o \
 	src/kernels/dlk_blas.o \
 	src/kernels/dlk_pool.o
 

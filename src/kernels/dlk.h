@@ -43,6 +43,17 @@
  * error.  The pieces are fixed by the shapes (a product is cut along the
  * rows or columns of its output, never along its reduction dimension), so
  * whether and where an abort was polled never changes a result.
+ *
+ * Floating-point mode.  The entry points that compute for training,
+ * evaluation and scoring (dlk_forward, dlk_loss_grad, dlk_train_step, the
+ * fused step, dlk_opt_step, the layer, activation, loss and optimizer
+ * functions, and the device operations of dlk_device.h) run with
+ * flush-to-zero and denormals-are-zero on x86-64, on the caller's thread
+ * and on the pool's helpers, and give the caller's MXCSR back unchanged on
+ * every return (dlk_internal.h).  Subnormal values (a confident softmax's
+ * probabilities) are zeros there: the same model bits whatever the
+ * caller's mode, at full speed.  The row operations (statistics,
+ * conversion, standardization) keep the caller's mode.
  */
 #ifndef DLK_H
 #define DLK_H
@@ -60,7 +71,8 @@ typedef enum dlk_status
 	DLK_ENOBLAS,				/* BLAS path asked for, but no BLAS bound */
 	DLK_EBLASLOAD,				/* dlopen/dlsym of the BLAS library failed */
 	DLK_ENONFINITE,				/* loss or gradients became NaN/Inf */
-	DLK_EABORT					/* stopped: the abort callback said so */
+	DLK_EABORT,					/* stopped: the abort callback said so */
+	DLK_ENOMEM					/* the glue's allocator had no memory (dlk_device.h) */
 } dlk_status;
 
 typedef enum dlk_act
@@ -269,6 +281,9 @@ void		dlk_mse(double *loss, float *dpred, const float *pred,
 
 /* Row-wise softmax of logits[B x C] into P (P may equal logits). */
 void		dlk_softmax_rows(float *P, const float *logits, int B, int C);
+
+/* The first index of the largest of p[0..n) (0 for n < 1; NaN never wins). */
+int			dlk_argmax(const float *p, int n);
 
 /* ---- optimizers: one flat loop over n parameters ---- */
 

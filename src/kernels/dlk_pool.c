@@ -4,7 +4,7 @@
  * With dltrain.threads = T, a step runs on up to T threads: the caller and
  * T - 1 helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges (fewer for
  * small n), which the caller and the helpers claim one at a time until
- * none is left, and returns when all are done.  dlk.c cuts each GEMM this way
+ * none is left, and returns when all are done.  dlk_dense.c cuts each GEMM this way
  * (blocks of columns or rows, each one single-threaded OpenBLAS call), and
  * the flat loops of the optimizer and of the gradient check; the glue cuts
  * the batch gather.  OpenBLAS itself runs single-threaded, so one set of
@@ -35,6 +35,11 @@
  * live as long as the process (like OpenBLAS's); lowering T leaves the
  * extra ones asleep.  One job at a time: the pool belongs to the one thread
  * that trains (a backend is single-threaded).
+ *
+ * Floating point.  A helper runs each range with the FTZ and DAZ bits of
+ * the caller's MXCSR at dlk_pool_for (on inside a kernel entry point, as
+ * the caller has them: dlk_internal.h), and restores its own mode after
+ * the range, so a range computes the same bits on whichever thread.
  *
  * Without Linux futexes (or with T = 1) the ranges run on the caller.
  *
@@ -213,6 +218,7 @@ static struct
 	dlk_range_fn fn;
 	void	   *arg;
 	size_t		n;
+	dlk_fpmode	fp_bits;		/* the caller's FTZ/DAZ bits: the helpers' too */
 } pool;
 
 /* Sleeps while *addr == expected, at most timeout_ns (0: no limit). */
@@ -320,7 +326,20 @@ work_on(uint32_t seq)
 		/* range next of job seq is ours: the job stays until we report it */
 		part_range(pool.n, (int) P, (int) next, &lo, &hi);
 		if (lo < hi && !atomic_load(&abort_raised) && !dlk_abort_poll())
+		{
+			/* a helper runs the range in the caller's FTZ/DAZ, then its own */
+			dlk_fpmode	own = 0;
+
+			if (on_helper)
+			{
+				own = dlk_fp_get();
+				if ((own & DLK_FP_FTZ_DAZ) != pool.fp_bits)
+					dlk_fp_set((own & ~DLK_FP_FTZ_DAZ) | pool.fp_bits);
+			}
 			pool.fn(pool.arg, lo, hi);
+			if (on_helper)
+				dlk_fp_leave(own);
+		}
 		if (atomic_fetch_add(&pool.done.value, 1) + 1 == P)
 			wake_if_sleeping(&pool.done);
 	}
@@ -422,6 +441,7 @@ dlk_pool_for(size_t n, size_t min_per_thread, dlk_range_fn fn, void *arg)
 	pool.fn = fn;
 	pool.arg = arg;
 	pool.n = n;
+	pool.fp_bits = dlk_fp_get() & DLK_FP_FTZ_DAZ;
 	atomic_store(&pool.done.value, 0);
 	atomic_store(&pool.claim, (uint64_t) seq << 32 | (uint64_t) P << 16);
 	for (int t = 1; t < S; t++)

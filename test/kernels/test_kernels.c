@@ -1549,7 +1549,7 @@ test_status_string(void)
 	int			s,
 				t;
 
-	for (s = DLK_OK; s <= DLK_ENONFINITE; s++)
+	for (s = DLK_OK; s <= DLK_ENOMEM; s++)
 	{
 		if (dlk_status_string((dlk_status) s) == NULL)
 			return fail("NULL string");

@@ -26,6 +26,7 @@ OBJS = \
 	src/block_shuffle.o \
 	src/kernels/dlk.o \
 	src/kernels/dlk_blas.o \
+	src/kernels/dlk_gemm.o \
 	src/kernels/dlk_pool.o
 
 # sql/dltrain.sql is the full script of the version being built (copied to
@@ -91,4 +92,5 @@ fuzz-check:
 src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
-$(OBJS): src/dltrain.h src/version.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h
+$(OBJS): src/dltrain.h src/version.h src/resource.h src/budget.h src/model_check.h src/kernels/dlk.h src/kernels/dlk_internal.h \
+	src/kernels/dlk_gemm.h src/kernels/dlk_gemm_template.h

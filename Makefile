@@ -48,6 +48,7 @@ OBJS = \
 	src/kernels/dlk_rows.o \
 	src/kernels/dlk_device_cpu.o \
 	src/kernels/dlk_blas.o \
+	src/kernels/dlk_gemm.o \
 	src/kernels/dlk_pool.o
 
 # sql/dltrain.sql is the full script of the version being built (copied to
@@ -110,7 +111,7 @@ fuzz-check:
 	$(MAKE) -C test/fuzz check
 
 # the kernels are hot loops: let the compiler vectorize them (no float result changes)
-src/kernels/dlk.o: CFLAGS += -O3 -fno-math-errno
+$(filter src/kernels/%.o,$(OBJS)): CFLAGS += -O3 -fno-math-errno
 
 # every object depends on the headers (PGXS tracks no header dependencies)
 $(OBJS): $(wildcard src/*.h src/kernels/*.h)

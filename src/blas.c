@@ -1,5 +1,11 @@
 /*
- * blas.c — OpenBLAS and dltrain's thread pool.
+ * blas.c — where the kernels run: the device, OpenBLAS and dltrain's
+ * thread pool.
+ *
+ * dltrain.device picks the kernels' device interface (kernels/dlk_device.h)
+ * for the trainings and scorers that start: "cpu" (OpenBLAS and the pool)
+ * or "reference" (the plain reference kernels, for tests).  A CUDA device
+ * will be one more, loaded from its own shared object when asked for.
  *
  * _PG_init does not open OpenBLAS: that happens in the first training (or
  * batched scoring) of a backend, so loading dltrain (even through
@@ -23,6 +29,20 @@
 
 static int	dltrain_threads = 1;
 static int	dltrain_max_threads = 16;
+
+typedef enum DltDeviceKind
+{
+	DLT_DEVICE_CPU = 0,
+	DLT_DEVICE_REFERENCE
+} DltDeviceKind;
+
+static int	dltrain_device = DLT_DEVICE_CPU;
+
+const dlk_device *
+DltDevice(void)
+{
+	return dltrain_device == DLT_DEVICE_REFERENCE ? &dlk_device_reference : &dlk_device_cpu;
+}
 
 int
 DltThreads(void)
@@ -99,6 +119,21 @@ DltBlasEnsure(int threads)
 void
 DltBlasInit(void)
 {
+	static const struct config_enum_entry device_options[] = {
+		{"cpu", DLT_DEVICE_CPU, false},
+		{"reference", DLT_DEVICE_REFERENCE, false},
+		{NULL, 0, false}
+	};
+
+	DefineCustomEnumVariable("dltrain.device",
+							 "Sets where trainings and scorers run their kernels.",
+							 "cpu runs them on OpenBLAS and dltrain's threads; reference runs the plain reference kernels, much slower, which the tests compare with.",
+							 &dltrain_device,
+							 DLT_DEVICE_CPU,
+							 device_options,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomIntVariable("dltrain.threads",
 							"Sets the number of threads a training uses.",
 							"They share each step's matrix products, optimizer update and batch copy; 1 keeps training on the backend's own thread.",

@@ -1,11 +1,14 @@
 /*
- * blas.h — OpenBLAS and dltrain's thread pool, opened on a backend's first
- * training or batched scoring (blas.c).
+ * blas.h — where the kernels run: the device (dltrain.device), OpenBLAS and
+ * dltrain's thread pool, opened on a backend's first training or batched
+ * scoring (blas.c).
  */
 #ifndef DLTRAIN_BLAS_H
 #define DLTRAIN_BLAS_H
 
 #include "postgres.h"
+
+#include "kernels/dlk_device.h"
 
 /*
  * Opens OpenBLAS (once per backend), and with threads >= 1 sets the pool
@@ -14,7 +17,9 @@
 extern void DltBlasEnsure(int threads);
 /* dltrain.threads, capped by dltrain.max_threads (with a NOTICE once per statement) */
 extern int	DltThreads(void);
-/* dltrain.threads and dltrain.max_threads */
+/* The device of trainings and scorers that start now (dltrain.device). */
+extern const dlk_device *DltDevice(void);
+/* dltrain.threads, dltrain.max_threads and dltrain.device */
 extern void DltBlasInit(void);
 
 #endif							/* DLTRAIN_BLAS_H */

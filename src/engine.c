@@ -263,7 +263,7 @@ MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelec
 	mb->res = res;
 	mb->m = m;
 	mb->active = opts->epochs > 0;
-	DltTrainerInit(&mb->t, m, s->B, src->root);
+	DltTrainerInit(&mb->t, src->device, m, s->B, src->root);
 	mb->t.model_no = res->index;
 	mb->t.n_models = res->n_models;
 	mb->t.quiet = cfg->quiet;
@@ -425,6 +425,9 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 		ereport(DEBUG1,
 				(errmsg_internal("dltrain: training %d models from one %s of %lld rows",
 								 K, src->name, (long long) src->n_rows)));
+
+	/* one device for the whole training, whatever the GUC does meanwhile */
+	src->device = DltDevice();
 
 	/* what the rows determine: classes, statistics */
 	INSTR_TIME_SET_CURRENT(t0);

@@ -76,4 +76,5 @@ DltBatchGather(DltBatch *b, int bs, const float *const *x, const int64 *slot,
 	if (dlk_pool_for((size_t) bs, GATHER_MIN_FLOATS_PER_THREAD / b->D + 1,
 					 GatherRange, &job) != DLK_OK)
 		DltKernelAborted();
+	DltBatchUpload(b, bs);
 }

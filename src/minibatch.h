@@ -23,7 +23,8 @@ typedef struct DltLabelMap
 /*
  * Copies rows x[0..bs) (D floats each) into b, standardized with fm/fs
  * unless they are NULL, and their label slots; on the pool's threads when
- * the batch is large enough.  Raises a pending cancel.
+ * the batch is large enough; then uploads them (DltBatchUpload).  Raises a
+ * pending cancel.
  */
 extern void DltBatchGather(DltBatch *b, int bs, const float *const *x, const int64 *slot,
 						   const DltLabelMap *lm, const float *fm, const float *fs);

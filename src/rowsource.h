@@ -88,6 +88,7 @@ struct DltRowSource
 	int64		n_rows;			/* rows presented (after prepare) */
 	int64		rows_skipped;	/* NULL features or label */
 	MemoryContext root;			/* the budget root of the call */
+	const dlk_device *device;	/* where batches go (set by the engine) */
 	bool		shared_streams; /* members with one key may share a stream */
 	/* set by prepare */
 	DltModel	classes;		/* n_classes and the class arrays */

@@ -118,6 +118,27 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 
 /* ---- the scorer ---- */
 
+static void *
+ScorerAlloc(void *ctx, size_t bytes)
+{
+	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+/* A device status that is not DLK_OK: the cancel, or an error. */
+static void
+ScorerFailed(dlk_status s)
+{
+	if (s == DLK_EABORT)
+		DltKernelAborted();
+	if (s == DLK_ENOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("The device could not allocate a scorer's buffers.")));
+	elog(ERROR, "dltrain: scoring failed: %s", dlk_status_string(s));
+}
+
 void
 DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 {
@@ -125,12 +146,14 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 	int			C = m->arch.dims[m->arch.n_layers];
 	dlk_sizes	sz;
 	dlk_status	s;
+	dlk_allocator a = {CurrentMemoryContext, ScorerAlloc, NULL};
 
 	memset(sc, 0, sizeof(*sc));
 	sc->m = m;
 	sc->max_batch = max_batch;
 	sc->D = D;
 	sc->C = C;
+	sc->dev = DltDevice();
 	if (max_batch > 1)
 		DltBlasEnsure(0);	/* scores do not depend on dltrain.threads */
 	if (dlk_sizes_for(&sz, &m->arch, max_batch, DLK_OPT_SGD) != DLK_OK)
@@ -140,15 +163,12 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 							add_size(sz.n_work,
 									 add_size(mul_size(max_batch, (Size) D + C), 2 * (Size) D))),
 				   psprintf("scoring %d rows at a time", max_batch));
-	sc->work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
-	s = dlk_net_bind(&sc->net, &m->arch, max_batch,
-					 max_batch > 1 ? DLK_BLAS_UNCUT : 0,
-					 m->params, NULL, NULL, sc->work);
-	if (s == DLK_EABORT)
-		DltKernelAborted();
+	s = sc->dev->net_bind_infer(&a, &m->arch, max_batch, m->params, &sc->net);
 	if (s != DLK_OK)
-		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
-	sc->x = palloc_extended(sizeof(float) * (Size) max_batch * D, MCXT_ALLOC_HUGE);
+		ScorerFailed(s);
+	s = sc->dev->batch_create(&a, max_batch, D, C, &sc->batch);
+	if (s != DLK_OK)
+		ScorerFailed(s);
 	sc->out = palloc_extended(sizeof(float) * (Size) max_batch * C, MCXT_ALLOC_HUGE);
 	if (m->normalized)
 	{
@@ -169,7 +189,7 @@ DltScorerAddRow(DltScorer *sc, ArrayType *features)
 
 	Assert(sc->n < sc->max_batch);
 	CheckFeatureArray(features, sc->D, 0);
-	x = sc->x + (Size) sc->n * sc->D;
+	x = sc->batch->x + (Size) sc->n * sc->D;
 	FeatureArrayToFloat(x, features, ARR_ELEMTYPE(features), 0);
 	if (sc->fmean)
 		dlk_standardize(x, sc->fmean, sc->fscale, sc->D);
@@ -180,19 +200,14 @@ DltScorerAddRow(DltScorer *sc, ArrayType *features)
 const float *
 DltScorerRun(DltScorer *sc)
 {
-	const float *y;
+	dlk_status	s;
 
 	if (sc->n == 0)
 		return sc->out;
-	y = dlk_forward(&sc->net, sc->x, sc->n);
-	if (y == NULL)
-	{
-		CHECK_FOR_INTERRUPTS();	/* the kernels stopped for a cancel */
-		elog(ERROR, "forward pass failed");
-	}
-	if (sc->m->task == DLT_TASK_CLASSIFICATION)
-		dlk_softmax_rows(sc->out, y, sc->n, sc->C);
-	else
-		memcpy(sc->out, y, sizeof(float) * (Size) sc->n * sc->C);
+	s = sc->dev->batch_upload(sc->batch, sc->n);
+	if (s == DLK_OK)
+		s = sc->dev->net_predict(sc->net, sc->batch, sc->n, sc->out);
+	if (s != DLK_OK)
+		ScorerFailed(s);
 	return sc->out;
 }

@@ -10,6 +10,7 @@
 #include "utils/array.h"
 
 #include "kernels/dlk.h"
+#include "kernels/dlk_device.h"
 #include "model.h"
 
 /* the decoded model of a call site or aggregate, and what identifies it */
@@ -41,9 +42,9 @@ typedef struct DltScorer
 	int			C;
 	int			max_batch;
 	int			n;				/* rows in the current batch */
-	dlk_net		net;
-	float	   *work;
-	float	   *x;				/* [max_batch x D], standardized */
+	const dlk_device *dev;		/* dltrain.device */
+	dlk_dnet   *net;			/* inference-only, over m->params */
+	dlk_batch  *batch;			/* rows, standardized */
 	float	   *out;			/* [max_batch x C]: probabilities or values */
 	float	   *fmean;			/* float32 statistics, as training used them */
 	float	   *fscale;

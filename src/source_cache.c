@@ -438,7 +438,7 @@ MemOpenStream(DltRowSource *src, DltStream *s)
 	s->B = (int) Min((int64) o->batch_size, s->n_train);
 	dlk_rng_seed(&ms->rng, (uint64) o->seed ^ DLT_SHUFFLE_SALT);
 	ms->standardize = o->normalize && !cs->inplace;
-	s->batch = DltBatchCreate(s->B, src->D, 1);
+	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	EnsureGatherArrays(cs, s->B);
 }
 
@@ -538,7 +538,7 @@ SpillOpenStream(DltRowSource *src, DltStream *s)
 	ss->G = c->n_chunks;
 	if (o->buffer_rows > 0)
 		ss->G = (int) Max(1, Min((int64) ss->G, ((int64) o->buffer_rows + rpc - 1) / rpc));
-	s->batch = DltBatchCreate(s->B, src->D, 1);
+	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	EnsureGatherArrays(cs, s->B);
 }
 

@@ -408,7 +408,7 @@ TableOpenStream(DltRowSource *src, DltStream *s)
 	ts->buf_y = palloc_extended(sizeof(int64) * (Size) ts->cap, MCXT_ALLOC_HUGE);
 	ts->perm = palloc_extended(sizeof(uint32) * (Size) ts->cap, MCXT_ALLOC_HUGE);
 	dlk_rng_seed(&ts->rng, (uint64) ts->opts.seed ^ DLT_SHUFFLE_SALT);
-	s->batch = DltBatchCreate(s->B, D, 1);
+	s->batch = DltBatchCreate(src->device, s->B, D, 1);
 	ts->xp = palloc(sizeof(float *) * s->B);
 	ts->sp = palloc(sizeof(int64) * s->B);
 }

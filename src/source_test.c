@@ -110,7 +110,7 @@ TestOpenStream(DltRowSource *src, DltStream *s)
 	s->n_train = src->n_rows;
 	s->n_val = 0;
 	s->B = (int) Min((int64) s->key.batch_size, s->n_train);
-	s->batch = DltBatchCreate(s->B, src->D, 1);
+	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	if (ts->xp == NULL)
 	{
 		ts->xp = palloc(sizeof(float *) * s->B);

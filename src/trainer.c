@@ -12,8 +12,17 @@
  * no further step; the engine reads that with DltTrainerDiverged.
  *
  * Fused steps (dltrain.fusion, engine.c): the networks of members that
- * step on one batch take one kernel call (dlk_train_step_fused) whose
- * first layers are one wider GEMM.
+ * step on one batch take one kernel call whose first layers are one wider
+ * product.
+ *
+ * Device.  Everything goes through the device interface of the kernels
+ * (kernels/dlk_device.h, chosen by dltrain.device): the network and the
+ * batch buffers are bound on the device, their memory taken from the
+ * current memory context through an allocator (so the context owns it and
+ * an error or a cancel frees it), and a step returns nothing that forces a
+ * wait: its loss and whether it stayed finite are read from the device's
+ * counters (Account), after every step here, where an asynchronous device
+ * could read them every N steps with the same outcome.
  */
 #include "postgres.h"
 
@@ -30,18 +39,67 @@
 
 bool		dltrain_log_epochs = false;
 
+/* The device's memory comes from the memory context current at bind. */
+static void *
+DeviceAlloc(void *ctx, size_t bytes)
+{
+	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+static dlk_allocator
+Allocator(void)
+{
+	dlk_allocator a = {CurrentMemoryContext, DeviceAlloc, NULL};
+
+	return a;
+}
+
+/* A device status that is not DLK_OK: the cancel, or an error. */
+static void
+DeviceFailed(dlk_status s, const char *what)
+{
+	if (s == DLK_EABORT)
+		DltKernelAborted();
+	if (s == DLK_ENOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("The device could not allocate %s.", what)));
+	elog(ERROR, "dltrain: %s failed: %s", what, dlk_status_string(s));
+}
+
 DltBatch *
-DltBatchCreate(int cap, int D, int C)
+DltBatchCreate(const dlk_device *dev, int cap, int D, int C)
 {
 	DltBatch   *b = palloc0(sizeof(DltBatch));
+	dlk_allocator a = Allocator();
+	dlk_status	s;
 
 	b->cap = cap;
 	b->D = D;
 	b->C = C;
-	b->x = palloc_extended(sizeof(float) * (Size) cap * D, MCXT_ALLOC_HUGE);
-	b->y = palloc(sizeof(int32) * cap);
-	b->t = palloc(sizeof(float) * (Size) cap * C);
+	b->dev = dev;
+	s = dev->batch_create(&a, cap, D, C, &b->kb);
+	if (s != DLK_OK)
+		DeviceFailed(s, "a batch buffer");
+	b->x = b->kb->x;
+	b->y = b->kb->y;
+	b->t = b->kb->t;
 	return b;
+}
+
+void
+DltBatchUpload(DltBatch *b, int n)
+{
+	dlk_status	s = b->dev->batch_upload(b->kb, n);
+
+	if (s != DLK_OK)
+		DeviceFailed(s, "a batch upload");
+	/* the device may hand out other staging buffers for the next rows */
+	b->x = b->kb->x;
+	b->y = b->kb->y;
+	b->t = b->kb->t;
 }
 
 Size
@@ -59,18 +117,17 @@ DltTrainerBytes(const DltModel *m, int B)
 }
 
 void
-DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
+DltTrainerInit(DltTrainer *t, const dlk_device *dev, DltModel *m, int B, MemoryContext root)
 {
 	const DltOptions *o = &m->opts;
 	dlk_sizes	sz;
 	Size		need;
-	float	   *grads,
-			   *state,
-			   *work;
+	dlk_allocator a = Allocator();
 	dlk_status	s;
 
 	memset(t, 0, sizeof(*t));
 	t->m = m;
+	t->dev = dev;
 	t->B = B;
 	t->D = m->arch.dims[0];
 	t->C = m->arch.dims[m->arch.n_layers];
@@ -83,25 +140,7 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
 	DltBudgetCheck(root, need,
 				   "a model's parameters, gradients, optimizer state and batch buffers");
 	CheckModelSize(ModelEncodedSize(m));
-
-	m->params = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	grads = palloc_extended(sizeof(float) * sz.n_params, MCXT_ALLOC_HUGE);
-	state = palloc_extended(sizeof(float) * Max(sz.n_opt_state, 1), MCXT_ALLOC_HUGE);
-	work = palloc_extended(sizeof(float) * sz.n_work, MCXT_ALLOC_HUGE);
 	m->epoch_loss = palloc0(sizeof(float) * Max(o->epochs, 1));
-
-	DltBlasEnsure(DltThreads());
-	s = dlk_net_bind(&t->net, &m->arch, B, 1, m->params, grads, state, work);
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s != DLK_OK)
-		elog(ERROR, "could not set up network: %s", dlk_status_string(s));
-	if (o->init_pytorch)
-		s = dlk_init_params_fanin(&t->net, (uint64) o->seed);
-	else
-		s = dlk_init_params(&t->net, (uint64) o->seed);
-	if (s != DLK_OK)
-		DltKernelAborted();
 
 	t->opt.kind = o->optimizer;
 	t->opt.lr = (float) o->lr;
@@ -110,11 +149,27 @@ DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root)
 	t->opt.beta2 = 0.999f;
 	t->opt.eps = 1e-8f;
 	t->opt.weight_decay = (float) o->weight_decay;
+
+	DltBlasEnsure(DltThreads());
+	s = dev->net_bind(&a, &m->arch, B, &t->opt, &t->net);
+	if (s != DLK_OK)
+		DeviceFailed(s, "a network");
+	s = dev->init_params(t->net, (uint64) o->seed,
+						 o->init_pytorch ? DLK_INIT_FANIN : DLK_INIT_HE_GLOROT);
+	if (s != DLK_OK)
+		DeviceFailed(s, "the initialization of the parameters");
+	m->params = dev->net_params(t->net);
+	if (m->params == NULL)
+		elog(ERROR, "dltrain: device \"%s\" keeps no parameters in host memory", dev->name);
 }
 
 void
 DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
 {
+	dlk_status	s = t->dev->net_reset(t->net);
+
+	if (s != DLK_OK)
+		DeviceFailed(s, "a network's counters");
 	t->epoch = epoch;
 	t->loss_sum = 0;
 	t->rows = 0;
@@ -124,22 +179,36 @@ DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
 	INSTR_TIME_SET_CURRENT(t->t0);
 }
 
-/* Counts a step of bs rows with mean loss in the epoch and the progress report. */
+/*
+ * Reads the device's counters after a step: the epoch's loss and rows so
+ * far, whether the network diverged; the progress report every 16 steps.
+ */
 static void
-Account(DltTrainer *t, int bs, double loss)
+Account(DltTrainer *t)
 {
-	t->loss_sum += loss * bs;
-	t->rows += bs;
-	if ((++t->batches & 15) == 0)
-	{
-		instr_time	now;
-		double		secs;
+	dlk_progress pr;
+	dlk_status	s = t->dev->net_read(t->net, &pr);
 
-		INSTR_TIME_SET_CURRENT(now);
-		INSTR_TIME_SUBTRACT(now, t->t0);
-		secs = INSTR_TIME_GET_DOUBLE(now);
-		DltProgressRows(t->rows, t->rows_expected, t->loss_sum / t->rows,
-						secs > 0 ? t->rows / secs : 0);
+	if (s != DLK_OK)
+		DeviceFailed(s, "a training step");
+	if (pr.nonfinite)
+		t->diverged = true;
+	if (pr.steps != t->batches)
+	{
+		t->loss_sum = pr.loss_sum;
+		t->rows = pr.rows;
+		t->batches = pr.steps;
+		if ((t->batches & 15) == 0)
+		{
+			instr_time	now;
+			double		secs;
+
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, t->t0);
+			secs = INSTR_TIME_GET_DOUBLE(now);
+			DltProgressRows(t->rows, t->rows_expected, t->loss_sum / t->rows,
+							secs > 0 ? t->rows / secs : 0);
+		}
 	}
 	CHECK_FOR_INTERRUPTS();
 }
@@ -147,24 +216,14 @@ Account(DltTrainer *t, int bs, double loss)
 void
 DltTrainerStep(DltTrainer *t, const DltBatch *b, int bs)
 {
-	bool		cls = t->m->task == DLT_TASK_CLASSIFICATION;
-	double		loss;
 	dlk_status	s;
 
 	if (t->diverged)
 		return;
-	s = dlk_train_step(&t->net, b->x, cls ? b->y : NULL, cls ? NULL : b->t,
-					   bs, &t->opt, &loss);
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s == DLK_ENONFINITE)
-	{
-		t->diverged = true;
-		return;
-	}
+	s = t->dev->train_step(t->net, b->kb, bs);
 	if (s != DLK_OK)
-		elog(ERROR, "training step failed: %s", dlk_status_string(s));
-	Account(t, bs, loss);
+		DeviceFailed(s, "a training step");
+	Account(t);
 }
 
 bool
@@ -178,8 +237,10 @@ DltTrainerEpochEnd(DltTrainer *t)
 {
 	instr_time	t1;
 	double		secs;
-	float		loss = t->rows ? (float) (t->loss_sum / t->rows) : 0;
+	float		loss;
 
+	Account(t);
+	loss = t->rows ? (float) (t->loss_sum / t->rows) : 0;
 	t->m->epoch_loss[t->epoch] = loss;
 	t->m->epochs_run = t->epoch + 1;
 	INSTR_TIME_SET_CURRENT(t1);
@@ -205,27 +266,13 @@ DltTrainerEpochEnd(DltTrainer *t)
 double
 DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score)
 {
-	const float *out = dlk_forward(&t->net, b->x, bs);
 	double		loss = 0;
+	dlk_status	s = t->dev->net_eval(t->net, b->kb, bs, &loss, score);
 
-	if (out == NULL)
-	{
-		CHECK_FOR_INTERRUPTS();	/* an abort */
-		elog(ERROR, "forward pass failed");
-	}
-	*score = 0;
-	if (t->m->task == DLT_TASK_CLASSIFICATION)
-	{
-		if (dlk_softmax_ce(&loss, NULL, out, b->y, bs, t->C) != DLK_OK)
-			elog(ERROR, "label out of range");
-		for (int i = 0; i < bs; i++)
-			*score += DltArgMax(out + (Size) i * t->C, t->C) == b->y[i];
-	}
-	else
-	{
-		dlk_mse(&loss, NULL, out, b->t, bs, t->C);
-		*score = loss * bs * t->C;
-	}
+	if (s == DLK_EINVAL)
+		elog(ERROR, "dltrain: a validation label is out of range");
+	if (s != DLK_OK)
+		DeviceFailed(s, "an evaluation");
 	return loss;
 }
 
@@ -233,56 +280,43 @@ DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score)
 
 struct DltFusedStep
 {
+	const dlk_device *dev;
 	int			K;
-	dlk_net   **nets;
-	const dlk_opt **opts;
-	double	   *losses;
-	dlk_status *status;
-	float	   *work;
+	dlk_dfused *f;
+	dlk_dnet  **nets;
 };
 
 DltFusedStep *
 DltFusedCreate(DltTrainer *const *ts, int K, int B)
 {
 	DltFusedStep *f = palloc0(sizeof(DltFusedStep));
+	dlk_allocator a = Allocator();
+	dlk_status	s;
 
+	f->dev = ts[0]->dev;
 	f->K = K;
-	f->nets = palloc(sizeof(dlk_net *) * K);
-	f->opts = palloc(sizeof(dlk_opt *) * K);
-	f->losses = palloc(sizeof(double) * K);
-	f->status = palloc(sizeof(dlk_status) * K);
+	f->nets = palloc(sizeof(dlk_dnet *) * K);
 	for (int k = 0; k < K; k++)
-		f->nets[k] = &ts[k]->net;
-	f->work = palloc_extended(sizeof(float) * dlk_fused_work_size(f->nets, K, B),
-							  MCXT_ALLOC_HUGE);
+		f->nets[k] = ts[k]->net;
+	s = f->dev->fused_bind(&a, f->nets, K, B, &f->f);
+	if (s != DLK_OK)
+		DeviceFailed(s, "the work buffers of a fused step");
 	return f;
 }
 
 void
 DltFusedRun(DltFusedStep *f, DltTrainer *const *ts, int n, const DltBatch *b, int bs)
 {
-	bool		cls = ts[0]->m->task == DLT_TASK_CLASSIFICATION;
-	dlk_status	st;
+	dlk_status	s;
 
-	Assert(n >= 2 && n <= f->K);
+	Assert(n >= 1 && n <= f->K);
 	for (int j = 0; j < n; j++)
-	{
-		f->nets[j] = &ts[j]->net;
-		f->opts[j] = &ts[j]->opt;
-	}
-	st = dlk_train_step_fused(f->nets, f->opts, n, b->x, cls ? b->y : NULL,
-							  cls ? NULL : b->t, bs, f->work, f->losses, f->status);
-	if (st == DLK_EABORT)
-		DltKernelAborted();
-	if (st != DLK_OK)
-		elog(ERROR, "fused training step failed: %s", dlk_status_string(st));
+		f->nets[j] = ts[j]->net;
+	s = f->dev->train_step_fused(f->f, f->nets, n, b->kb, bs);
+	if (s != DLK_OK)
+		DeviceFailed(s, "a fused training step");
 	for (int j = 0; j < n; j++)
-	{
-		if (f->status[j] == DLK_OK)
-			Account(ts[j], bs, f->losses[j]);
-		else
-			ts[j]->diverged = true;
-	}
+		Account(ts[j]);
 }
 
 void

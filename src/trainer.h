@@ -16,14 +16,18 @@
 #include "portability/instr_time.h"
 
 #include "kernels/dlk.h"
+#include "kernels/dlk_device.h"
+#include "blas.h"
 #include "model.h"
 
 extern bool dltrain_log_epochs;	/* dltrain.log_epochs */
 
 /*
  * A mini-batch: rows the pipeline gathered (standardized when the model
- * normalizes), with class indices (classification) or targets (regression).
- * Several trainers may step on one batch (members of a stream).
+ * normalizes), with class indices (classification) or targets (regression),
+ * in host staging buffers of the device.  Several trainers may step on one
+ * batch (members of a stream).  x, y and t are where the next rows go;
+ * DltBatchUpload hands the rows to the device and may move them.
  */
 typedef struct DltBatch
 {
@@ -33,21 +37,26 @@ typedef struct DltBatch
 	float	   *x;				/* [cap x D] */
 	int32	   *y;				/* [cap] class indices */
 	float	   *t;				/* [cap x C] targets */
+	const dlk_device *dev;
+	dlk_batch  *kb;				/* the device's batch */
 } DltBatch;
 
-/* A batch in the current memory context. */
-extern DltBatch *DltBatchCreate(int cap, int D, int C);
+/* A batch on dev, in the current memory context. */
+extern DltBatch *DltBatchCreate(const dlk_device *dev, int cap, int D, int C);
+/* The rows written into x, y, t: to the device (the trainers step on them). */
+extern void DltBatchUpload(DltBatch *b, int n);
 
 typedef struct DltTrainer
 {
 	DltModel   *m;
-	dlk_net		net;
+	const dlk_device *dev;
+	dlk_dnet   *net;			/* the network on the device */
 	dlk_opt		opt;
 	int			B;				/* rows per step at most */
 	int			D;
 	int			C;
 	int			epoch;			/* 0-based */
-	double		loss_sum;		/* this epoch */
+	double		loss_sum;		/* this epoch (the device's counters) */
 	int64		rows;
 	int64		batches;
 	int64		rows_expected;	/* for progress; -1 unknown */
@@ -61,11 +70,12 @@ typedef struct DltTrainer
 /* Bytes DltTrainerInit allocates for m at batch size B, with one batch. */
 extern Size DltTrainerBytes(const DltModel *m, int B);
 /*
- * Checks the budget and the model size, allocates the network (in the
- * current memory context), opens BLAS and initializes the parameters from
- * the seed.
+ * Checks the budget and the model size, binds the network on dev (its
+ * memory from the current memory context), opens BLAS and initializes the
+ * parameters from the seed; m->params then point at them.
  */
-extern void DltTrainerInit(DltTrainer *t, DltModel *m, int B, MemoryContext root);
+extern void DltTrainerInit(DltTrainer *t, const dlk_device *dev, DltModel *m, int B,
+						   MemoryContext root);
 extern void DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected);
 /* One optimizer step on the first bs rows of b (no-op once diverged). */
 extern void DltTrainerStep(DltTrainer *t, const DltBatch *b, int bs);
@@ -86,7 +96,7 @@ extern double DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *s
  */
 typedef struct DltFusedStep DltFusedStep;
 extern DltFusedStep *DltFusedCreate(DltTrainer *const *ts, int K, int B);
-/* One step of the n trainers ts (n >= 2, none diverged) on b. */
+/* One step of the n trainers ts (n >= 1, none diverged) on b. */
 extern void DltFusedRun(DltFusedStep *f, DltTrainer *const *ts, int n,
 						const DltBatch *b, int bs);
 

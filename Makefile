@@ -38,6 +38,7 @@ OBJS = \
 	src/export.o \
 	src/planner.o \
 	src/block_shuffle.o \
+	src/testing.o \
 	src/kernels/dlk_net.o \
 	src/kernels/dlk_rng.o \
 	src/kernels/dlk_dense.o \

@@ -11,7 +11,8 @@
  * order; statistics are the exact ones (stats.c), applied at gather.
  *
  * No SQL function of the extension calls it: the test creates one,
- * dltrain_test_row_source(n, d, classes, options), as a superuser.
+ * dltrain_test_row_source(n, d, classes, options), as a superuser, over
+ * the C function of testing.c.
  */
 #include "postgres.h"
 
@@ -21,10 +22,8 @@
 #include "utils/memutils.h"
 
 #include "budget.h"
-#include "engine.h"
 #include "rowsource.h"
 #include "stats.h"
-#include "version.h"
 
 typedef struct TestSource
 {
@@ -186,34 +185,4 @@ DltTestSourceCreate(int64 n, int D, int classes, MemoryContext root)
 	src->shared_streams = true;
 	ts->n_classes = classes;
 	return src;
-}
-
-/* Trains one model from the test row source (tests only; see above). */
-PG_FUNCTION_INFO_V1(dltrain_test_row_source);
-Datum
-dltrain_test_row_source(PG_FUNCTION_ARGS)
-{
-	MemoryContext cxt;
-	MemoryContext old;
-	DltOptions	opts;
-	DltSelectConfig cfg = {0};
-	DltSelectResult res;
-	bytea	   *model;
-	bytea	   *out;
-
-	DltCheckSqlVersion();
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "dltrain test source",
-								ALLOCSET_DEFAULT_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	DltOptionsParse(&opts, PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3), false);
-	cfg.tolerate = false;
-	DltTrainMany(DltTestSourceCreate(PG_GETARG_INT64(0), PG_GETARG_INT32(1),
-									 PG_GETARG_INT32(2), cxt),
-				 &opts, 1, &cfg, &res);
-	model = ModelEncode(res.m);
-	MemoryContextSwitchTo(old);
-	out = palloc(VARSIZE(model));
-	memcpy(out, model, VARSIZE(model));
-	MemoryContextDelete(cxt);
-	PG_RETURN_BYTEA_P(out);
 }

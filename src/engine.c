@@ -70,6 +70,7 @@ typedef struct Member
 	DltSelectResult *res;
 	int			stream;
 	bool		active;			/* still training */
+	int			start;			/* epochs done before this call (resume) */
 	double		best_vloss;
 	int			since_best;
 	float	   *best_params;
@@ -155,6 +156,42 @@ MemberEpochDone(Member *mb, int e, const DltSelectConfig *cfg, instr_time t0)
 		cfg->epoch_done(cfg->arg, mb->res, e, mb->t.rows, secs);
 }
 
+/*
+ * The checkpoint section of a member's model ("checkpoint": true): the
+ * optimizer's state, early stopping's, the source's shuffle state, and
+ * what a resume verifies.  Before the best epoch's weights replace the last.
+ */
+static void
+MemberCheckpoint(Member *mb, DltRowSource *src, DltStream *s)
+{
+	DltModel   *m = mb->m;
+	DltTrainer *t = &mb->t;
+	DltCheckpoint *ck = palloc0(sizeof(DltCheckpoint));
+	dlk_status	st;
+
+	ck->epoch = m->epochs_run;
+	ck->n_state = (int64) t->dev->n_opt_state(t->net);
+	ck->state = palloc_extended(sizeof(float) * Max(ck->n_state, 1), MCXT_ALLOC_HUGE);
+	st = t->dev->state_read(t->net, ck->state, &ck->step);
+	if (st != DLK_OK)
+		elog(ERROR, "dltrain: could not read the optimizer's state: %s", dlk_status_string(st));
+	ck->since_best = mb->since_best;
+	ck->best_vloss = m->rows_validation > 0 && m->epochs_run > 0 ? mb->best_vloss : NAN;
+	if (m->best_epoch > 0 && m->best_epoch < m->epochs_run)
+	{
+		ck->last_params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
+		memcpy(ck->last_params, m->params, sizeof(float) * m->n_params);
+	}
+	if (src->ops->get_rng)
+		ck->has_rng = src->ops->get_rng(src, s, ck->rng);
+	ck->data_rows = src->data_rows;
+	ck->data_hash = src->data_hash;
+	ck->threads = DltThreads();
+	strlcpy(ck->version, DLTRAIN_VERSION, sizeof(ck->version));
+	strlcpy(ck->device, t->dev->name, sizeof(ck->device));
+	m->ckpt = ck;
+}
+
 /* After training: the best epoch's weights, and the result's summary. */
 static void
 MemberFinish(Member *mb)
@@ -210,7 +247,7 @@ Halve(Member *mem, int K, int e, const DltSelectConfig *cfg, instr_time t0)
 		return;
 	act = palloc(sizeof(Member *) * K);
 	for (int k = 0; k < K; k++)
-		if (mem[k].active)
+		if (mem[k].active && e >= mem[k].start)
 			act[n++] = &mem[k];
 	keep = (n + cfg->eta - 1) / cfg->eta;
 	if (n > 1)
@@ -251,6 +288,118 @@ MemberModel(const DltRowSource *src, const DltOptions *opts, const DltStream *s)
 	return m;
 }
 
+/* The refusal of a resume that could not give the uninterrupted bytes. */
+static void
+ResumeRefused(int k, const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("cannot resume configuration %d: %s", k + 1, what),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 errhint("Resume continues the same run on the same rows; to start from a model's weights on other rows or options, train anew.")));
+}
+
+/* Can R's run continue here to the uninterrupted bytes? */
+static void
+VerifyResume(int k, const DltModel *R, const DltOptions *o, const DltRowSource *src)
+{
+	const DltCheckpoint *ck = R->ckpt;
+	const DltOptions *r = &R->opts;
+	bool		same_hidden = r->n_hidden == o->n_hidden;
+
+	if (ck == NULL)
+		ResumeRefused(k, "the model carries no checkpoint",
+					  "It was trained without the option \"checkpoint\": true.");
+	for (int l = 0; same_hidden && l < o->n_hidden; l++)
+		same_hidden = r->hidden[l] == o->hidden[l];
+	if (!same_hidden || r->activation != o->activation || r->optimizer != o->optimizer ||
+		r->lr != o->lr || r->momentum != o->momentum || r->weight_decay != o->weight_decay ||
+		r->batch_size != o->batch_size || r->seed != o->seed || r->shuffle != o->shuffle ||
+		r->normalize != o->normalize || r->task != o->task ||
+		r->init_pytorch != o->init_pytorch ||
+		r->validation_fraction != o->validation_fraction ||
+		r->early_stopping != o->early_stopping)
+		ResumeRefused(k, "its options differ from the checkpoint's",
+					  "Only \"epochs\" may change (to at least the epochs done); every other option must be the checkpoint's, as dltrain.describe(model)->'options' shows them.");
+	if (o->epochs < R->epochs_run)
+		ResumeRefused(k, "fewer epochs than the checkpoint has done",
+					  psprintf("The checkpoint is at epoch %d; \"epochs\" is %d.",
+							   R->epochs_run, o->epochs));
+	if (R->task != src->task || R->label_type != src->label_type ||
+		R->arch.dims[0] != src->D)
+		ResumeRefused(k, "the features or the label differ from the checkpoint's", NULL);
+	if (ck->data_rows != src->data_rows || ck->data_hash != src->data_hash)
+		ResumeRefused(k, "the rows changed since the checkpoint",
+					  psprintf("The checkpoint read %lld rows (content %016llx); the rows now are %lld (content %016llx).",
+							   (long long) ck->data_rows, (unsigned long long) ck->data_hash,
+							   (long long) src->data_rows, (unsigned long long) src->data_hash));
+	if (ck->threads != DltThreads())
+		ResumeRefused(k, "dltrain.threads differs from the checkpoint's",
+					  psprintf("The checkpoint was trained with %d threads; set dltrain.threads = %d.",
+							   ck->threads, ck->threads));
+	if (strcmp(ck->version, DLTRAIN_VERSION) != 0)
+		ResumeRefused(k, "the checkpoint was written by another version of dltrain",
+					  psprintf("It was written by %s; this is %s.", ck->version, DLTRAIN_VERSION));
+	if (strcmp(ck->device, src->device->name) != 0)
+		ResumeRefused(k, "dltrain.device differs from the checkpoint's",
+					  psprintf("The checkpoint was trained on \"%s\".", ck->device));
+	if (R->n_classes != src->classes.n_classes)
+		ResumeRefused(k, "the label's classes differ from the checkpoint's", NULL);
+}
+
+/*
+ * A member continuing R's run: its weights, optimizer state, record and
+ * early stopping's state as R's checkpoint left them.
+ */
+static void
+MemberResume(Member *mb, const DltRowSource *src, const DltOptions *opts, const DltStream *s)
+{
+	const DltModel *R = opts->resume;
+	const DltCheckpoint *ck = R->ckpt;
+	DltModel   *m = mb->m;
+	DltTrainer *t = &mb->t;
+	int			e = R->epochs_run;
+	dlk_status	st;
+
+	if ((int64) t->dev->n_opt_state(t->net) != ck->n_state || R->n_params != m->n_params)
+		elog(ERROR, "dltrain: the checkpoint's optimizer state does not fit the network");
+	st = t->dev->params_write(t->net, ck->last_params ? ck->last_params : R->params);
+	if (st == DLK_OK)
+		st = t->dev->state_write(t->net, ck->state, ck->step);
+	if (st != DLK_OK)
+		elog(ERROR, "dltrain: could not restore the checkpoint: %s", dlk_status_string(st));
+	memcpy(m->epoch_loss, R->epoch_loss, sizeof(float) * e);
+	if (s->n_val > 0 && e > 0)
+	{
+		memcpy(m->val_loss, R->val_loss, sizeof(float) * e);
+		memcpy(m->val_metric, R->val_metric, sizeof(float) * e);
+	}
+	m->epochs_run = e;
+	m->best_epoch = R->best_epoch;
+	mb->best_vloss = ck->best_vloss;
+	mb->since_best = ck->since_best;
+	if (mb->best_params && R->best_epoch > 0)
+		memcpy(mb->best_params, R->params, sizeof(float) * m->n_params);
+	mb->start = e;
+	mb->res->epochs_trained = e;
+	if (e > 0)
+	{
+		mb->res->loss = m->epoch_loss[e - 1];
+		if (s->n_val > 0)
+		{
+			mb->res->val_loss = m->val_loss[e - 1];
+			mb->res->val_metric = m->val_metric[e - 1];
+		}
+	}
+	if (e >= opts->epochs ||
+		(opts->early_stopping > 0 && mb->since_best >= opts->early_stopping))
+	{
+		if (e < opts->epochs)
+			mb->res->stopped_epoch = e;
+		mb->active = false;
+	}
+}
+
 /* Sets up a member: model, network, validation arrays, statistics. */
 static void
 MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelectResult *res,
@@ -264,6 +413,14 @@ MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelec
 	mb->m = m;
 	mb->active = opts->epochs > 0;
 	DltTrainerInit(&mb->t, src->device, m, s->B, src->root);
+	if (opts->checkpoint)
+	{
+		/* the checkpoint must be storable: refused before training starts */
+		size_t		per = opts->optimizer == DLK_OPT_SGD ? 1 : 2;
+
+		CheckModelSize(add_size(ModelEncodedSize(m),
+								mul_size(m->n_params, sizeof(float) * (per + 1))));
+	}
 	mb->t.model_no = res->index;
 	mb->t.n_models = res->n_models;
 	mb->t.quiet = cfg->quiet;
@@ -274,6 +431,8 @@ MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelec
 		if (opts->early_stopping > 0)
 			mb->best_params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
 	}
+	if (opts->resume)
+		MemberResume(mb, src, opts, s);
 	if (opts->normalize && src->stats != NULL)
 	{
 		m->normalized = true;
@@ -428,12 +587,18 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 
 	/* one device for the whole training, whatever the GUC does meanwhile */
 	src->device = DltDevice();
+	for (int k = 0; k < K; k++)
+		src->want_hash |= opts[k].checkpoint || opts[k].resume != NULL;
 
 	/* what the rows determine: classes, statistics */
 	INSTR_TIME_SET_CURRENT(t0);
 	src->ops->prepare(src, opts, K);
 	if (src->task == DLT_TASK_CLASSIFICATION)
 		DltWarnManyClasses(src->classes.n_classes, src->n_rows, src->label_kind, opts[0].task);
+
+	for (int k = 0; k < K; k++)
+		if (opts[k].resume)
+			VerifyResume(k, opts[k].resume, &opts[k], src);
 
 	/* streams */
 	for (int k = 0; k < K; k++)
@@ -448,6 +613,12 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 		{
 			si = S++;
 			streams[si].s.key = opts[k];
+			if (opts[k].resume)
+			{
+				streams[si].s.start_epoch = opts[k].resume->epochs_run;
+				if (opts[k].resume->ckpt->has_rng)
+					streams[si].s.resume_rng = opts[k].resume->ckpt->rng;
+			}
 			src->ops->open_stream(src, &streams[si].s);
 		}
 		mem[k].stream = si;
@@ -487,16 +658,17 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 	{
 		bool		any = false;
 
+		for (int k = 0; k < K; k++)
+			any |= mem[k].active;
 		for (int si = 0; si < S; si++)
 		{
 			bool		live = false;
 
+			/* a resumed stream starts at the epoch its checkpoint reached */
 			for (int k = 0; k < K; k++)
-				live |= mem[k].stream == si && mem[k].active;
-			if (!live)
-				continue;
-			any = true;
-			StreamEpoch(src, &streams[si], si, mem, K, e, cfg, t0);
+				live |= mem[k].stream == si && mem[k].active && e >= mem[k].start;
+			if (live)
+				StreamEpoch(src, &streams[si], si, mem, K, e, cfg, t0);
 		}
 		if (!any)
 			break;
@@ -510,6 +682,8 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 			continue;
 		if (mem[k].active)
 			mem[k].res->seconds = Elapsed(t0);
+		if (opts[k].checkpoint)
+			MemberCheckpoint(&mem[k], src, &streams[mem[k].stream].s);
 		MemberFinish(&mem[k]);
 	}
 	src->ops->close(src);

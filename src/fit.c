@@ -36,9 +36,13 @@ typedef struct FitOut
 	ReturnSetInfo *rsinfo;
 	DltTask		task;
 	int			epochs;
-	bytea	   *model;			/* encoded at the last epoch */
+	bytea	   *model;			/* the trained model, encoded */
 	double		vloss;
 	double		vmetric;
+	bool		last;			/* the last epoch ran in this call */
+	double		last_loss;
+	int64		last_rows;
+	double		last_secs;
 } FitOut;
 
 static void
@@ -84,11 +88,18 @@ FitEpochDone(void *arg, const DltSelectResult *r, int e, int64 rows, double secs
 													 vloss, fo->task == DLT_TASK_CLASSIFICATION ? "accuracy" : "RMSE",
 													 vmetric),
 						(long long) rows, secs > 0 ? rows / secs : 0)));
-	if (e == fo->epochs - 1)
-		fo->model = ModelEncode(m);
 	fo->vloss = vloss;
 	fo->vmetric = vmetric;
-	EmitEpoch(fo->rsinfo, e + 1, m->epoch_loss[e], vloss, vmetric, rows, secs, fo->model);
+	if (e == fo->epochs - 1)
+	{
+		/* the last row carries the model: emitted once it is final */
+		fo->last_loss = m->epoch_loss[e];
+		fo->last_rows = rows;
+		fo->last_secs = secs;
+		fo->last = true;
+		return;
+	}
+	EmitEpoch(fo->rsinfo, e + 1, m->epoch_loss[e], vloss, vmetric, rows, secs, NULL);
 }
 
 /* Trains on a relation, epoch by epoch, without caching it: one row per epoch. */
@@ -144,11 +155,12 @@ fit(PG_FUNCTION_ARGS)
 	cfg.epoch_done = FitEpochDone;
 	cfg.arg = &fo;
 	DltTrainMany(src, &opts, 1, &cfg, &res);
-	if (fo.model == NULL)
-	{
-		fo.model = ModelEncode(res.m);
+	fo.model = ModelEncode(res.m);
+	if (fo.last)
+		EmitEpoch(rsinfo, opts.epochs, fo.last_loss, fo.vloss, fo.vmetric, fo.last_rows,
+				  fo.last_secs, fo.model);
+	else
 		EmitEpoch(rsinfo, 0, NAN, NAN, NAN, 0, 0, fo.model);
-	}
 	if (name)
 	{
 		const DltTableInfo *info = DltTableSourceInfo(src);

@@ -49,7 +49,7 @@
 #include "version.h"
 
 #define MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
-#define MODEL_VERSION 2			/* written; 1 is still read */
+#define MODEL_VERSION 3			/* with sections; 2 without; 1 is still read */
 #define MODEL_HEADER 16
 
 /* ---- writing ---- */
@@ -118,7 +118,47 @@ ModelEncodedSize(const DltModel *m)
 	else
 		n = add_size(n, mul_size(8, m->n_classes));
 	n = add_size(n, mul_size(m->n_params, sizeof(float)));
+	if (m->ckpt)
+	{
+		n = add_size(n, 160);
+		n = add_size(n, mul_size(m->ckpt->n_state, sizeof(float)));
+		if (m->ckpt->last_params)
+			n = add_size(n, mul_size(m->n_params, sizeof(float)));
+	}
 	return n;
+}
+
+/* Format 3's checkpoint section: its id, length and payload. */
+static void
+PutCheckpoint(StringInfo buf, const DltModel *m)
+{
+	const DltCheckpoint *ck = m->ckpt;
+	int			lenpos;
+	uint32		len;
+
+	PUT(buf, uint32, 1);		/* sections */
+	PUT(buf, uint32, DLT_SECTION_CHECKPOINT);
+	lenpos = buf->len;
+	PUT(buf, uint32, 0);
+	PUT(buf, uint16, DLT_CHECKPOINT_VERSION);
+	PUT(buf, int32, ck->epoch);
+	PUT(buf, int64, ck->step);
+	PUT(buf, int64, ck->n_state);
+	PutBytes(buf, ck->state, sizeof(float) * ck->n_state);
+	PUT(buf, int32, ck->since_best);
+	PUT(buf, double, ck->best_vloss);
+	PUT(buf, uint8, ck->last_params ? 1 : 0);
+	if (ck->last_params)
+		PutBytes(buf, ck->last_params, sizeof(float) * m->n_params);
+	PUT(buf, uint8, ck->has_rng ? 1 : 0);
+	PutBytes(buf, ck->rng, sizeof(ck->rng));
+	PUT(buf, int64, ck->data_rows);
+	PutBytes(buf, &ck->data_hash, 8);
+	PUT(buf, int32, ck->threads);
+	PutBytes(buf, ck->version, 16);
+	PutBytes(buf, ck->device, 16);
+	len = (uint32) (buf->len - lenpos - 4);
+	memcpy(buf->data + lenpos, &len, 4);
 }
 
 bytea *
@@ -135,7 +175,8 @@ ModelEncodeRaw(const DltModel *m)
 	/* varlena header and model header, filled in below */
 	PutBytes(&buf, "\0\0\0\0", VARHDRSZ);
 	PUT(&buf, uint32, MODEL_MAGIC);
-	PUT(&buf, uint16, MODEL_VERSION);
+	/* a model without sections keeps format 2: the same bytes as before 0.2.0 */
+	PUT(&buf, uint16, m->ckpt ? MODEL_VERSION : DLT_MODEL_VERSION_PLAIN);
 	PUT(&buf, uint16, 0);
 	PUT(&buf, uint32, 0);		/* total length */
 	PUT(&buf, uint32, 0);		/* crc */
@@ -188,6 +229,8 @@ ModelEncodeRaw(const DltModel *m)
 	}
 	PUT(&buf, int64, (int64) m->n_params);
 	PutBytes(&buf, m->params, sizeof(float) * m->n_params);
+	if (m->ckpt)
+		PutCheckpoint(&buf, m);
 
 	result = (bytea *) buf.data;
 	total = (uint32) (buf.len - VARHDRSZ);
@@ -368,7 +411,38 @@ ModelDecode(const struct varlena *v)
 	}
 	m->n_params = (size_t) L.n_params;
 	m->params = CopyArray(L.params, m->n_params, sizeof(float));
+	if (L.ckpt)
+	{
+		DltCheckpoint *ck = palloc0(sizeof(DltCheckpoint));
+
+		ck->epoch = L.ck_epoch;
+		ck->step = L.ck_step;
+		ck->n_state = L.ck_n_state;
+		ck->state = CopyArray(L.ck_state, L.ck_n_state, sizeof(float));
+		ck->since_best = L.ck_since_best;
+		ck->best_vloss = L.ck_best_vloss;
+		if (L.ck_last_params)
+			ck->last_params = CopyArray(L.ck_last_params, m->n_params, sizeof(float));
+		ck->has_rng = L.ck_has_rng != 0;
+		memcpy(ck->rng, L.ck_rng, sizeof(ck->rng));
+		ck->data_rows = L.ck_data_rows;
+		ck->data_hash = L.ck_data_hash;
+		ck->threads = L.ck_threads;
+		memcpy(ck->version, L.ck_version, 16);
+		memcpy(ck->device, L.ck_device, 16);
+		m->ckpt = ck;
+	}
 	return m;
+}
+
+PGDLLEXPORT Datum model_in(PG_FUNCTION_ARGS);
+
+DltModel *
+ModelFromText(const char *text)
+{
+	Datum		d = DirectFunctionCall1(model_in, CStringGetDatum(text));
+
+	return ModelDecode((struct varlena *) DatumGetPointer(d));
 }
 
 /* ---- SQL: type I/O ---- */
@@ -635,6 +709,21 @@ describe(PG_FUNCTION_ARGS)
 	appendStringInfoString(&b, ", \"validation_fraction\": ");
 	DltAppendJsonDouble(&b, o->validation_fraction);
 	appendStringInfo(&b, ", \"early_stopping\": %d}", o->early_stopping);
+	appendStringInfo(&b, ", \"can_continue\": %s", m->ckpt ? "true" : "false");
+	if (m->ckpt)
+	{
+		const DltCheckpoint *ck = m->ckpt;
+
+		appendStringInfo(&b, ", \"checkpoint\": {\"epoch\": %d, \"optimizer_steps\": " INT64_FORMAT
+						 ", \"rows_read\": " INT64_FORMAT ", \"content_hash\": \"%016llx\""
+						 ", \"threads\": %d, \"library_version\": ",
+						 ck->epoch, ck->step, ck->data_rows,
+						 (unsigned long long) ck->data_hash, ck->threads);
+		escape_json(&b, ck->version);
+		appendStringInfoString(&b, ", \"device\": ");
+		escape_json(&b, ck->device);
+		appendStringInfoChar(&b, '}');
+	}
 	appendStringInfo(&b, ", \"checksum\": \"%08x\"}", m->crc);
 
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));

@@ -15,6 +15,29 @@
 #include "options.h"
 
 /*
+ * What continuing a training exactly needs beyond the model (format 3's
+ * checkpoint section, written with the option "checkpoint").
+ */
+typedef struct DltCheckpoint
+{
+	int			epoch;			/* epochs completed (= epochs_run) */
+	int64		step;			/* optimizer steps taken */
+	int64		n_state;
+	float	   *state;			/* the optimizer's state [n_state] */
+	int			since_best;		/* early stopping: epochs without a better one */
+	double		best_vloss;		/* NaN without validation */
+	float	   *last_params;	/* the last weights when params hold the best
+								 * epoch's; NULL otherwise */
+	bool		has_rng;
+	uint64		rng[4];			/* the row source's shuffle state (fit) */
+	int64		data_rows;		/* rows the training read */
+	uint64		data_hash;		/* the sum of their content hashes */
+	int			threads;		/* dltrain.threads */
+	char		version[16];	/* the library's */
+	char		device[16];		/* dltrain.device */
+} DltCheckpoint;
+
+/*
  * A decoded model.  Arrays are palloc'd (MAXALIGNed) in the context that
  * decoded it.
  */
@@ -43,6 +66,7 @@ typedef struct DltModel
 	char	  **class_text;		/* DLT_LABEL_TEXT classes, byte order */
 	size_t		n_params;
 	float	   *params;
+	DltCheckpoint *ckpt;		/* NULL: the model cannot be continued */
 	uint32		crc;
 } DltModel;
 
@@ -50,6 +74,8 @@ typedef struct DltModel
 extern bytea *ModelEncode(const DltModel *m);	/* checked: a failure is a bug */
 extern bytea *ModelEncodeRaw(const DltModel *m);	/* unchecked: import() checks */
 extern DltModel *ModelDecode(const struct varlena *v);	/* checked: XX001 */
+/* A model from its text form (base64), checked as the input function does. */
+extern DltModel *ModelFromText(const char *text);
 
 /* the complete check of model bytes (model_check.c), with the backend's hooks */
 extern bool ModelCheckBytes(const char *data, Size len, DltModelLayout *layout,

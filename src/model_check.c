@@ -60,7 +60,7 @@
 
 const char *const DltCheckStageNames[DLT_STAGE_COUNT] = {
 	"header", "checksum", "kind", "architecture", "options", "record",
-	"statistics", "classes", "weights", "end"
+	"statistics", "classes", "weights", "sections", "end"
 };
 
 typedef struct Checker
@@ -635,6 +635,141 @@ CheckWeights(Checker *c, DltModelLayout *m)
 	return 1;
 }
 
+/* A NUL-padded name of printable ASCII, at least one character. */
+static int
+CheckName(Checker *c, const char *s, const char *what)
+{
+	int			n = 0;
+
+	while (n < 16 && s[n] != '\0')
+	{
+		if (s[n] < 0x20 || s[n] > 0x7e)
+			return CORRUPT(c, "Its checkpoint's %s has a byte that is not printable.", what);
+		n++;
+	}
+	if (n == 0 || n == 16)
+		return CORRUPT(c, "Its checkpoint's %s is not a name of 1 to 15 characters.", what);
+	for (int i = n; i < 16; i++)
+		if (s[i] != '\0')
+			return CORRUPT(c, "Its checkpoint's %s is not NUL-padded.", what);
+	return 1;
+}
+
+/*
+ * The checkpoint section: what continuing the training exactly needs
+ * (optimizer state, early stopping's state, a source's shuffle state) and
+ * what a resume verifies (the rows, threads, library and device).
+ */
+static int
+CheckCheckpoint(Checker *c, DltModelLayout *m, const char *end)
+{
+	uint16_t	sv;
+	int64_t		per = m->optimizer == DLK_OPT_SGD ? 1 : 2;
+	uint8_t		has_last;
+
+	m->ckpt = c->p;
+	if (!Take(c, &sv, 2, "checkpoint version", DLT_FIELD_U16))
+		return 0;
+	if (sv != DLT_CHECKPOINT_VERSION)
+		return CORRUPT(c, "Its checkpoint has version %u; this dltrain reads %d.",
+					   (unsigned) sv, DLT_CHECKPOINT_VERSION);
+	if (!TakeI32(c, &m->ck_epoch, "checkpoint epoch") ||
+		!TakeI64(c, &m->ck_step, "optimizer steps") ||
+		!TakeI64(c, &m->ck_n_state, "optimizer state size"))
+		return 0;
+	if (m->ck_epoch != m->epochs_run)
+		return CORRUPT(c, "Its checkpoint is at epoch %d, but it ran %d epochs.",
+					   m->ck_epoch, m->epochs_run);
+	if (m->ck_step < 0 || m->ck_step > (int64_t) m->ck_epoch * (INT64_C(1) << 40))
+		return CORRUPT(c, "Its checkpoint counts %lld optimizer steps.", (long long) m->ck_step);
+	if (m->ck_n_state != per * m->n_params)
+		return CORRUPT(c, "Its optimizer state has %lld values; its optimizer keeps %lld.",
+					   (long long) m->ck_n_state, (long long) (per * m->n_params));
+	if (!TakeArray(c, &m->ck_state, m->ck_n_state, sizeof(float), "optimizer state",
+				   DLT_FIELD_F32))
+		return 0;
+	for (int64_t i = 0; i < m->ck_n_state; i++)
+		if (!isfinite(FloatAt(m->ck_state, i)))
+			return CORRUPT(c, "Its optimizer state value %lld is not finite.", (long long) i + 1);
+	if (!TakeI32(c, &m->ck_since_best, "epochs since the best") ||
+		!TakeF64(c, &m->ck_best_vloss, "best validation loss") ||
+		!TakeU8(c, &has_last, "last weights flag"))
+		return 0;
+	if (!CheckIntRange(c, m->ck_since_best, 0, m->ck_epoch, "epochs since the best") ||
+		!CheckBool(c, has_last, "last weights flag"))
+		return 0;
+	if (!isnan(m->ck_best_vloss) && !(isfinite(m->ck_best_vloss) && m->ck_best_vloss >= 0))
+		return CORRUPT(c, "Its best validation loss is %g.", m->ck_best_vloss);
+	if (has_last)
+	{
+		if (m->best_epoch == 0 || m->best_epoch >= m->epochs_run)
+			return CORRUPT(c, "Its checkpoint keeps the last weights apart, but its weights are the last epoch's.");
+		if (!TakeArray(c, &m->ck_last_params, m->n_params, sizeof(float), "last weights",
+					   DLT_FIELD_F32))
+			return 0;
+		for (int64_t i = 0; i < m->n_params; i++)
+			if (!isfinite(FloatAt(m->ck_last_params, i)))
+				return CORRUPT(c, "Its last weight %lld is not finite.", (long long) i + 1);
+	}
+	else if (m->best_epoch > 0 && m->best_epoch < m->epochs_run)
+		return CORRUPT(c, "Its weights are epoch %d's, but its checkpoint has no last weights.",
+					   m->best_epoch);
+	if (!TakeU8(c, &m->ck_has_rng, "shuffle state flag") ||
+		!CheckBool(c, m->ck_has_rng, "shuffle state flag") ||
+		!Take(c, m->ck_rng, sizeof(m->ck_rng), "shuffle state", DLT_FIELD_BYTES) ||
+		!TakeI64(c, &m->ck_data_rows, "rows read") ||
+		!Take(c, &m->ck_data_hash, 8, "content hash", DLT_FIELD_BYTES) ||
+		!TakeI32(c, &m->ck_threads, "threads") ||
+		!Take(c, m->ck_version, 16, "library version", DLT_FIELD_BYTES) ||
+		!Take(c, m->ck_device, 16, "device", DLT_FIELD_BYTES))
+		return 0;
+	if (m->ck_data_rows < 0 || m->rows_used > m->ck_data_rows ||
+		m->rows_validation > m->ck_data_rows - m->rows_used)
+		return CORRUPT(c, "Its checkpoint read %lld rows, fewer than it used.",
+					   (long long) m->ck_data_rows);
+	if (!CheckIntRange(c, m->ck_threads, 1, 64, "threads") ||
+		!CheckName(c, m->ck_version, "library version") ||
+		!CheckName(c, m->ck_device, "device"))
+		return 0;
+	if (c->p != end)
+		return CORRUPT(c, "Its checkpoint section has %zu bytes after its contents.",
+					   (size_t) (end - c->p));
+	return 1;
+}
+
+/* Format 3: sections after the weights, each an id, a length and a payload. */
+static int
+CheckSections(Checker *c, DltModelLayout *m)
+{
+	uint32_t	n;
+
+	if (m->version < 3)
+		return 1;
+	if (!Take(c, &n, 4, "section count", DLT_FIELD_U32))
+		return 0;
+	if (n < 1 || n > 16)
+		return CORRUPT(c, "It has %u sections; format version 3 has 1 to 16.", (unsigned) n);
+	for (uint32_t i = 0; i < n; i++)
+	{
+		uint32_t	id,
+					len;
+
+		if (!Take(c, &id, 4, "section id", DLT_FIELD_U32) ||
+			!Take(c, &len, 4, "section length", DLT_FIELD_U32))
+			return 0;
+		if (len > Left(c))
+			return CORRUPT(c, "Its section %u runs past the end of the value.", (unsigned) i + 1);
+		if (id != DLT_SECTION_CHECKPOINT)
+			return CORRUPT(c, "Its section %u has the unknown id %08X.", (unsigned) i + 1,
+						   (unsigned) id);
+		if (m->ckpt != NULL)
+			return CORRUPT(c, "It has two checkpoint sections.");
+		if (!CheckCheckpoint(c, m, c->p + len))
+			return 0;
+	}
+	return 1;
+}
+
 DltCheckCode
 DltModelCheck(const void *data, size_t len, const DltCheckHooks *hooks,
 			  DltModelLayout *out, DltCheckResult *res)
@@ -678,6 +813,9 @@ DltModelCheck(const void *data, size_t len, const DltCheckHooks *hooks,
 		return res->code;
 	c.stage = DLT_STAGE_WEIGHTS;
 	if (!CheckWeights(&c, &m))
+		return res->code;
+	c.stage = DLT_STAGE_SECTIONS;
+	if (!CheckSections(&c, &m))
 		return res->code;
 	c.stage = DLT_STAGE_END;
 	if (c.p != c.end)

@@ -16,7 +16,8 @@
 #include "kernels/dlk.h"
 
 #define DLT_MODEL_MAGIC 0x4D544C44	/* "DLTM" little-endian */
-#define DLT_MODEL_VERSION 2		/* written; 1 is still read */
+#define DLT_MODEL_VERSION 3		/* the newest; 2 is written without sections, 1 is read */
+#define DLT_MODEL_VERSION_PLAIN 2	/* a model without sections */
 #define DLT_MODEL_HEADER 16		/* magic, version, flags, length, CRC-32C */
 
 /* limits that training enforces (options.c, labels.c) and the check repeats */
@@ -68,6 +69,7 @@ typedef enum DltCheckStage
 	DLT_STAGE_STATS,			/* normalization statistics */
 	DLT_STAGE_CLASSES,
 	DLT_STAGE_WEIGHTS,
+	DLT_STAGE_SECTIONS,			/* format 3: checkpoint, ... */
 	DLT_STAGE_END,				/* no bytes after the contents */
 	DLT_STAGE_COUNT
 } DltCheckStage;
@@ -126,7 +128,28 @@ typedef struct DltModelLayout
 	const char *classes;
 	int64_t		n_params;
 	const char *params;			/* float[n_params] */
+	/* format 3: the checkpoint section (ckpt NULL: none) */
+	const char *ckpt;			/* the section's payload */
+	int32_t		ck_epoch;		/* epochs completed (= epochs_run) */
+	int64_t		ck_step;		/* optimizer steps taken */
+	int64_t		ck_n_state;
+	const char *ck_state;		/* float[ck_n_state]: the optimizer's state */
+	int32_t		ck_since_best;
+	double		ck_best_vloss;	/* NaN without validation */
+	const char *ck_last_params; /* float[n_params]: the last weights, when
+								 * params hold the best epoch's; or NULL */
+	uint8_t		ck_has_rng;
+	uint64_t	ck_rng[4];		/* a row source's shuffle state */
+	int64_t		ck_data_rows;	/* rows the training read */
+	uint64_t	ck_data_hash;	/* the sum of their content hashes */
+	int32_t		ck_threads;		/* dltrain.threads */
+	char		ck_version[16]; /* the library's version, NUL-padded */
+	char		ck_device[16];	/* the device's name, NUL-padded */
 } DltModelLayout;
+
+/* section identifiers (format 3) */
+#define DLT_SECTION_CHECKPOINT 0x54504B43	/* "CKPT" little-endian */
+#define DLT_CHECKPOINT_VERSION 1
 
 /* field kinds, for the fuzz harness's field map */
 typedef enum DltFieldKind

@@ -15,10 +15,12 @@
 #include "utils/numeric.h"
 
 #include "jsonutil.h"
+#include "model.h"
 #include "model_check.h"
 #include "options.h"
+#include "relation.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume"
 #define AGG_OPTIONS ", early_stopping"
 #define FIT_OPTIONS ", pages_per_range"
 
@@ -246,6 +248,28 @@ ParseHidden(DltOptions *opts, JsonbValue *v)
 }
 
 /*
+ * A model named by an option: a catalog name (the caller's newest model of
+ * that name, as dltrain.latest_model finds it), or {"model": its text form}.
+ */
+static DltModel *
+OptionModel(const char *key, JsonbValue *v)
+{
+	JsonbValue	mv;
+
+	if (v->type == jbvString)
+		return DltCatalogModel(pnstrdup(v->val.string.val, v->val.string.len));
+	if (v->type == jbvBinary && JsonContainerIsObject(v->val.binary.data) &&
+		DltJsonbGet(v->val.binary.data, "model", &mv) != NULL && mv.type == jbvString)
+		return ModelFromText(pnstrdup(mv.val.string.val, mv.val.string.len));
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("option \"%s\" must be a catalog model's name or {\"model\": a model's text form}, not %s",
+					key, JsonTypeName(v)),
+			 errhint("For a model value m: jsonb_build_object('%s', jsonb_build_object('model', m::text)).", key)));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
  * Parses jb (NULL: all defaults) into opts.
  */
 void
@@ -321,6 +345,10 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 									   "an integer of magnitude at most 2^53");
 		else if (strcmp(key, "shuffle") == 0)
 			opts->shuffle = OptionBool(key, &v);
+		else if (strcmp(key, "checkpoint") == 0)
+			opts->checkpoint = OptionBool(key, &v);
+		else if (strcmp(key, "resume") == 0)
+			opts->resume = OptionModel(key, &v);
 		else if (strcmp(key, "normalize") == 0)
 			opts->normalize = OptionBool(key, &v);
 		else if (strcmp(key, "validation_fraction") == 0)

@@ -67,6 +67,9 @@ typedef struct DltOptions
 	/* fit() only */
 	int			buffer_rows;	/* rows shuffled together */
 	int			pages_per_range;	/* block_shuffle's range */
+	/* continuing (not stored in models: a continued model is the same bytes) */
+	bool		checkpoint;		/* the model carries what continuing needs */
+	struct DltModel *resume;	/* continue this checkpoint's run; NULL: start */
 } DltOptions;
 
 extern void DltOptionsDefault(DltOptions *opts);

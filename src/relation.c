@@ -8,6 +8,7 @@
  */
 #include "postgres.h"
 
+#include "access/detoast.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -18,6 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "model.h"
 #include "relation.h"
 
 void
@@ -143,4 +145,39 @@ DltCatalogInsert(const DltCatalogRow *row)
 							   8, types, values, NULL, false, 0);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store the model in dltrain.models: %s", SPI_result_code_string(rc));
+}
+
+struct DltModel *
+DltCatalogModel(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+	Datum		d;
+	struct varlena *copy;
+	MemoryContext cxt = CurrentMemoryContext;
+	int			rc;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = CStringGetTextDatum(name);
+	rc = SPI_execute_with_args("SELECT dltrain.latest_model($1)", 1, types, values, NULL,
+							   true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look up model \"%s\": %s", name, SPI_result_code_string(rc));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("model \"%s\" does not exist", name)));
+	/* out of SPI's memory, detoasted */
+	{
+		struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
+		Size		len = VARSIZE_ANY(v);
+
+		copy = MemoryContextAlloc(cxt, len);
+		memcpy(copy, v, len);
+	}
+	SPI_finish();
+	return ModelDecode(copy);
 }

@@ -40,4 +40,12 @@ typedef struct DltCatalogRow
 
 extern void DltCatalogInsert(const DltCatalogRow *row);
 
+struct DltModel;
+/*
+ * The caller's newest catalog model of that name (dltrain.latest_model's
+ * rule, so another role's row is never taken), decoded in the current
+ * memory context; an error when there is none.
+ */
+extern struct DltModel *DltCatalogModel(const char *name);
+
 #endif							/* DLTRAIN_RELATION_H */

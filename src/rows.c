@@ -15,7 +15,7 @@
 #include "utils/lsyscache.h"
 
 #include "budget.h"
-#include "features.h"
+#include "feature_array.h"
 #include "progress.h"
 #include "rows.h"
 

@@ -51,6 +51,8 @@ typedef struct DltRowSource DltRowSource;
 typedef struct DltStream
 {
 	DltOptions	key;			/* the options of its first member */
+	int			start_epoch;	/* epochs its members completed before (resume) */
+	const uint64 *resume_rng;	/* their source's shuffle state then, or NULL */
 	int			B;				/* rows per batch */
 	int64		n_train;		/* rows per epoch */
 	int64		n_val;			/* held-out rows */
@@ -75,6 +77,14 @@ typedef struct DltRowSourceOps
 	int			(*next_validation) (DltRowSource *src, DltStream *s, bool first);
 	/* The normal end: lets go of the rows (frees, or detaches). */
 	void		(*close) (DltRowSource *src);
+
+	/*
+	 * Checkpoints.  open_stream continues after s->start_epoch epochs, as the
+	 * stream would be then: a source whose shuffle state follows from its
+	 * seed replays it; one that cannot (get_rng non-NULL) saves its state at
+	 * an epoch's end with get_rng and restores it from s->resume_rng.
+	 */
+	bool		(*get_rng) (DltRowSource *src, DltStream *s, uint64 *rng);
 } DltRowSourceOps;
 
 struct DltRowSource
@@ -90,7 +100,10 @@ struct DltRowSource
 	MemoryContext root;			/* the budget root of the call */
 	const dlk_device *device;	/* where batches go (set by the engine) */
 	bool		shared_streams; /* members with one key may share a stream */
+	bool		want_hash;		/* prepare sets data_hash (checkpoints) */
 	/* set by prepare */
+	int64		data_rows;		/* rows read, held out ones included */
+	uint64		data_hash;		/* the sum of their content hashes */
 	DltModel	classes;		/* n_classes and the class arrays */
 	DltModel   *stats;			/* mean, scale; NULL: no member normalizes */
 	float	   *fm;				/* float32 statistics, as training applies */
@@ -107,7 +120,9 @@ DltSameStream(const DltOptions *a, const DltOptions *b)
 
 	return sa == sb && a->seed == b->seed && a->normalize == b->normalize &&
 		a->validation_fraction == b->validation_fraction &&
-		a->batch_size == b->batch_size && a->buffer_rows == b->buffer_rows;
+		a->batch_size == b->batch_size && a->buffer_rows == b->buffer_rows &&
+		(a->resume ? a->resume->epochs_run : 0) == (b->resume ? b->resume->epochs_run : 0) &&
+		(a->resume == NULL) == (b->resume == NULL);
 }
 
 /* the seed salt of every shuffle stream */

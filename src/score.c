@@ -33,7 +33,7 @@
 
 #include "blas.h"
 #include "budget.h"
-#include "features.h"
+#include "feature_array.h"
 #include "interrupt.h"
 #include "score.h"
 

@@ -292,6 +292,26 @@ MemPrepare(DltRowSource *src, const DltOptions *opts, int K)
 		DltCanonicalOrder(cs->hash, n, cs->canon, CompareRows, rows);
 	}
 
+	/* what a checkpoint records of the rows: their count and content */
+	src->data_rows = n;
+	if (src->want_hash)
+	{
+		uint64	   *h = cs->hash;
+
+		if (h == NULL)
+		{
+			RowsJob		job = {rows, NULL, NULL, NULL};
+
+			h = palloc_extended(sizeof(uint64) * Max(n, 1), MCXT_ALLOC_HUGE);
+			job.hash = h;
+			PoolFor((size_t) n, PREP_MIN_ROWS, HashRange, &job);
+		}
+		for (int64 r = 0; r < n; r++)
+			src->data_hash += h[r];
+		if (h != cs->hash)
+			pfree(h);
+	}
+
 	/*
 	 * statistics once; standardize in place when every member wants it and
 	 * some epoch will read the rows
@@ -361,7 +381,8 @@ SpillPrepare(DltRowSource *src, const DltOptions *opts, int K)
 	 * same content are all held out or none, so their number is only known
 	 * once counted: the buffers grow, within the budget)
 	 */
-	if (max_vfrac > 0)
+	src->data_rows = n;
+	if (max_vfrac > 0 || src->want_hash)
 	{
 		for (int64 k = 0; k < N; k++)
 		{
@@ -372,6 +393,7 @@ SpillPrepare(DltRowSource *src, const DltOptions *opts, int K)
 				const float *x = c->chunk_x[0] + (Size) r * D;
 				uint64		h = CacheRowHash(rows, x, c->chunk_y[0][r]);
 
+				src->data_hash += h;
 				if (DltIsValidationRow(h, max_vfrac))
 					DltHeldOutAdd(&cs->val, x, c->chunk_y[0][r], h);
 			}
@@ -437,6 +459,13 @@ MemOpenStream(DltRowSource *src, DltStream *s)
 		NoTrainingRows(n, vfrac);
 	s->B = (int) Min((int64) o->batch_size, s->n_train);
 	dlk_rng_seed(&ms->rng, (uint64) o->seed ^ DLT_SHUFFLE_SALT);
+	/* continuing: the permutation as start_epoch epochs left it */
+	for (int e = 0; shuf && e < s->start_epoch; e++)
+	{
+		if (dlk_shuffle_u32(&ms->rng, ms->order, (size_t) s->n_train) != DLK_OK)
+			DltKernelAborted();
+		CHECK_FOR_INTERRUPTS();
+	}
 	ms->standardize = o->normalize && !cs->inplace;
 	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	EnsureGatherArrays(cs, s->B);
@@ -500,6 +529,52 @@ MemNextValidation(DltRowSource *src, DltStream *s, bool first)
 	return bs;
 }
 
+/*
+ * Continuing: the chunk order and the shuffle state as start_epoch epochs
+ * left them, without training.  The row shuffle of a group draws as many
+ * numbers as the group has training rows, so one pass counts each chunk's
+ * training rows, and the epochs are replayed on those counts.
+ */
+static void
+SpillReplay(CacheSource *cs, DltStream *s)
+{
+	SpillStream *ss = s->priv;
+	const DltOptions *o = &s->key;
+	DltCache   *c = cs->c;
+	int64		N = c->n_file_chunks;
+	int		   *count = palloc_extended(sizeof(int) * Max(N, 1), MCXT_ALLOC_HUGE);
+
+	for (int64 k = 0; k < N; k++)
+	{
+		int			nr = DltCacheReadChunk(c, k, 0);
+
+		count[k] = 0;
+		for (int r = 0; r < nr; r++)
+			if (!(o->validation_fraction > 0 &&
+				  DltIsValidationRow(CacheRowHash(cs->rows, c->chunk_x[0] + (Size) r * c->dim,
+												  c->chunk_y[0][r]),
+									 o->validation_fraction)))
+				count[k]++;
+		CHECK_FOR_INTERRUPTS();
+	}
+	for (int e = 0; e < s->start_epoch && o->shuffle; e++)
+	{
+		if (dlk_shuffle_u32(&ss->rng, ss->perm, (size_t) N) != DLK_OK)
+			DltKernelAborted();
+		for (int64 g = 0; g < N; g += ss->G)
+		{
+			int			nrows = 0;
+
+			for (int64 j = g; j < Min(N, g + ss->G); j++)
+				nrows += count[ss->perm[j]];
+			if (dlk_shuffle_u32(&ss->rng, cs->idx, nrows) != DLK_OK)
+				DltKernelAborted();
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	pfree(count);
+}
+
 static void
 SpillOpenStream(DltRowSource *src, DltStream *s)
 {
@@ -540,6 +615,8 @@ SpillOpenStream(DltRowSource *src, DltStream *s)
 		ss->G = (int) Max(1, Min((int64) ss->G, ((int64) o->buffer_rows + rpc - 1) / rpc));
 	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	EnsureGatherArrays(cs, s->B);
+	if (s->start_epoch > 0)
+		SpillReplay(cs, s);
 }
 
 static void
@@ -662,12 +739,13 @@ CacheClose(DltRowSource *src)
 }
 
 static const DltRowSourceOps mem_ops = {
-	MemPrepare, MemOpenStream, MemBeginEpoch, MemNextBatch, MemNextValidation, CacheClose
+	MemPrepare, MemOpenStream, MemBeginEpoch, MemNextBatch, MemNextValidation, CacheClose,
+	NULL
 };
 
 static const DltRowSourceOps spill_ops = {
 	SpillPrepare, SpillOpenStream, SpillBeginEpoch, SpillNextBatch, SpillNextValidation,
-	CacheClose
+	CacheClose, NULL
 };
 
 DltRowSource *

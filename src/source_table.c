@@ -48,7 +48,7 @@
 #include "utils/snapmgr.h"
 
 #include "budget.h"
-#include "features.h"
+#include "feature_array.h"
 #include "interrupt.h"
 #include "order.h"
 #include "progress.h"
@@ -362,6 +362,8 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 	DltNoticeSkipped("fit", ts->info.skipped, rowno - ts->info.skipped);
 	src->n_rows = ts->info.rows;
 	src->rows_skipped = ts->info.skipped;
+	src->data_rows = ts->info.rows + ts->val.n;
+	src->data_hash = ts->info.content_hash + ts->val.hash_sum;
 	ts->info.validation_rows = ts->val.n;
 	D = src->D;
 
@@ -408,6 +410,9 @@ TableOpenStream(DltRowSource *src, DltStream *s)
 	ts->buf_y = palloc_extended(sizeof(int64) * (Size) ts->cap, MCXT_ALLOC_HUGE);
 	ts->perm = palloc_extended(sizeof(uint32) * (Size) ts->cap, MCXT_ALLOC_HUGE);
 	dlk_rng_seed(&ts->rng, (uint64) ts->opts.seed ^ DLT_SHUFFLE_SALT);
+	/* continuing: the shuffle state an epoch's end left (get_rng) */
+	if (s->resume_rng)
+		memcpy(ts->rng.s, s->resume_rng, sizeof(ts->rng.s));
 	s->batch = DltBatchCreate(src->device, s->B, D, 1);
 	ts->xp = palloc(sizeof(float *) * s->B);
 	ts->sp = palloc(sizeof(int64) * s->B);
@@ -529,9 +534,17 @@ TableClose(DltRowSource *src)
 	ts->snapshot = NULL;
 }
 
+/* At an epoch's end the pass holds nothing but its random state. */
+static bool
+TableGetRng(DltRowSource *src, DltStream *s, uint64 *rng)
+{
+	memcpy(rng, ((TableSource *) src)->rng.s, sizeof(((TableSource *) src)->rng.s));
+	return true;
+}
+
 static const DltRowSourceOps table_ops = {
 	TablePrepare, TableOpenStream, TableBeginEpoch, TableNextBatch, TableNextValidation,
-	TableClose
+	TableClose, TableGetRng
 };
 
 DltRowSource *

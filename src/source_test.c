@@ -161,7 +161,8 @@ TestClose(DltRowSource *src)
 }
 
 static const DltRowSourceOps test_ops = {
-	TestPrepare, TestOpenStream, TestBeginEpoch, TestNextBatch, TestNextValidation, TestClose
+	TestPrepare, TestOpenStream, TestBeginEpoch, TestNextBatch, TestNextValidation, TestClose,
+	NULL
 };
 
 DltRowSource *

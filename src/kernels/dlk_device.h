@@ -235,6 +235,16 @@ struct dlk_device
 	 * the outputs for regression.
 	 */
 	dlk_status	(*net_predict) (dlk_dnet *net, dlk_batch *b, int n, float *out);
+
+	/*
+	 * The optimizer's state of a training network (checkpoints): its size in
+	 * floats (SGD one slot of n_params, Adam(W) two), and a copy out or in
+	 * with the optimizer's step count (Adam's bias correction).  Before the
+	 * first step the state is zeros.  Synchronous.
+	 */
+	size_t		(*n_opt_state) (const dlk_dnet *net);
+	dlk_status	(*state_read) (dlk_dnet *net, float *dst, int64_t *step);
+	dlk_status	(*state_write) (dlk_dnet *net, const float *src, int64_t step);
 };
 
 /* The devices of this library: "cpu", "reference"; NULL for another name. */

@@ -687,6 +687,44 @@ cpu_net_predict(dlk_dnet *d, dlk_batch *b, int n, float *dst)
 
 /* ---- the devices ---- */
 
+static size_t
+cpu_n_opt_state(const dlk_dnet *d)
+{
+	dlk_sizes	sz;
+
+	if (d == NULL || !d->train ||
+		dlk_sizes_for(&sz, &d->net.arch, d->net.max_batch, d->opt.kind) != DLK_OK)
+		return 0;
+	return sz.n_opt_state;
+}
+
+static dlk_status
+cpu_state_read(dlk_dnet *d, float *dst, int64_t *step)
+{
+	size_t		n = cpu_n_opt_state(d);
+
+	if (n == 0 || dst == NULL || step == NULL)
+		return DLK_EINVAL;
+	*step = d->net.step;
+	if (d->net.step == 0)
+		memset(dst, 0, n * sizeof(float));	/* Adam's second slot is unset before step 1 */
+	else
+		memcpy(dst, d->net.opt_state, n * sizeof(float));
+	return DLK_OK;
+}
+
+static dlk_status
+cpu_state_write(dlk_dnet *d, const float *src, int64_t step)
+{
+	size_t		n = cpu_n_opt_state(d);
+
+	if (n == 0 || src == NULL || step < 0)
+		return DLK_EINVAL;
+	memcpy(d->net.opt_state, src, n * sizeof(float));
+	d->net.step = (long) step;
+	return DLK_OK;
+}
+
 const dlk_device dlk_device_cpu = {
 	.name = "cpu",
 	.abi = DLK_DEVICE_ABI,
@@ -711,6 +749,9 @@ const dlk_device dlk_device_cpu = {
 	.net_reset = cpu_net_reset,
 	.net_eval = cpu_net_eval,
 	.net_predict = cpu_net_predict,
+	.n_opt_state = cpu_n_opt_state,
+	.state_read = cpu_state_read,
+	.state_write = cpu_state_write,
 };
 
 const dlk_device dlk_device_reference = {
@@ -737,6 +778,9 @@ const dlk_device dlk_device_reference = {
 	.net_reset = cpu_net_reset,
 	.net_eval = cpu_net_eval,
 	.net_predict = cpu_net_predict,
+	.n_opt_state = cpu_n_opt_state,
+	.state_read = cpu_state_read,
+	.state_write = cpu_state_write,
 };
 
 const dlk_device *

@@ -15,7 +15,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 declare -A L=(
 	# 1: services every layer may use
 	[version]=1 [budget]=1 [resource]=1 [interrupt]=1 [options]=1 [jsonutil]=1
-	[features]=1 [labels]=1 [model]=1 [model_check]=1 [progress]=1 [relation]=1
+	[feature_array]=1 [labels]=1 [model]=1 [model_check]=1 [progress]=1 [relation]=1
 	[merge]=1 [blas]=1
 	# 2: one model: trainer, scorer
 	[trainer]=2 [score]=2

@@ -1,5 +1,5 @@
 /*
- * features.c — feature arrays: shape checks and the conversion to float32.
+ * feature_array.c — feature arrays: shape checks and the conversion to float32.
  *
  * Shared by training (rows.c, source_table.c) and scoring (score.c), so the
  * same shape, NULL and finiteness rules apply when training and when
@@ -13,7 +13,7 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 
-#include "features.h"
+#include "feature_array.h"
 #include "kernels/dlk.h"
 
 /* "row 12" in training, "the feature array" in prediction */

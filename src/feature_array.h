@@ -1,6 +1,6 @@
 /*
- * features.h — feature arrays: their checks and the conversion to float32
- * that training and scoring both apply (features.c).
+ * feature_array.h — feature arrays: their checks and the conversion to float32
+ * that training and scoring both apply (feature_array.c).
  */
 #ifndef DLTRAIN_FEATURES_H
 #define DLTRAIN_FEATURES_H

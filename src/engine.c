@@ -45,6 +45,9 @@
 #include "portability/instr_time.h"
 #include "utils/guc.h"
 
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
 #include "budget.h"
 #include "engine.h"
 #include "interrupt.h"
@@ -278,11 +281,13 @@ MemberModel(const DltRowSource *src, const DltOptions *opts, const DltStream *s)
 	m->rows_validation = s->n_val;
 	if (src->task == DLT_TASK_CLASSIFICATION)
 	{
-		/* the classes are the rows', the same for every member */
-		m->n_classes = src->classes.n_classes;
-		m->class_int = src->classes.class_int;
-		m->class_float = src->classes.class_float;
-		m->class_text = src->classes.class_text;
+		/* the classes are the rows', or the warm-started model's */
+		const DltModel *c = opts->warm ? opts->warm : &src->classes;
+
+		m->n_classes = c->n_classes;
+		m->class_int = c->class_int;
+		m->class_float = c->class_float;
+		m->class_text = c->class_text;
 	}
 	DltModelSetArch(m, src->D, src->task == DLT_TASK_CLASSIFICATION ? m->n_classes : 1);
 	return m;
@@ -400,6 +405,140 @@ MemberResume(Member *mb, const DltRowSource *src, const DltOptions *opts, const 
 	}
 }
 
+/* ---- warm start ---- */
+
+static void
+WarmRefused(int k, const char *what, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("cannot warm-start configuration %d: %s", k + 1, what),
+			 detail ? errdetail_internal("%s", detail) : 0));
+}
+
+/*
+ * The options a warm start trains with: the model's layers and activation
+ * (an error if the options name others) and its normalization.
+ */
+static void
+WarmOptions(int k, DltOptions *o, const DltRowSource *src)
+{
+	const DltModel *w = o->warm;
+	bool		same = o->n_hidden == w->arch.n_layers - 1;
+
+	for (int l = 0; same && l < o->n_hidden; l++)
+		same = o->hidden[l] == w->arch.dims[l + 1];
+	if (o->hidden_given && !same)
+		WarmRefused(k, "\"hidden\" differs from the model's layers",
+					"A warm start keeps the model's layers; leave \"hidden\" out.");
+	if (o->activation_given && o->activation != w->arch.act)
+		WarmRefused(k, "\"activation\" differs from the model's",
+					"A warm start keeps the model's activation; leave \"activation\" out.");
+	o->n_hidden = w->arch.n_layers - 1;
+	for (int l = 0; l < o->n_hidden; l++)
+		o->hidden[l] = w->arch.dims[l + 1];
+	o->activation = w->arch.act;
+	o->normalize = w->normalized;
+	if (w->arch.dims[0] != src->D)
+		WarmRefused(k, "the feature width differs",
+					psprintf("The model takes %d features; the rows have %d.",
+							 w->arch.dims[0], src->D));
+	if (w->task != src->task)
+		WarmRefused(k, "the task differs",
+					psprintf("The model is for %s; this training is %s.",
+							 DltTaskName(w->task), DltTaskName(src->task)));
+	if (w->label_type != src->label_type)
+		WarmRefused(k, "the label type differs",
+					psprintf("The model's labels are %s; these are %s.",
+							 format_type_be(w->label_type), format_type_be(src->label_type)));
+}
+
+/*
+ * The label map of a warm start: each class of the rows becomes the index
+ * of the same value among the model's classes; a value the model never saw
+ * is an error that names it.
+ */
+static DltLabelMap *
+WarmLabels(int k, const DltModel *w, const DltRowSource *src)
+{
+	const DltModel *rc = &src->classes;
+	DltLabelMap *lm = palloc(sizeof(DltLabelMap));
+	int32	   *pos = palloc(sizeof(int32) * Max(rc->n_classes, 1));
+	int32	   *rank = palloc(sizeof(int32) * Max(rc->n_classes, 1));
+
+	*lm = src->labels;
+	if (src->task != DLT_TASK_CLASSIFICATION)
+		return lm;
+	for (int c = 0; c < rc->n_classes; c++)
+	{
+		pos[c] = -1;
+		for (int j = 0; j < w->n_classes && pos[c] < 0; j++)
+		{
+			switch (w->label_kind)
+			{
+				case DLT_LABEL_INT:
+					if (w->class_int[j] == rc->class_int[c])
+						pos[c] = j;
+					break;
+				case DLT_LABEL_FLOAT:
+					if (w->class_float[j] == rc->class_float[c])
+						pos[c] = j;
+					break;
+				case DLT_LABEL_TEXT:
+					if (strcmp(w->class_text[j], rc->class_text[c]) == 0)
+						pos[c] = j;
+					break;
+			}
+		}
+		if (pos[c] < 0)
+		{
+			StringInfoData b;
+			DltModel	named = *rc;
+
+			named.label_kind = src->label_kind;
+			named.label_type = src->label_type;
+			initStringInfo(&b);
+			DltAppendClassJson(&b, &named, c);
+			WarmRefused(k, psprintf("the label %s does not occur in the model", b.data),
+						"A warm start keeps the model's classes; train anew for new classes.");
+		}
+	}
+	/* class id -> the rows' rank -> the model's index */
+	for (int id = 0; id < rc->n_classes; id++)
+		rank[id] = pos[src->labels.rank[id]];
+	lm->rank = rank;
+	return lm;
+}
+
+/* A warm-started member: the model's statistics, weights and optimizer state. */
+static void
+MemberWarmStart(Member *mb, const DltOptions *opts)
+{
+	const DltModel *w = opts->warm;
+	DltModel   *m = mb->m;
+	DltTrainer *t = &mb->t;
+	int			D = m->arch.dims[0];
+	dlk_status	st;
+
+	if (w->normalized)
+	{
+		m->normalized = true;
+		m->mean = palloc(sizeof(double) * D);
+		m->scale = palloc(sizeof(double) * D);
+		memcpy(m->mean, w->mean, sizeof(double) * D);
+		memcpy(m->scale, w->scale, sizeof(double) * D);
+	}
+	if (w->n_params != m->n_params)
+		elog(ERROR, "dltrain: the warm-start model's weights do not fit the network");
+	st = t->dev->params_write(t->net, w->params);
+	/* its optimizer's state too, when it carries one for this optimizer */
+	if (st == DLK_OK && w->ckpt && w->opts.optimizer == opts->optimizer &&
+		(int64) t->dev->n_opt_state(t->net) == w->ckpt->n_state)
+		st = t->dev->state_write(t->net, w->ckpt->state, w->ckpt->step);
+	if (st != DLK_OK)
+		elog(ERROR, "dltrain: could not load the warm-start model: %s", dlk_status_string(st));
+}
+
 /* Sets up a member: model, network, validation arrays, statistics. */
 static void
 MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelectResult *res,
@@ -433,7 +572,9 @@ MemberInit(Member *mb, const DltRowSource *src, const DltOptions *opts, DltSelec
 	}
 	if (opts->resume)
 		MemberResume(mb, src, opts, s);
-	if (opts->normalize && src->stats != NULL)
+	if (opts->warm)
+		MemberWarmStart(mb, opts);
+	else if (opts->normalize && src->stats != NULL)
 	{
 		m->normalized = true;
 		m->mean = palloc(sizeof(double) * D);
@@ -465,7 +606,8 @@ CheckMembersBudget(const DltRowSource *src, const DltOptions *opts, int K,
 		m.task = src->task;
 		m.opts = opts[k];
 		DltModelSetArch(&m, src->D,
-						src->task == DLT_TASK_CLASSIFICATION ? src->classes.n_classes : 1);
+						src->task != DLT_TASK_CLASSIFICATION ? 1 :
+						opts[k].warm ? opts[k].warm->n_classes : src->classes.n_classes);
 		total = add_size(total, DltTrainerBytes(&m, streams[mem[k].stream].s.B));
 	}
 	DltBudgetCheck(src->root, total,
@@ -554,15 +696,17 @@ StreamEpoch(DltRowSource *src, Stream *st, int si, Member *mem, int K, int e,
 }
 
 void
-DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
+DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 			 const DltSelectConfig *cfg, DltSelectResult *res)
 {
+	DltOptions *opts = palloc(sizeof(DltOptions) * K);
 	Stream	   *streams = palloc0(sizeof(Stream) * K);
 	Member	   *mem = palloc0(sizeof(Member) * K);
 	int			S = 0;
 	int			max_epochs = 0;
 	instr_time	t0;
 
+	memcpy(opts, given, sizeof(DltOptions) * K);
 	for (int k = 0; k < K; k++)
 	{
 		DltTask		task = opts[k].task == DLT_TASK_AUTO ?
@@ -597,8 +741,12 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 		DltWarnManyClasses(src->classes.n_classes, src->n_rows, src->label_kind, opts[0].task);
 
 	for (int k = 0; k < K; k++)
+	{
 		if (opts[k].resume)
 			VerifyResume(k, opts[k].resume, &opts[k], src);
+		if (opts[k].warm)
+			WarmOptions(k, &opts[k], src);
+	}
 
 	/* streams */
 	for (int k = 0; k < K; k++)
@@ -613,6 +761,24 @@ DltTrainMany(DltRowSource *src, const DltOptions *opts, int K,
 		{
 			si = S++;
 			streams[si].s.key = opts[k];
+			streams[si].s.labels = &src->labels;
+			streams[si].s.fm = src->fm;
+			streams[si].s.fs = src->fs;
+			if (opts[k].warm)
+			{
+				const DltModel *w = opts[k].warm;
+				float	   *fm = palloc(sizeof(float) * src->D);
+				float	   *fs = palloc(sizeof(float) * src->D);
+
+				for (int d = 0; w->normalized && d < src->D; d++)
+				{
+					fm[d] = (float) w->mean[d];
+					fs[d] = (float) w->scale[d];
+				}
+				streams[si].s.labels = WarmLabels(k, w, src);
+				streams[si].s.fm = fm;
+				streams[si].s.fs = fs;
+			}
 			if (opts[k].resume)
 			{
 				streams[si].s.start_epoch = opts[k].resume->epochs_run;

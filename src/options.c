@@ -20,7 +20,7 @@
 #include "options.h"
 #include "relation.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume, warm_start"
 #define AGG_OPTIONS ", early_stopping"
 #define FIT_OPTIONS ", pages_per_range"
 
@@ -305,10 +305,16 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		Assert(tok == WJB_VALUE);
 
 		if (strcmp(key, "hidden") == 0)
+		{
 			ParseHidden(opts, &v);
+			opts->hidden_given = true;
+		}
 		else if (strcmp(key, "activation") == 0)
+		{
 			opts->activation = (dlk_act) OptionEnum(key, &v, acts, 3,
 													"one of \"relu\", \"tanh\", \"sigmoid\"");
+			opts->activation_given = true;
+		}
 		else if (strcmp(key, "optimizer") == 0)
 			opts->optimizer = (dlk_opt_kind) OptionEnum(key, &v, optimizers, 3,
 														"one of \"sgd\", \"adam\", \"adamw\"");
@@ -349,6 +355,8 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 			opts->checkpoint = OptionBool(key, &v);
 		else if (strcmp(key, "resume") == 0)
 			opts->resume = OptionModel(key, &v);
+		else if (strcmp(key, "warm_start") == 0)
+			opts->warm = OptionModel(key, &v);
 		else if (strcmp(key, "normalize") == 0)
 			opts->normalize = OptionBool(key, &v);
 		else if (strcmp(key, "validation_fraction") == 0)
@@ -389,6 +397,12 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 	/* AdamW without an explicit decay uses PyTorch's default */
 	if (opts->optimizer == DLK_OPT_ADAMW && !wd_given)
 		opts->weight_decay = 0.01;
+
+	if (opts->resume && opts->warm)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"resume\" and \"warm_start\" cannot be combined"),
+				 errdetail("\"resume\" continues a checkpoint's run on the same rows; \"warm_start\" starts a new run from a model's weights.")));
 }
 
 /* ---- the task ---- */

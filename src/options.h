@@ -70,6 +70,9 @@ typedef struct DltOptions
 	/* continuing (not stored in models: a continued model is the same bytes) */
 	bool		checkpoint;		/* the model carries what continuing needs */
 	struct DltModel *resume;	/* continue this checkpoint's run; NULL: start */
+	struct DltModel *warm;		/* start from this model's weights; NULL: seed */
+	bool		hidden_given;	/* "hidden" / "activation" were in the options */
+	bool		activation_given;
 } DltOptions;
 
 extern void DltOptionsDefault(DltOptions *opts);

@@ -53,6 +53,9 @@ typedef struct DltStream
 	DltOptions	key;			/* the options of its first member */
 	int			start_epoch;	/* epochs its members completed before (resume) */
 	const uint64 *resume_rng;	/* their source's shuffle state then, or NULL */
+	const DltLabelMap *labels;	/* what label slots become (set by the engine) */
+	const float *fm;			/* the standardization its members apply */
+	const float *fs;
 	int			B;				/* rows per batch */
 	int64		n_train;		/* rows per epoch */
 	int64		n_val;			/* held-out rows */
@@ -122,7 +125,7 @@ DltSameStream(const DltOptions *a, const DltOptions *b)
 		a->validation_fraction == b->validation_fraction &&
 		a->batch_size == b->batch_size && a->buffer_rows == b->buffer_rows &&
 		(a->resume ? a->resume->epochs_run : 0) == (b->resume ? b->resume->epochs_run : 0) &&
-		(a->resume == NULL) == (b->resume == NULL);
+		(a->resume == NULL) == (b->resume == NULL) && a->warm == b->warm;
 }
 
 /* the seed salt of every shuffle stream */

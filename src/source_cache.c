@@ -259,7 +259,7 @@ MemPrepare(DltRowSource *src, const DltOptions *opts, int K)
 	for (int k = 0; k < K; k++)
 	{
 		any_norm |= opts[k].normalize;
-		all_norm &= opts[k].normalize;
+		all_norm &= opts[k].normalize && opts[k].warm == NULL;
 		any_shuffle |= opts[k].shuffle && opts[k].epochs > 0;
 		any_val |= opts[k].validation_fraction > 0;
 		max_epochs = Max(max_epochs, opts[k].epochs);
@@ -495,8 +495,8 @@ MemGather(CacheSource *cs, DltStream *s, const uint32 *idx, int bs)
 		cs->xp[i] = DltCacheRow(c, idx[i]);
 		cs->sp[i] = *DltCacheLabel(c, idx[i]);
 	}
-	DltBatchGather(s->batch, bs, cs->xp, cs->sp, &cs->pub.labels,
-				   ms->standardize ? cs->pub.fm : NULL, cs->pub.fs);
+	DltBatchGather(s->batch, bs, cs->xp, cs->sp, s->labels,
+				   ms->standardize ? s->fm : NULL, s->fs);
 }
 
 static int
@@ -665,7 +665,7 @@ SpillNextGroup(CacheSource *cs, DltStream *s)
 								   o->validation_fraction))
 				continue;
 			if (o->normalize)
-				dlk_standardize(x, cs->pub.fm, cs->pub.fs, D);
+				dlk_standardize(x, s->fm, s->fs, D);
 			cs->idx[ss->nrows++] = (uint32) j * rpc + r;
 		}
 	}
@@ -699,7 +699,7 @@ SpillNextBatch(DltRowSource *src, DltStream *s)
 		cs->xp[i] = c->chunk_x[j] + (Size) r * c->dim;
 		cs->sp[i] = c->chunk_y[j][r];
 	}
-	DltBatchGather(s->batch, bs, cs->xp, cs->sp, &cs->pub.labels, NULL, NULL);
+	DltBatchGather(s->batch, bs, cs->xp, cs->sp, s->labels, NULL, NULL);
 	ss->start += bs;
 	return bs;
 }
@@ -725,8 +725,8 @@ SpillNextValidation(DltRowSource *src, DltStream *s, bool first)
 		bs++;
 	}
 	if (bs > 0)
-		DltBatchGather(s->batch, bs, cs->xp, cs->sp, &cs->pub.labels,
-					   s->key.normalize ? cs->pub.fm : NULL, cs->pub.fs);
+		DltBatchGather(s->batch, bs, cs->xp, cs->sp, s->labels,
+					   s->key.normalize ? s->fm : NULL, s->fs);
 	return bs;
 }
 

@@ -377,7 +377,18 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 	}
 	src->fm = palloc(sizeof(float) * D);
 	src->fs = palloc(sizeof(float) * D);
-	if (ts->opts.normalize)
+	if (ts->opts.warm && ts->opts.warm->normalized && ts->opts.warm->arch.dims[0] == D)
+	{
+		/* a warm start standardizes with the model's statistics */
+		for (int d = 0; d < D; d++)
+		{
+			src->fm[d] = (float) ts->opts.warm->mean[d];
+			src->fs[d] = (float) ts->opts.warm->scale[d];
+		}
+		for (int64 i = 0; i < ts->val.n; i++)
+			dlk_standardize(ts->val.x + i * D, src->fm, src->fs, D);
+	}
+	else if (ts->opts.normalize && ts->opts.warm == NULL)
 	{
 		src->stats = palloc0(sizeof(DltModel));
 		src->stats->arch.dims[0] = D;
@@ -465,7 +476,7 @@ FillBuffer(TableSource *ts)
 		MemoryContextReset(ts->rowcxt);
 		if (!use)
 			continue;
-		if (ts->opts.normalize)
+		if (ts->opts.warm ? ts->opts.warm->normalized : ts->opts.normalize)
 			dlk_standardize(ts->row, ts->pub.fm, ts->pub.fs, D);
 		memcpy(ts->buf_x + (Size) filled * D, ts->row, sizeof(float) * D);
 		ts->buf_y[filled++] = label;
@@ -498,7 +509,7 @@ TableNextBatch(DltRowSource *src, DltStream *s)
 		ts->xp[i] = ts->buf_x + (Size) k * src->D;
 		ts->sp[i] = ts->buf_y[k];
 	}
-	DltBatchGather(s->batch, bs, ts->xp, ts->sp, &src->labels, NULL, NULL);
+	DltBatchGather(s->batch, bs, ts->xp, ts->sp, s->labels, NULL, NULL);
 	ts->bstart += bs;
 	return bs;
 }
@@ -519,7 +530,7 @@ TableNextValidation(DltRowSource *src, DltStream *s, bool first)
 		ts->xp[i] = ts->val.x + (Size) (ts->vpos + i) * src->D;
 		ts->sp[i] = ts->val.y[ts->vpos + i];
 	}
-	DltBatchGather(s->batch, bs, ts->xp, ts->sp, &src->labels, NULL, NULL);
+	DltBatchGather(s->batch, bs, ts->xp, ts->sp, s->labels, NULL, NULL);
 	ts->vpos += bs;
 	return bs;
 }

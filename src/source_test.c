@@ -143,8 +143,8 @@ TestNextBatch(DltRowSource *src, DltStream *s)
 		ts->xp[i] = ts->x + (Size) (st->pos + i) * src->D;
 		ts->sp[i] = ts->y[st->pos + i];
 	}
-	DltBatchGather(s->batch, bs, ts->xp, ts->sp, &src->labels,
-				   s->key.normalize ? src->fm : NULL, src->fs);
+	DltBatchGather(s->batch, bs, ts->xp, ts->sp, s->labels,
+				   s->key.normalize ? s->fm : NULL, s->fs);
 	st->pos += bs;
 	return bs;
 }

@@ -91,5 +91,42 @@ RESET dltrain.threads;
 SELECT dltrain.train_mlp(x, y, '{"resume": 42}') FROM ck;
 SELECT dltrain.train_mlp(x, y, '{"resume": "no such model"}') FROM ck;
 
-DELETE FROM dltrain.models WHERE name = 'ck-run';
+-- warm start: a new run from a model's weights, statistics and classes
+-- (and its optimizer state when it carries a checkpoint), on other rows
+CREATE TEMP TABLE ck_base AS
+SELECT dltrain.train_mlp(x, y, '{"epochs": 3, "hidden": [6]}') AS m FROM ck WHERE x[3] < 5;
+SELECT dltrain.describe(w)->'layers' AS layers, dltrain.describe(w)->'epochs' AS epochs,
+       dltrain.describe(w)->'feature_mean' = dltrain.describe(m)->'feature_mean' AS same_statistics,
+       dltrain.describe(w)->'classes' AS classes
+FROM ck_base, LATERAL (SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', 2, 'warm_start', jsonb_build_object('model', m::text))) w
+                       FROM ck WHERE x[3] >= 5) s;
+-- it starts where the model was: after 0 more epochs (epochs 0) the weights are the model's
+SELECT (SELECT dltrain.predict_proba(w, ARRAY[0.1, 0.2, 3]::real[]) = dltrain.predict_proba(m, ARRAY[0.1, 0.2, 3]::real[])
+        FROM (SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', 0, 'warm_start', jsonb_build_object('model', m::text))) w FROM ck) s) AS same_start
+FROM ck_base;
+-- by catalog name; a subset of the classes is fine, the model keeps all of them
+SELECT count(*) FROM dltrain.fit('ck', '{x}', 'y', '{"epochs": 1, "hidden": [6]}', name => 'ck-base');
+SELECT dltrain.describe(dltrain.train_mlp(x, y, '{"epochs": 1, "warm_start": "ck-base"}'))->'classes' AS classes
+FROM ck WHERE y < 2;
+SELECT (SELECT count(*) FROM dltrain.fit('ck', '{x}', 'y', '{"epochs": 2, "warm_start": "ck-base"}')) AS fit_rows;
+-- a network imported from PyTorch's layout warm-starts too
+CREATE TEMP TABLE ck_imported AS SELECT dltrain.import('{"format": "dltrain.mlp", "format_version": 1, "task": "classification",
+  "activation": "relu", "inputs": 2, "outputs": 2, "label_type": "smallint",
+  "layers": [{"in": 2, "out": 2, "weight": [[1, 0], [0, 1]], "bias": [0, 0]}],
+  "normalization": {"mean": [0, 1], "scale": [1, 2]}, "classes": [-1, 7]}'::jsonb) AS m;
+SELECT dltrain.describe(w)->'classes' AS classes, dltrain.describe(w)->'epochs' AS epochs,
+       dltrain.describe(w)->'feature_scale' AS scale
+FROM ck_imported, LATERAL (SELECT dltrain.train_mlp(x[1:2], (CASE WHEN y = 0 THEN -1 ELSE 7 END)::smallint,
+                                                     jsonb_build_object('epochs', 2, 'warm_start', jsonb_build_object('model', m::text))) w
+                           FROM ck) s;
+-- what does not fit is named
+SELECT dltrain.train_mlp(x[1:2], y, jsonb_build_object('warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, t, jsonb_build_object('warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, y::bigint, jsonb_build_object('warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, y::text, jsonb_build_object('warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, y + 5, jsonb_build_object('warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, y, jsonb_build_object('hidden', '[3]'::jsonb, 'warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+SELECT dltrain.train_mlp(x, y, jsonb_build_object('resume', jsonb_build_object('model', m::text), 'warm_start', jsonb_build_object('model', m::text))) FROM ck, ck_base;
+
+DELETE FROM dltrain.models WHERE name IN ('ck-run', 'ck-base');
 DROP TABLE ck, ck_big, ck_cases, ck_first;

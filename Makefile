@@ -31,6 +31,7 @@ OBJS = \
 	src/engine.o \
 	src/train_agg.o \
 	src/fit.o \
+	src/checkpoint_worker.o \
 	src/grid.o \
 	src/predict.o \
 	src/predict_batch.o \

@@ -117,9 +117,63 @@ MemberDiverged(Member *mb, int e, bool tolerate, instr_time t0)
 	mb->m->epochs_run = e;
 }
 
+/*
+ * The checkpoint section of a member's model ("checkpoint": true): the
+ * optimizer's state, early stopping's, the source's shuffle state, and
+ * what a resume verifies.  Before the best epoch's weights replace the last.
+ */
+static DltCheckpoint *
+MemberCheckpoint(Member *mb, DltRowSource *src, DltStream *s)
+{
+	DltModel   *m = mb->m;
+	DltTrainer *t = &mb->t;
+	DltCheckpoint *ck = palloc0(sizeof(DltCheckpoint));
+	dlk_status	st;
+
+	ck->epoch = m->epochs_run;
+	ck->n_state = (int64) t->dev->n_opt_state(t->net);
+	ck->state = palloc_extended(sizeof(float) * Max(ck->n_state, 1), MCXT_ALLOC_HUGE);
+	st = t->dev->state_read(t->net, ck->state, &ck->step);
+	if (st != DLK_OK)
+		elog(ERROR, "dltrain: could not read the optimizer's state: %s", dlk_status_string(st));
+	ck->since_best = mb->since_best;
+	ck->best_vloss = m->rows_validation > 0 && m->epochs_run > 0 ? mb->best_vloss : NAN;
+	if (m->best_epoch > 0 && m->best_epoch < m->epochs_run)
+	{
+		ck->last_params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
+		memcpy(ck->last_params, m->params, sizeof(float) * m->n_params);
+	}
+	if (src->ops->get_rng)
+		ck->has_rng = src->ops->get_rng(src, s, ck->rng);
+	ck->data_rows = src->data_rows;
+	ck->data_hash = src->data_hash;
+	ck->threads = DltThreads();
+	strlcpy(ck->version, DLTRAIN_VERSION, sizeof(ck->version));
+	strlcpy(ck->device, t->dev->name, sizeof(ck->device));
+	return ck;
+}
+
+/*
+ * A periodic checkpoint of a member that goes on: the model as a resume
+ * needs it (the best epoch's weights when early stopping keeps them, the
+ * last ones in the section), encoded; the member is left as it was.
+ */
+static bytea *
+MemberCheckpointModel(Member *mb, DltRowSource *src, DltStream *s)
+{
+	DltModel	copy = *mb->m;
+
+	copy.ckpt = MemberCheckpoint(mb, src, s);
+	if (copy.best_epoch > 0 && copy.best_epoch < copy.epochs_run)
+		copy.params = mb->best_params;
+	return ModelEncode(&copy);
+}
+
+
 /* Epoch e is over for an active member: its losses, early stopping, the end. */
 static void
-MemberEpochDone(Member *mb, int e, const DltSelectConfig *cfg, instr_time t0)
+MemberEpochDone(Member *mb, int e, const DltSelectConfig *cfg, instr_time t0,
+				DltRowSource *src, DltStream *s)
 {
 	DltModel   *m = mb->m;
 	const DltOptions *o = &m->opts;
@@ -157,42 +211,8 @@ MemberEpochDone(Member *mb, int e, const DltSelectConfig *cfg, instr_time t0)
 	}
 	if (cfg->epoch_done)
 		cfg->epoch_done(cfg->arg, mb->res, e, mb->t.rows, secs);
-}
-
-/*
- * The checkpoint section of a member's model ("checkpoint": true): the
- * optimizer's state, early stopping's, the source's shuffle state, and
- * what a resume verifies.  Before the best epoch's weights replace the last.
- */
-static void
-MemberCheckpoint(Member *mb, DltRowSource *src, DltStream *s)
-{
-	DltModel   *m = mb->m;
-	DltTrainer *t = &mb->t;
-	DltCheckpoint *ck = palloc0(sizeof(DltCheckpoint));
-	dlk_status	st;
-
-	ck->epoch = m->epochs_run;
-	ck->n_state = (int64) t->dev->n_opt_state(t->net);
-	ck->state = palloc_extended(sizeof(float) * Max(ck->n_state, 1), MCXT_ALLOC_HUGE);
-	st = t->dev->state_read(t->net, ck->state, &ck->step);
-	if (st != DLK_OK)
-		elog(ERROR, "dltrain: could not read the optimizer's state: %s", dlk_status_string(st));
-	ck->since_best = mb->since_best;
-	ck->best_vloss = m->rows_validation > 0 && m->epochs_run > 0 ? mb->best_vloss : NAN;
-	if (m->best_epoch > 0 && m->best_epoch < m->epochs_run)
-	{
-		ck->last_params = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
-		memcpy(ck->last_params, m->params, sizeof(float) * m->n_params);
-	}
-	if (src->ops->get_rng)
-		ck->has_rng = src->ops->get_rng(src, s, ck->rng);
-	ck->data_rows = src->data_rows;
-	ck->data_hash = src->data_hash;
-	ck->threads = DltThreads();
-	strlcpy(ck->version, DLTRAIN_VERSION, sizeof(ck->version));
-	strlcpy(ck->device, t->dev->name, sizeof(ck->device));
-	m->ckpt = ck;
+	if (mb->active && cfg->checkpoint_due && cfg->checkpoint_due(cfg->arg, mb->res, e))
+		cfg->checkpoint(cfg->arg, mb->res, e, MemberCheckpointModel(mb, src, s));
 }
 
 /* After training: the best epoch's weights, and the result's summary. */
@@ -692,7 +712,7 @@ StreamEpoch(DltRowSource *src, Stream *st, int si, Member *mem, int K, int e,
 	}
 	for (int k = 0; k < K; k++)
 		if (mem[k].stream == si && mem[k].active)
-			MemberEpochDone(&mem[k], e, cfg, t0);
+			MemberEpochDone(&mem[k], e, cfg, t0, src, s);
 }
 
 void
@@ -849,7 +869,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 		if (mem[k].active)
 			mem[k].res->seconds = Elapsed(t0);
 		if (opts[k].checkpoint)
-			MemberCheckpoint(&mem[k], src, &streams[mem[k].stream].s);
+			mem[k].m->ckpt = MemberCheckpoint(&mem[k], src, &streams[mem[k].stream].s);
 		MemberFinish(&mem[k]);
 	}
 	src->ops->close(src);

@@ -31,6 +31,13 @@ typedef struct DltSelectConfig
 	/* called after every epoch of every member (NULL: not) */
 	void		(*epoch_done) (void *arg, const DltSelectResult *r, int epoch,
 							   int64 rows, double seconds);
+	/*
+	 * Periodic checkpoints: after an epoch of a member that goes on, when
+	 * checkpoint_due says so, checkpoint gets the model as it is then, with
+	 * its checkpoint section (what "resume" continues), encoded.
+	 */
+	bool		(*checkpoint_due) (void *arg, const DltSelectResult *r, int epoch);
+	void		(*checkpoint) (void *arg, const DltSelectResult *r, int epoch, bytea *model);
 	void	   *arg;
 } DltSelectConfig;
 

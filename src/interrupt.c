@@ -32,6 +32,7 @@ static const struct config_enum_entry wait_point_options[] = {
 	{"export", DLT_WAIT_EXPORT, false},
 	{"import", DLT_WAIT_IMPORT, false},
 	{"predict_batch", DLT_WAIT_PREDICT_BATCH, false},
+	{"checkpoint", DLT_WAIT_CHECKPOINT, false},
 	{NULL, 0, false}
 };
 
@@ -69,7 +70,7 @@ DltInterruptInit(void)
 {
 	DefineCustomEnumVariable("dltrain.test_wait_point",
 							 "Makes statements wait on an advisory lock at a named point (for tests).",
-							 "At the point named (caching, preparing, training, export, import or predict_batch), the backend first takes the transaction-level advisory lock 1684829298, so a test that holds it sees the statement wait there. Empty: no wait.",
+							 "At the point named (caching, preparing, training, export, import, predict_batch or checkpoint), the backend first takes the transaction-level advisory lock 1684829298, so a test that holds it sees the statement wait there. Empty: no wait.",
 							 &dltrain_test_wait_point,
 							 DLT_WAIT_NONE,
 							 wait_point_options,

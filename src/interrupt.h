@@ -20,7 +20,8 @@ typedef enum DltWaitPoint
 	DLT_WAIT_TRAINING,			/* before the first mini-batch */
 	DLT_WAIT_EXPORT,			/* export(), the model decoded */
 	DLT_WAIT_IMPORT,			/* import(), before the weights are read */
-	DLT_WAIT_PREDICT_BATCH		/* predict_batch(), before the first batch */
+	DLT_WAIT_PREDICT_BATCH,		/* predict_batch(), before the first batch */
+	DLT_WAIT_CHECKPOINT			/* fit(), after a checkpoint is stored */
 } DltWaitPoint;
 #define DLT_TEST_WAIT_LOCK INT64CONST(1684829298)
 

@@ -22,7 +22,7 @@
 
 #define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume, warm_start"
 #define AGG_OPTIONS ", early_stopping"
-#define FIT_OPTIONS ", pages_per_range"
+#define FIT_OPTIONS ", pages_per_range, checkpoint_every, checkpoint_minutes, checkpoint_keep, checkpoint_durable"
 
 /* the limits live in model_check.h: the model check repeats them */
 #define MAX_BATCH_SIZE DLT_MAX_BATCH_SIZE
@@ -47,6 +47,7 @@ DltOptionsDefault(DltOptions *opts)
 	opts->task = DLT_TASK_AUTO;
 	opts->validation_fraction = 0;
 	opts->buffer_rows = 0;		/* auto: the budget (aggregate), 65536 (fit) */
+	opts->checkpoint_keep = 2;
 	opts->pages_per_range = 32;
 }
 
@@ -380,6 +381,20 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (fit && strcmp(key, "pages_per_range") == 0)
 			opts->pages_per_range = (int) OptionInteger(key, &v, 1, 1000000,
 														"an integer between 1 and 1000000");
+		else if (fit && strcmp(key, "checkpoint_every") == 0)
+			opts->checkpoint_every = (int) OptionInteger(key, &v, 1, MAX_EPOCHS,
+														 "an integer between 1 and 1000000");
+		else if (fit && strcmp(key, "checkpoint_minutes") == 0)
+		{
+			opts->checkpoint_minutes = OptionNumber(key, &v, "a positive number");
+			if (!(opts->checkpoint_minutes > 0 && opts->checkpoint_minutes <= 525600))
+				OptionTypeError(key, "a positive number of minutes, at most a year");
+		}
+		else if (fit && strcmp(key, "checkpoint_keep") == 0)
+			opts->checkpoint_keep = (int) OptionInteger(key, &v, 1, 1000,
+														"an integer between 1 and 1000");
+		else if (fit && strcmp(key, "checkpoint_durable") == 0)
+			opts->checkpoint_durable = OptionBool(key, &v);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

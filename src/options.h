@@ -71,6 +71,11 @@ typedef struct DltOptions
 	bool		checkpoint;		/* the model carries what continuing needs */
 	struct DltModel *resume;	/* continue this checkpoint's run; NULL: start */
 	struct DltModel *warm;		/* start from this model's weights; NULL: seed */
+	/* fit() with a name: checkpoints stored in the catalog as it trains */
+	int			checkpoint_every;	/* epochs; 0: not by epochs */
+	double		checkpoint_minutes; /* 0: not by time */
+	int			checkpoint_keep;	/* the newest kept (default 2) */
+	bool		checkpoint_durable; /* no worker: an error, not a NOTICE */
 	bool		hidden_given;	/* "hidden" / "activation" were in the options */
 	bool		activation_given;
 } DltOptions;

@@ -26,7 +26,7 @@ declare -A L=(
 	[engine]=4
 	# 5: SQL entry points, hooks
 	[dltrain]=5 [train_agg]=5 [fit]=5 [grid]=5 [predict]=5 [predict_batch]=5
-	[evaluate]=5 [export]=5 [planner]=5 [planner_hook]=5 [block_shuffle]=5 [testing]=5
+	[evaluate]=5 [export]=5 [planner]=5 [planner_hook]=5 [block_shuffle]=5 [testing]=5 [checkpoint_worker]=5
 )
 bad=0
 fail() { echo "layering: $*"; bad=1; }

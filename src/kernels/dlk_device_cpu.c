@@ -212,9 +212,6 @@ net_bind_common(const dlk_device *dev, const dlk_allocator *a,
 		return DLK_EINVAL;
 	if ((st = block_floats(arch, max_batch, opt, &np, &nb)) != DLK_OK)
 		return st;
-	if ((opt != NULL ? train_blas(dev) : infer_blas(dev, max_batch)) &&
-		!dlk_blas_available())
-		return DLK_ENOBLAS;
 
 	d = take(a, sizeof(*d));
 	if (d == NULL)

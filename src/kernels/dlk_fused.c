@@ -80,8 +80,6 @@ dlk_train_step_fused_body(dlk_net *const *nets, const dlk_opt *const *opts, int 
 			return DLK_EINVAL;
 		sum_o += n->arch.dims[1];
 	}
-	if (use_blas && dlk_cblas_sgemm == NULL)
-		return DLK_ENOBLAS;
 	ld = fused_ld(sum_o);
 	bcat = Wcat + (size_t) sum_o * D;
 	Ycat = bcat + sum_o;

@@ -206,5 +206,8 @@ extern dlk_status dlk_act_backward_rows(float *dX, int ldx, const float *Y, int 
 extern dlk_status dlk_softmax_ce_ld(double *loss, float *dlogits, int ldd,
 									const float *logits, int ldz,
 									const int32_t *labels, int B, int C, float *tmp);
+/* dlk_mse over rows ldd (dpred) and ldp (pred) apart, bit for bit the same */
+extern void dlk_mse_ld(double *loss, float *dpred, int ldd, const float *pred, int ldp,
+					   const float *target, int B, int C);
 
 #endif							/* DLK_INTERNAL_H */

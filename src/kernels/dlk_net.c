@@ -163,8 +163,6 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 		return st;
 	if (use_blas != 0 && use_blas != 1 && use_blas != DLK_BLAS_UNCUT)
 		return DLK_EINVAL;
-	if (use_blas && !dlk_blas_available())
-		return DLK_ENOBLAS;
 
 	memset(net, 0, sizeof(*net));
 	net->arch = *arch;
@@ -373,25 +371,8 @@ dlk_net_loss(dlk_net *net, const int32_t *labels, const float *targets, int B,
 	}
 	if (targets == NULL)
 		return DLK_EINVAL;
-	if (ldz != C || ldd != C)
-	{
-		/* a fused regression model without hidden layers: row by row */
-		double		t = 0;
-
-		for (int r = 0; r < B; r++)
-		{
-			double		lr;
-
-			dlk_mse(&lr, d + (size_t) r * ldd, net->act[L - 1] + (size_t) r * ldz,
-					targets + (size_t) r * C, 1, C);
-			t += lr;
-			for (int c = 0; c < C; c++)
-				d[(size_t) r * ldd + c] /= (float) B;
-		}
-		*lv = t / B;
-		return DLK_OK;
-	}
-	dlk_mse(lv, d, net->act[L - 1], targets, B, C);
+	/* strided for a fused regression model without hidden layers: same bits */
+	dlk_mse_ld(lv, d, ldd, net->act[L - 1], ldz, targets, B, C);
 	return DLK_OK;
 }
 

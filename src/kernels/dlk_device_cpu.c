@@ -1,7 +1,8 @@
 /*
- * dlk_device_cpu.c — the host devices of dlk_device.h: "cpu" (OpenBLAS,
- * each product cut over the pool's threads) and "reference" (the plain
- * reference kernels).  Both run today's kernels on the caller's thread and
+ * dlk_device_cpu.c — the host devices of dlk_device.h: "cpu" (the exact
+ * GEMMs of dlk_gemm.c, each product cut over the pool's threads; fused
+ * and alone give the same bits, at any thread count) and "reference" (the
+ * plain reference kernels).  Both run today's kernels on the caller's thread and
  * the pool's helpers, synchronously: a step has finished when it returns,
  * batch_upload is a no-op, and net_read only copies the counters.
  *

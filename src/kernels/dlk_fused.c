@@ -1,5 +1,14 @@
 /*
  * dlk_fused.c — model selection's fused step: K networks on one batch, their first layers as one GEMM.
+ *
+ * Exactness.  Each network gets the bits it gets alone (dlk_train_step):
+ * the two fused products are exact GEMMs (dlk_gemm.c) on the fast path,
+ * whose elements are one chain each whatever the columns beside them, or
+ * the reference loops, per element as well; each network's bias gradient
+ * is the column sums of its own block of dYcat, row by row as alone; its
+ * activations, loss (softmax or MSE over strided rows, in the order of the
+ * dense version) and optimizer step are its own.  Nothing depends on K,
+ * on the order of the networks or on which ones dropped out.
  */
 #include "dlk.h"
 #include "dlk_internal.h"

@@ -17,7 +17,7 @@
  *                  input gradient of layer 0 is never formed, so D does not
  *                  size them.
  * A batch of B <= max_batch rows uses the first B rows of each buffer, packed
- * (row stride = the width), so every matrix handed to sgemm is dense; the
+ * (row stride = the width), so every matrix handed to a GEMM is dense; the
  * one exception is a fused step (dlk_fused.c), where act[0] is a column
  * block of the K networks' shared first-layer output (net->ld0).
  *
@@ -506,7 +506,7 @@ dlk_status_string(dlk_status st)
 		case DLK_EINVAL:
 			return "invalid argument";
 		case DLK_ENOBLAS:
-			return "BLAS path requested but no BLAS library is bound";
+			return "BLAS path requested but no BLAS library is bound (no longer returned)";
 		case DLK_EBLASLOAD:
 			return "could not load the BLAS library";
 		case DLK_ENONFINITE:

@@ -2,8 +2,8 @@
  * step_speed.c — training speed of the kernel library through the device
  * interface (src/kernels/dlk_device.h, the "cpu" device), no PostgreSQL:
  * the time of one epoch of mini-batch steps (Adam, B = 128) of one model,
- * and of K = 8 logistic models fused (train_step_fused) against the same 8
- * stepped one by one.  Built against any revision's kernels by
+ * and of K = 8 models (logistic 784-10, and 64-128-64-10) fused
+ * (train_step_fused) against the same 8 stepped one by one.  Built against any revision's kernels by
  * bench/step_speed.sh, which runs two builds interleaved and prints
  * medians; one run of this program is one repeat: one line per case,
  * "case ms_per_epoch".
@@ -166,5 +166,7 @@ main(int argc, char **argv)
 	make_data((size_t) (102400 * scale), 64, 10);
 	printf("small_64-128-64-10_1t %.2f\n", epoch(&small, 1, 0, 1));
 	printf("small_64-128-64-10_2t %.2f\n", epoch(&small, 1, 0, 2));
+	printf("small_64-128-64-10_K8_fused_1t %.2f\n", epoch(&small, 8, 1, 1));
+	printf("small_64-128-64-10_K8_one_by_one_1t %.2f\n", epoch(&small, 8, 0, 1));
 	return 0;
 }

@@ -24,19 +24,29 @@
  * momentum slot).  The optimizer is therefore one flat loop, and a model
  * serializes or copies in one piece.
  *
- * BLAS.  The fast path calls cblas_sgemm through a pointer bound at run time
- * by dlk_blas_open(): the glue opens OpenBLAS only in a backend that trains,
- * with signals blocked, so that OpenBLAS never starts threads in the
- * postmaster or in backends that do not train, and its threads inherit a
- * mask that blocks PostgreSQL's signals.  Every kernel also has a plain
- * reference version (use_blas = 0) that the tests compare the fast one with.
+ * Products.  The fast path (use_blas 1 or DLK_BLAS_UNCUT) computes every
+ * matrix product of a layer, forward, weight gradient and input gradient,
+ * with the exact GEMMs of dlk_gemm.h: each output element is one fused
+ * multiply-add chain down the reduction in index order.  So an element's
+ * bits depend on that layer's own numbers only: not on the thread cut
+ * (dltrain.threads), not on the other models' columns in a fused step, not
+ * on the CPU's SIMD level, and nothing rests on a BLAS library's
+ * internals.  Every other part of a step (bias gradients, activations,
+ * losses, the optimizer) is element-wise or reduces in a fixed order per
+ * model, so K networks stepped together (dlk_train_step_fused) get the
+ * bits each gets alone, at any thread count.  Every kernel also has a
+ * plain reference version (use_blas = 0) that the tests compare the fast
+ * one with.  No training or scoring product uses OpenBLAS any more;
+ * dlk_blas_open() still binds it (the glue opens it in a backend that
+ * trains, with signals blocked) for callers that want cblas_sgemm, such as
+ * benchmarks.
  *
  * Abort.  Long work stops early when the glue asks: dlk_set_abort() installs
  * a callback that runs on the calling (backend's) thread only, and says
  * whether to stop (the glue's checks a pending cancel or termination; it
  * neither raises an error nor longjmps).  The kernels poll it between
- * pieces of work of bounded size (a GEMM tile of at most about 2^30 flops
- * and 2^22 outputs, about 2^20 elements of an element-wise pass), and when
+ * pieces of work of bounded size (about 2^23 flops of a GEMM, about 2^20
+ * elements of an element-wise pass), and when
  * it says stop, raise a flag that the pool's helpers read between their
  * pieces; the call then returns DLK_EABORT (dlk_forward NULL) and leaves
  * its outputs and the network's buffers undefined.  The glue then lets PostgreSQL raise the
@@ -68,7 +78,7 @@ typedef enum dlk_status
 {
 	DLK_OK = 0,
 	DLK_EINVAL,					/* bad argument (sizes, enum values) */
-	DLK_ENOBLAS,				/* BLAS path asked for, but no BLAS bound */
+	DLK_ENOBLAS,				/* no longer returned: the fast path needs no BLAS */
 	DLK_EBLASLOAD,				/* dlopen/dlsym of the BLAS library failed */
 	DLK_ENONFINITE,				/* loss or gradients became NaN/Inf */
 	DLK_EABORT,					/* stopped: the abort callback said so */
@@ -129,10 +139,12 @@ typedef struct dlk_sizes
  * activation (the last one holds logits / predictions), [B x dims[l+1]].
  */
 /*
- * use_blas of a network or a layer call: 0 the reference kernels, 1 BLAS
+ * use_blas of a network or a layer call (the name is historical): 0 the
+ * reference kernels, 1 the fast kernels (the exact GEMMs of dlk_gemm.h)
  * with each product cut over the pool's threads (dlk_pool_for), or
- * DLK_BLAS_UNCUT: BLAS with each product one call on the caller, whatever
- * the pool (scoring, whose results must not depend on dltrain.threads).
+ * DLK_BLAS_UNCUT: the fast kernels with each product run on the caller,
+ * whatever the pool.  1 and DLK_BLAS_UNCUT give the same bits (the cut is
+ * over outputs only); neither needs a BLAS library bound.
  */
 #define DLK_BLAS_UNCUT 2
 
@@ -159,8 +171,9 @@ typedef struct dlk_net
 	long		step;			/* optimizer steps taken (Adam bias correction) */
 	int			grads_zero;		/* grads hold zeros (after bind and after each
 								 * optimizer step, which zeroes them as it reads
-								 * them): the weight-gradient GEMMs then add onto
-								 * them, and OpenBLAS skips its pass zeroing C */
+								 * them): the reference weight gradients then
+								 * add onto them without zeroing them first
+								 * (the fast ones overwrite: the same bits) */
 } dlk_net;
 
 /* ---- architecture ---- */
@@ -341,9 +354,10 @@ dlk_status	dlk_loss_grad(dlk_net *net, const float *X, const int32_t *labels,
  * first-layer weight gradients as another.  losses[k] and status[k] are
  * per network: DLK_ENONFINITE leaves network k without an update while the
  * others step.  work holds dlk_fused_work_size(nets, K, B) floats.  The
- * result equals K dlk_train_step calls up to the summation order inside the
- * GEMMs (identical with the reference kernels).  Returns DLK_EINVAL for
- * networks that do not fit together.
+ * result is bit for bit that of K dlk_train_step calls, with the fast
+ * kernels (each element of a product one chain, whatever the columns
+ * beside it) as with the reference ones, at any thread count.  Returns
+ * DLK_EINVAL for networks that do not fit together.
  */
 size_t		dlk_fused_work_size(dlk_net *const *nets, int K, int B);
 dlk_status	dlk_train_step_fused(dlk_net *const *nets, const dlk_opt *const *opts,
@@ -363,7 +377,7 @@ int			dlk_blas_available(void);
 /* Sets the BLAS thread count (no-op without a bound BLAS). */
 void		dlk_blas_set_threads(int n);
 
-/* ---- helper threads: GEMM blocks and element-wise loops (dlk_pool.c) ---- */
+/* ---- helper threads: GEMM ranges and element-wise loops (dlk_pool.c) ---- */
 
 /* Computes elements [lo, hi) of a job. */
 typedef void (*dlk_range_fn) (void *arg, size_t lo, size_t hi);

@@ -6,10 +6,12 @@
  * only its operations: it binds networks and batch buffers through it, never
  * allocates a kernel buffer itself, and never touches a dlk_net.  Two
  * devices live in this library:
- *   "cpu"        today's kernels: OpenBLAS GEMMs cut over the pool's threads
- *                (use_blas 1); inference binds use one uncut GEMM per
- *                product (DLK_BLAS_UNCUT), whatever the pool, or the
- *                reference kernels for single rows (as the scorer did)
+ *   "cpu"        the fast kernels: exact GEMMs (dlk_gemm.h) cut over the
+ *                pool's threads (use_blas 1); inference binds run each
+ *                product uncut on the caller (DLK_BLAS_UNCUT), whatever
+ *                the pool, or the reference kernels for single rows (as
+ *                the scorer did).  A model's bits depend neither on the
+ *                thread count nor on the networks fused with it.
  *   "reference"  the plain reference kernels (use_blas 0) everywhere
  * A "cuda" device lives in a shared object of its own, loaded only when
  * asked for, and exports the same struct (its own dlk_device_find-like
@@ -67,8 +69,7 @@
  *
  * Errors.  Every operation returns a dlk_status: DLK_EINVAL for arguments
  * that do not fit (sizes, a label out of range, networks that cannot be
- * fused), DLK_ENOBLAS when the CPU device finds no BLAS bound (the glue
- * opens it first, dlk_blas_open), DLK_ENOMEM when the allocator said no,
+ * fused), DLK_ENOMEM when the allocator said no,
  * DLK_EABORT when the abort callback (dlk_set_abort) said stop: polled on
  * the calling thread between pieces of work, as everywhere in the kernels.
  * After DLK_EABORT or any error from a step, the network's parameters and

@@ -1,7 +1,8 @@
 /*
- * dlk_device_cpu.c — the host devices of dlk_device.h: "cpu" (OpenBLAS,
- * each product cut over the pool's threads) and "reference" (the plain
- * reference kernels).  Both run today's kernels on the caller's thread and
+ * dlk_device_cpu.c — the host devices of dlk_device.h: "cpu" (the exact
+ * GEMMs of dlk_gemm.c, each product cut over the pool's threads; fused
+ * and alone give the same bits, at any thread count) and "reference" (the
+ * plain reference kernels).  Both run today's kernels on the caller's thread and
  * the pool's helpers, synchronously: a step has finished when it returns,
  * batch_upload is a no-op, and net_read only copies the counters.
  *
@@ -212,9 +213,6 @@ net_bind_common(const dlk_device *dev, const dlk_allocator *a,
 		return DLK_EINVAL;
 	if ((st = block_floats(arch, max_batch, opt, &np, &nb)) != DLK_OK)
 		return st;
-	if ((opt != NULL ? train_blas(dev) : infer_blas(dev, max_batch)) &&
-		!dlk_blas_available())
-		return DLK_ENOBLAS;
 
 	d = take(a, sizeof(*d));
 	if (d == NULL)

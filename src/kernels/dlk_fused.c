@@ -1,5 +1,14 @@
 /*
  * dlk_fused.c — model selection's fused step: K networks on one batch, their first layers as one GEMM.
+ *
+ * Exactness.  Each network gets the bits it gets alone (dlk_train_step):
+ * the two fused products are exact GEMMs (dlk_gemm.c) on the fast path,
+ * whose elements are one chain each whatever the columns beside them, or
+ * the reference loops, per element as well; each network's bias gradient
+ * is the column sums of its own block of dYcat, row by row as alone; its
+ * activations, loss (softmax or MSE over strided rows, in the order of the
+ * dense version) and optimizer step are its own.  Nothing depends on K,
+ * on the order of the networks or on which ones dropped out.
  */
 #include "dlk.h"
 #include "dlk_internal.h"
@@ -80,8 +89,6 @@ dlk_train_step_fused_body(dlk_net *const *nets, const dlk_opt *const *opts, int 
 			return DLK_EINVAL;
 		sum_o += n->arch.dims[1];
 	}
-	if (use_blas && dlk_cblas_sgemm == NULL)
-		return DLK_ENOBLAS;
 	ld = fused_ld(sum_o);
 	bcat = Wcat + (size_t) sum_o * D;
 	Ycat = bcat + sum_o;

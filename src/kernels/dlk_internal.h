@@ -2,36 +2,42 @@
  * dlk_internal.h — internals shared by the kernel library's own files only.
  *
  * The BLAS binding (dlk_blas.c) owns the function pointers that dlopen()
- * resolves; the kernels (dlk_dense.c) call sgemm through dlk_cblas_sgemm.  We do not
- * include cblas.h: the prototype below is the CBLAS one with the enums spelled
- * as int (same ABI), and the constant values are those fixed by the CBLAS
- * standard.  Nothing here is part of the public API (dlk.h).
+ * resolves (dlk_cblas_sgemm).  No kernel calls it any more: every product
+ * of the fast path is an exact GEMM of dlk_gemm.c; the binding stays for
+ * the glue, which opens OpenBLAS, and for benchmarks that compare with it.
+ * We do not include cblas.h: the prototype below is the CBLAS one with the
+ * enums spelled as int (same ABI), and the constant values are those fixed
+ * by the CBLAS standard.  Nothing here is part of the public API (dlk.h).
  *
  * The library's files, one subsystem each (dlk.h is the public umbrella):
  *   dlk_net.c     architecture, sizes, binding buffers; the whole network:
  *                 forward, loss, backward, gradient check, training step
  *   dlk_rng.c     PRNG, shuffle, parameter initializers
- *   dlk_dense.c   dense layers, the GEMMs cut over the pool and tiled
+ *   dlk_dense.c   dense layers (their products: dlk_gemm.c)
+ *   dlk_gemm.c    the exact GEMMs: one FMA chain per element (dlk_gemm.h)
  *   dlk_act.c     activations, element-wise and over strided rows
  *   dlk_loss.c    softmax cross-entropy, MSE, row softmax
  *   dlk_optim.c   SGD, Adam(W), the optimizer step over the pool
  *   dlk_fused.c   K networks' fused step (model selection)
  *   dlk_rows.c    the glue's row operations (statistics, conversion)
  *   dlk_pool.c    helper threads, the abort flag
- *   dlk_blas.c    the run-time BLAS binding
+ *   dlk_blas.c    the run-time BLAS binding (used by no kernel)
  *
  * Determinism.  The PRNG is xoshiro256** seeded through splitmix64 and the
  * initializers draw parameters in buffer order, so a seed gives the same
- * model on every platform; all loops have a fixed order, so training is
- * bit-reproducible for a fixed BLAS and thread count.
+ * model on every platform; all loops have a fixed order, and every
+ * element of a product is one FMA chain in index order (dlk_gemm.c), so
+ * training is bit-reproducible, and independent of the thread count, of
+ * the CPU's SIMD level and of what a model is fused with.  Reductions are
+ * never cut by threads: the pool cuts products over their outputs and
+ * element-wise loops over elements; bias gradients, losses and softmax
+ * reduce per model in a fixed order on the caller.
  *
  * Abort.  Every loop whose length the caller's sizes set polls
- * dlk_abort_poll() (dlk_pool.c) between pieces: a GEMM between tiles of
- * C of at most about 2^30 flops and 2^22 elements (dlk_dense.c: rows or
- * columns, 16 at least, at positions fixed by the shapes; K is never cut,
- * so a tile's elements are dot products over all of K as in an uncut
- * call, which OpenBLAS may round differently in the last bit, as with the
- * pool's cut), an element-wise pass or a loop over rows every
+ * dlk_abort_poll() (dlk_pool.c) between pieces: a GEMM every 2^23 flops
+ * or so, between blocks of a panel (dlk_gemm.c; the reduction is never
+ * cut, and a poll only decides whether to go on, so it changes no bit),
+ * an element-wise pass or a loop over rows every
  * DLK_POLL_ELEMS elements, the initializer and the shuffle every 2^20
  * draws.  A poll that says stop makes the function return DLK_EABORT at
  * once, through every caller; buffers it was writing are left half-written
@@ -102,9 +108,10 @@ dlk_poll_rows(int width)
 /*
  * The floating-point mode of a kernel entry point.  Subnormal floats (a
  * confident softmax's probabilities divided by B, and what they meet in
- * the weight-gradient GEMM) run some 70 times slower through OpenBLAS on
- * x86-64; flush-to-zero (results) and denormals-are-zero (operands) make
- * them zeros, which no model here can tell apart.  Every entry point that
+ * the weight-gradient GEMM) run some 70 times slower on x86-64 (measured
+ * through OpenBLAS; the exact GEMM's FMAs take the same microcode assists);
+ * flush-to-zero (results) and denormals-are-zero (operands) make them
+ * zeros, which no model here can tell apart.  Every entry point that
  * does float work for training, evaluation or scoring calls dlk_fp_enter()
  * first, which saves the caller's MXCSR and sets FTZ (bit 15) and DAZ (bit
  * 6), and dlk_fp_leave(saved) on every return path, which restores it: so
@@ -206,5 +213,8 @@ extern dlk_status dlk_act_backward_rows(float *dX, int ldx, const float *Y, int 
 extern dlk_status dlk_softmax_ce_ld(double *loss, float *dlogits, int ldd,
 									const float *logits, int ldz,
 									const int32_t *labels, int B, int C, float *tmp);
+/* dlk_mse over rows ldd (dpred) and ldp (pred) apart, bit for bit the same */
+extern void dlk_mse_ld(double *loss, float *dpred, int ldd, const float *pred, int ldp,
+					   const float *target, int B, int C);
 
 #endif							/* DLK_INTERNAL_H */

@@ -273,14 +273,19 @@ dlk_softmax_ce(double *loss, float *dlogits, const float *logits,
 	return r;
 }
 
-static void
-dlk_mse_body(double *loss, float *dpred, const float *pred,
-		const float *target, int B, int C)
+/*
+ * MSE with rows of pred ldp and of dpred ldd floats apart (targets dense):
+ * the same additions in the same order, so the same bits, as over dense
+ * rows (a fused logistic regression model reads its share of Ycat in
+ * place and must get what it gets alone).
+ */
+void
+dlk_mse_ld(double *loss, float *dpred, int ldd, const float *pred, int ldp,
+		   const float *target, int B, int C)
 {
 	size_t		n = (size_t) B * (size_t) C;
 	double		total = 0.0;
 	float		scale;
-	size_t		k;
 
 	if (B < 1 || C < 1)
 	{
@@ -289,17 +294,34 @@ dlk_mse_body(double *loss, float *dpred, const float *pred,
 		return;
 	}
 	scale = (float) (2.0 / (double) n);
-	for (k = 0; k < n; k++)
+	for (int r = 0; r < B; r++)
 	{
-		double		e = (double) pred[k] - (double) target[k];
+		const float *p = pred + (size_t) r * ldp;
+		const float *t = target + (size_t) r * C;
 
-		total += e * e;
+		for (int c = 0; c < C; c++)
+		{
+			double		e = (double) p[c] - (double) t[c];
+
+			total += e * e;
+		}
+		if (dpred != NULL)
+		{
+			float	   *d = dpred + (size_t) r * ldd;
+
+			for (int c = 0; c < C; c++)
+				d[c] = scale * (p[c] - t[c]);
+		}
 	}
-	if (dpred != NULL)
-		for (k = 0; k < n; k++)
-			dpred[k] = scale * (pred[k] - target[k]);
 	if (loss != NULL)
 		*loss = total / (double) n;
+}
+
+static void
+dlk_mse_body(double *loss, float *dpred, const float *pred,
+		const float *target, int B, int C)
+{
+	dlk_mse_ld(loss, dpred, C, pred, C, target, B, C);
 }
 
 /* dlk_mse in the kernels' floating-point mode (dlk_internal.h) */

@@ -17,7 +17,7 @@
  *                  input gradient of layer 0 is never formed, so D does not
  *                  size them.
  * A batch of B <= max_batch rows uses the first B rows of each buffer, packed
- * (row stride = the width), so every matrix handed to sgemm is dense; the
+ * (row stride = the width), so every matrix handed to a GEMM is dense; the
  * one exception is a fused step (dlk_fused.c), where act[0] is a column
  * block of the K networks' shared first-layer output (net->ld0).
  *
@@ -163,8 +163,6 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 		return st;
 	if (use_blas != 0 && use_blas != 1 && use_blas != DLK_BLAS_UNCUT)
 		return DLK_EINVAL;
-	if (use_blas && !dlk_blas_available())
-		return DLK_ENOBLAS;
 
 	memset(net, 0, sizeof(*net));
 	net->arch = *arch;
@@ -373,25 +371,8 @@ dlk_net_loss(dlk_net *net, const int32_t *labels, const float *targets, int B,
 	}
 	if (targets == NULL)
 		return DLK_EINVAL;
-	if (ldz != C || ldd != C)
-	{
-		/* a fused regression model without hidden layers: row by row */
-		double		t = 0;
-
-		for (int r = 0; r < B; r++)
-		{
-			double		lr;
-
-			dlk_mse(&lr, d + (size_t) r * ldd, net->act[L - 1] + (size_t) r * ldz,
-					targets + (size_t) r * C, 1, C);
-			t += lr;
-			for (int c = 0; c < C; c++)
-				d[(size_t) r * ldd + c] /= (float) B;
-		}
-		*lv = t / B;
-		return DLK_OK;
-	}
-	dlk_mse(lv, d, net->act[L - 1], targets, B, C);
+	/* strided for a fused regression model without hidden layers: same bits */
+	dlk_mse_ld(lv, d, ldd, net->act[L - 1], ldz, targets, B, C);
 	return DLK_OK;
 }
 
@@ -525,7 +506,7 @@ dlk_status_string(dlk_status st)
 		case DLK_EINVAL:
 			return "invalid argument";
 		case DLK_ENOBLAS:
-			return "BLAS path requested but no BLAS library is bound";
+			return "BLAS path requested but no BLAS library is bound (no longer returned)";
 		case DLK_EBLASLOAD:
 			return "could not load the BLAS library";
 		case DLK_ENONFINITE:

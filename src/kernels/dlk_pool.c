@@ -5,18 +5,20 @@
  * T - 1 helpers.  dlk_pool_for(n, ...) cuts [0, n) into T ranges (fewer for
  * small n), which the caller and the helpers claim one at a time until
  * none is left, and returns when all are done.  dlk_dense.c cuts each GEMM this way
- * (blocks of columns or rows, each one single-threaded OpenBLAS call), and
- * the flat loops of the optimizer and of the gradient check; the glue cuts
- * the batch gather.  OpenBLAS itself runs single-threaded, so one set of
- * threads does all the parallel work and none spins against another.
+ * (ranges of columns or rows of the output, each computed by the exact
+ * GEMM of dlk_gemm.c), and the flat loops of the optimizer and of the
+ * gradient check; the glue cuts the batch gather.  One set of threads does
+ * all the parallel work and none spins against another.
  *
  * The cut depends only on n, the job's minimum and T, never on the
  * machine: with fewer CPUs than T (the threads are capped at the CPUs the
  * process may run on) or fewer helpers than asked for, a thread runs
  * several ranges, one after the other.  So a model depends on
  * dltrain.threads, not on where it trains.  Element-wise loops give the
- * same bits for any cut (each range runs the same code as the whole); a
- * GEMM's elements can round differently with the block they fall in.
+ * same bits for any cut (each range runs the same code as the whole), and
+ * so do the GEMMs (each element is one chain over the whole reduction,
+ * which is never cut): a model does not depend on dltrain.threads either.
+ * No reduction is cut across threads.
  * Ranges start on multiples of 16 elements, so vector loops see the same
  * alignment as one whole pass.
  *
@@ -24,7 +26,7 @@
  * calls with every signal blocked (like dlk_blas_open), so they inherit a
  * mask that keeps PostgreSQL's signals on the backend's own thread.  They
  * only ever run the range functions handed to dlk_pool_for, which touch
- * memory and call OpenBLAS: no PostgreSQL call, no error exit.  That rule
+ * memory: no PostgreSQL call, no error exit.  That rule
  * binds the caller's ranges too: a range that left dlk_pool_for by an
  * error (ereport's longjmp) would leave the others running while the next
  * job rewrites the fields they read.  Each helper

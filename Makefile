@@ -71,7 +71,7 @@ REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-exten
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'
 # isolation specs (pg_isolation_regress, after pg_regress in installcheck):
 # cancel at each phase, reached through dltrain.test_wait_point
-ISOLATION = cancel_caching cancel_preparing cancel_training cancel_export cancel_predict_batch
+ISOLATION = cancel_caching cancel_preparing cancel_training cancel_export cancel_predict_batch checkpoint_resume
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=test/isolation/out --load-extension=$(EXTENSION)
 
 PG_CFLAGS = -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare

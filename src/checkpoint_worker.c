@@ -168,8 +168,15 @@ DltStoreCheckpoint(const DltCatalogRow *row, int keep, char **why)
 
 	text[0] = row->name;
 	text[1] = row->relation;
-	text[2] = row->features ?
-		DatumGetCString(DirectFunctionCall1(array_out, PointerGetDatum(row->features))) : NULL;
+	text[2] = NULL;
+	if (row->features)
+	{
+		Oid			out;
+		bool		isvarlena;
+
+		getTypeOutputInfo(TEXTARRAYOID, &out, &isvarlena);
+		text[2] = OidOutputFunctionCall(out, PointerGetDatum(row->features));
+	}
 	text[3] = row->label;
 	text[4] = row->options ?
 		DatumGetCString(DirectFunctionCall1(jsonb_out, JsonbPGetDatum(row->options))) : "{}";

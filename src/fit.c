@@ -20,11 +20,15 @@
 
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "portability/instr_time.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "checkpoint_worker.h"
 #include "engine.h"
+#include "interrupt.h"
 #include "progress.h"
 #include "relation.h"
 #include "rowsource.h"
@@ -34,6 +38,14 @@
 typedef struct FitOut
 {
 	ReturnSetInfo *rsinfo;
+	/* periodic checkpoints (with a name) */
+	const char *name;
+	const DltOptions *opts;
+	const DltTableInfo *info;
+	ArrayType  *features;
+	const char *label;
+	Jsonb	   *options;
+	instr_time	last_checkpoint;
 	DltTask		task;
 	int			epochs;
 	bytea	   *model;			/* the trained model, encoded */
@@ -102,6 +114,72 @@ FitEpochDone(void *arg, const DltSelectResult *r, int e, int64 rows, double secs
 	EmitEpoch(fo->rsinfo, e + 1, m->epoch_loss[e], vloss, vmetric, rows, secs, NULL);
 }
 
+/* Is a checkpoint due after epoch e (0-based)? */
+static bool
+FitCheckpointDue(void *arg, const DltSelectResult *r, int e)
+{
+	FitOut	   *fo = arg;
+
+	if (fo->opts->checkpoint_every > 0 && (e + 1) % fo->opts->checkpoint_every == 0)
+		return true;
+	if (fo->opts->checkpoint_minutes > 0)
+	{
+		instr_time	now;
+
+		INSTR_TIME_SET_CURRENT(now);
+		INSTR_TIME_SUBTRACT(now, fo->last_checkpoint);
+		return INSTR_TIME_GET_DOUBLE(now) >= fo->opts->checkpoint_minutes * 60;
+	}
+	return false;
+}
+
+/*
+ * Stores a checkpoint of the run as "name#checkpoint", committed by a
+ * background worker (checkpoint_worker.c): "resume": "name#checkpoint"
+ * continues the newest one.
+ */
+static void
+FitCheckpoint(void *arg, const DltSelectResult *r, int e, bytea *model)
+{
+	FitOut	   *fo = arg;
+	DltCatalogRow row = {0};
+	char	   *why = NULL;
+
+	row.name = psprintf("%s#checkpoint", fo->name);
+	row.relation = fo->info->relname;
+	row.features = fo->features;
+	row.label = fo->label;
+	row.options = fo->options;
+	row.model = model;
+	row.metrics = psprintf("{\"loss\": %.9g, \"epochs\": %d}", r->training->epoch_loss[e], e + 1);
+	{
+		StringInfoData b;
+
+		initStringInfo(&b);
+		appendStringInfo(&b, "{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"content_hash\": \"%016llx\", \"checkpoint\": {\"run\": ",
+						 (long long) fo->info->rows, (long long) fo->info->validation_rows,
+						 (long long) fo->info->skipped, fo->info->snapshot_xmin,
+						 (unsigned long long) fo->info->content_hash);
+		escape_json(&b, fo->name);
+		appendStringInfo(&b, ", \"epoch\": %d}}", e + 1);
+		row.provenance = b.data;
+	}
+	if (!DltStoreCheckpoint(&row, fo->opts->checkpoint_keep, &why))
+	{
+		if (fo->opts->checkpoint_durable)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not store the checkpoint of epoch %d of \"%s\"", e + 1, fo->name),
+					 errdetail("%s.", why),
+					 errhint("Raise max_worker_processes, or leave \"checkpoint_durable\" out to train on without it.")));
+		ereport(NOTICE,
+				(errmsg("the checkpoint of epoch %d of \"%s\" is not durable", e + 1, fo->name),
+				 errdetail("%s; training goes on.", why)));
+	}
+	INSTR_TIME_SET_CURRENT(fo->last_checkpoint);
+	DltTestWaitPoint(DLT_WAIT_CHECKPOINT);
+}
+
 /* Trains on a relation, epoch by epoch, without caching it: one row per epoch. */
 PG_FUNCTION_INFO_V1(fit);
 Datum
@@ -154,6 +232,23 @@ fit(PG_FUNCTION_ARGS)
 	cfg.quiet = true;			/* fit reports its epochs itself */
 	cfg.epoch_done = FitEpochDone;
 	cfg.arg = &fo;
+	if (opts.checkpoint_every > 0 || opts.checkpoint_minutes > 0)
+	{
+		if (name == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("periodic checkpoints need a name"),
+					 errhint("Pass name => '...': the checkpoints are stored as \"name#checkpoint\".")));
+		fo.name = name;
+		fo.opts = &opts;
+		fo.info = DltTableSourceInfo(src);
+		fo.features = features;
+		fo.label = label;
+		fo.options = options;
+		INSTR_TIME_SET_CURRENT(fo.last_checkpoint);
+		cfg.checkpoint_due = FitCheckpointDue;
+		cfg.checkpoint = FitCheckpoint;
+	}
 	DltTrainMany(src, &opts, 1, &cfg, &res);
 	fo.model = ModelEncode(res.m);
 	if (fo.last)

@@ -13,14 +13,12 @@
  * fraction) share one when the source allows it: one shuffle per epoch,
  * one gather of each mini-batch, and, by dltrain.fusion, one step for the
  * first layers of its members (DltFusedRun).  Each member keeps its own
- * network, optimizer and epoch count, so a member trains exactly as it
- * would alone: unfused, the bytes are the same; fused, OpenBLAS rounds
- * some values of the wider GEMM differently in the last bit.  "auto" fuses
- * the models without hidden layers, where the fused step was measured
- * faster (the first layer is the whole model and its small GEMMs cost
- * mostly call overhead); with hidden layers it was not faster
- * (bench/RESULTS.md), so those stay byte-identical to their separate
- * training unless fusion is "on".
+ * network, optimizer and epoch count, and every product is the kernels'
+ * exact GEMM (each element summed in one order, wherever it falls), so a
+ * member is the same bytes fused, merged or alone.  "auto" fuses the
+ * models without hidden layers, where the fused step was measured faster;
+ * with hidden layers it was slower (bench/RESULTS.md), so those train
+ * unfused unless fusion is "on".
  *
  * Validation.  The source holds rows out by their content (order.h), so the
  * split is reproducible and does not depend on the order rows arrive in.
@@ -889,7 +887,7 @@ DltEngineInit(void)
 
 	DefineCustomEnumVariable("dltrain.fusion",
 							 "Computes the first layers of models trained together in one matrix product.",
-							 "auto fuses models without hidden layers, where it is faster; on fuses every model; off fuses none, so that every merged model is byte for byte the model trained alone.",
+							 "auto fuses models without hidden layers, where it is faster; on fuses every model; off fuses none. The models are the same bytes in every case.",
 							 &dltrain_fusion,
 							 DLT_FUSION_AUTO,
 							 fusion_options,

@@ -508,6 +508,79 @@ CREATE AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double prec
 COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, double precision[], double precision) IS 'metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)';
 
 -- ---------------------------------------------------------------------------
+-- The types real tables have (0.2.0): every pair of a feature array type and
+-- a label type, for train_mlp, train_mlp_multi, evaluate and the predict
+-- functions.
+--
+-- Features: real[], double precision[], smallint[], integer[], bigint[],
+-- numeric[] (psycopg2 sends a Python list of numbers as numeric[]).  Labels:
+-- smallint, integer, bigint, text, real, double precision, numeric (read as
+-- double precision: a regression target unless "task": "classification"),
+-- boolean (classes false and true).  0.1.0 declared real[] and double
+-- precision[] with the first six labels; the other pairs did not resolve
+-- (numeric[] casts to both array types alike: "is not unique"; boolean casts
+-- to none).  Exact overloads remove the ambiguity: the C functions behind
+-- them take "any" and check the types, so every overload is the same code.
+-- This block, identical in sql/dltrain.sql and sql/dltrain--0.1.0--0.2.0.sql,
+-- creates the pairs 0.1.0 lacked.
+-- ---------------------------------------------------------------------------
+
+DO $overloads$
+DECLARE
+    f text;
+    l text;
+    sig text;
+BEGIN
+    FOREACH f IN ARRAY ARRAY['real[]', 'double precision[]', 'smallint[]', 'integer[]',
+                             'bigint[]', 'numeric[]'] LOOP
+        IF f NOT IN ('real[]', 'double precision[]') THEN
+            EXECUTE pg_catalog.format(
+                'CREATE FUNCTION dltrain.predict(dltrain.model, %1$s) RETURNS double precision '
+                'AS %2$L, ''predict'' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; '
+                'CREATE FUNCTION dltrain.predict_class(dltrain.model, %1$s) RETURNS text '
+                'AS %2$L, ''predict_class'' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; '
+                'CREATE FUNCTION dltrain.predict_proba(dltrain.model, %1$s) RETURNS real[] '
+                'AS %2$L, ''predict_proba'' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; '
+                'COMMENT ON FUNCTION dltrain.predict(dltrain.model, %1$s) IS '
+                '''the regression value, or the predicted class of a model with numeric labels''; '
+                'COMMENT ON FUNCTION dltrain.predict_class(dltrain.model, %1$s) IS ''the predicted class, as text''; '
+                'COMMENT ON FUNCTION dltrain.predict_proba(dltrain.model, %1$s) IS '
+                '''class probabilities, in the class order of describe()''',
+                f, 'MODULE_PATHNAME');
+        END IF;
+        FOREACH l IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'text', 'real',
+                                 'double precision', 'numeric', 'boolean'] LOOP
+            CONTINUE WHEN f IN ('real[]', 'double precision[]') AND l NOT IN ('numeric', 'boolean');
+            sig := f || ', ' || l;
+            EXECUTE pg_catalog.format(
+                'CREATE AGGREGATE dltrain.train_mlp(%1$s) (SFUNC = dltrain.train_mlp_sfunc, STYPE = internal, '
+                'FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE, PARALLEL = UNSAFE); '
+                'CREATE AGGREGATE dltrain.train_mlp(%1$s, jsonb) (SFUNC = dltrain.train_mlp_sfunc, STYPE = internal, '
+                'FINALFUNC = dltrain.train_mlp_ffunc, FINALFUNC_MODIFY = READ_WRITE, PARALLEL = UNSAFE); '
+                'COMMENT ON AGGREGATE dltrain.train_mlp(%1$s) IS '
+                '''trains a multilayer perceptron on the rows of a query with default options''; '
+                'COMMENT ON AGGREGATE dltrain.train_mlp(%1$s, jsonb) IS '
+                '''trains a multilayer perceptron on the rows of a query with the given options''; '
+                'CREATE AGGREGATE dltrain.train_mlp_multi(%1$s, configurations jsonb) ('
+                'SFUNC = dltrain.train_mlp_multi_sfunc, STYPE = internal, '
+                'FINALFUNC = dltrain.train_mlp_multi_ffunc, FINALFUNC_MODIFY = READ_WRITE, PARALLEL = UNSAFE); '
+                'COMMENT ON AGGREGATE dltrain.train_mlp_multi(%1$s, jsonb) IS '
+                '''trains one multilayer perceptron per configuration (a JSON array of option objects) from one scan; returns them in order''; '
+                'CREATE AGGREGATE dltrain.evaluate(dltrain.model, %1$s) ('
+                'SFUNC = dltrain.evaluate_sfunc, STYPE = internal, '
+                'FINALFUNC = dltrain.evaluate_ffunc, FINALFUNC_MODIFY = READ_WRITE, '
+                'COMBINEFUNC = dltrain.evaluate_combine, '
+                'SERIALFUNC = dltrain.evaluate_serialize, DESERIALFUNC = dltrain.evaluate_deserialize, '
+                'PARALLEL = SAFE); '
+                'COMMENT ON AGGREGATE dltrain.evaluate(dltrain.model, %1$s) IS '
+                '''metrics of a model on the rows of a query (accuracy, log loss, confusion matrix, precision/recall/F1; or MSE, RMSE, MAE, R2)''',
+                sig);
+        END LOOP;
+    END LOOP;
+END
+$overloads$;
+
+-- ---------------------------------------------------------------------------
 -- Batched inference
 -- ---------------------------------------------------------------------------
 
@@ -673,3 +746,87 @@ CREATE FUNCTION dltrain.grid_search(relation regclass, features text[], label te
     AS 'MODULE_PATHNAME', 'grid_search' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dltrain.grid_search(regclass, text[], text, jsonb, jsonb, double precision, integer, integer, text) IS
     'trains every configuration of a grid (or random search) from one read of a relation; returns a leaderboard';
+
+-- ---------------------------------------------------------------------------
+-- Scoring a relation by its columns, and a catalog model by its name (0.2.0)
+--
+-- predict_batch and evaluate take the feature forms fit takes: one array
+-- column, or a list of numeric columns.  By name, the newest model of that
+-- name of the current role (dltrain.latest_model(name)'s rule: a name that
+-- exists only for other roles is as missing as one that does not exist) is
+-- scored on the relation and features its dltrain.models row records, or on
+-- another relation with the same columns.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.predict_batch(model dltrain.model, relation regclass, features text[], key text)
+    RETURNS TABLE (key text, prediction double precision, class text, probability real)
+    AS 'MODULE_PATHNAME', 'predict_batch' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.predict_batch(dltrain.model, regclass, text[], text) IS
+    'scores every row of a relation in batches, its features one array column or a list of numeric columns: the key as text, the prediction, the class and its probability';
+
+CREATE FUNCTION dltrain.evaluate(model dltrain.model, relation regclass, features text[], label text)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'evaluate_relation' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION dltrain.evaluate(dltrain.model, regclass, text[], text) IS
+    'metrics of a model on every row of a relation, its features one array column or a list of numeric columns';
+
+-- the newest catalog row of that name of the current role (internal)
+CREATE FUNCTION dltrain.model_row(model_name text)
+    RETURNS TABLE (model dltrain.model, relation text, features text[], label text)
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    RETURN QUERY
+    SELECT m.model, m.relation, m.features, m.label
+    FROM dltrain.models m
+    WHERE m.name = model_name
+      AND m.owner = pg_catalog.to_regrole(pg_catalog.quote_ident(current_user))
+    ORDER BY m.created DESC, m.id DESC
+    LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model "%" of role "%" does not exist', model_name, current_user
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'dltrain.latest_model(name) reads the models of the current role only; dltrain.latest_model(name, owner) reads those of another role.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION dltrain.model_row(text) IS 'the newest dltrain.models row of that name owned by the current role (model, relation, features, label); an error if there is none';
+
+CREATE FUNCTION dltrain.predict_batch(model_name text, key text, relation regclass DEFAULT NULL)
+    RETURNS TABLE (key text, prediction double precision, class text, probability real)
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+    -- $1..$3: the output column names hide the parameters' in the body
+    AS $$
+    SELECT p.*
+    FROM dltrain.model_row($1) r,
+         dltrain.predict_batch(r.model, coalesce($3, r.relation::pg_catalog.regclass), r.features, $2) p
+$$;
+COMMENT ON FUNCTION dltrain.predict_batch(text, text, regclass) IS
+    'scores a catalog model (the current role''s newest of that name) on the relation and features its row records, or on the given relation';
+
+CREATE FUNCTION dltrain.evaluate(model_name text, relation regclass DEFAULT NULL)
+    RETURNS jsonb
+    LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    r record;
+BEGIN
+    IF model_name IS NULL THEN
+        RAISE EXCEPTION 'dltrain.evaluate needs a model name, not NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO r FROM dltrain.model_row(model_name);
+    IF r.features IS NULL OR r.label IS NULL OR (relation IS NULL AND r.relation IS NULL) THEN
+        RAISE EXCEPTION 'model "%" records no %', model_name,
+                CASE WHEN r.features IS NULL THEN 'features' WHEN r.label IS NULL THEN 'label' ELSE 'relation' END
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Evaluate it with dltrain.evaluate(model, relation, features, label).';
+    END IF;
+    RETURN dltrain.evaluate(r.model, coalesce(relation, r.relation::regclass), r.features, r.label);
+END
+$$;
+COMMENT ON FUNCTION dltrain.evaluate(text, regclass) IS
+    'metrics of a catalog model (the current role''s newest of that name) on every row of the relation its row records, or of the given relation';

@@ -1,5 +1,6 @@
 /*
- * evaluate.c — the dltrain.evaluate(model, features, label) aggregate.
+ * evaluate.c — the dltrain.evaluate(model, features, label) aggregate, and
+ * dltrain.evaluate(model, relation, features, label) over it.
  *
  * Scores rows in batches of EVAL_BATCH (one GEMM per layer a batch) and keeps
  * only small accumulators: for classification a confusion matrix and the
@@ -19,6 +20,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/shortest_dec.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "utils/builtins.h"
@@ -30,6 +32,7 @@
 #include "jsonutil.h"
 #include "labels.h"
 #include "model.h"
+#include "relation.h"
 #include "score.h"
 #include "version.h"
 
@@ -152,14 +155,16 @@ FindClass(const DltModel *m, Oid type, Datum d)
 			case DLT_LABEL_INT:
 				{
 					int64		v = type == INT2OID ? DatumGetInt16(d) :
-						type == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+						type == INT4OID ? DatumGetInt32(d) :
+						type == BOOLOID ? (DatumGetBool(d) ? 1 : 0) : DatumGetInt64(d);
 
 					c = (v > m->class_int[mid]) - (v < m->class_int[mid]);
 					break;
 				}
 			case DLT_LABEL_FLOAT:
 				{
-					double		v = type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+					double		v = type == FLOAT4OID ? DatumGetFloat4(d) :
+						type == FLOAT8OID ? DatumGetFloat8(d) : DltNumericToDouble(d);
 
 					if (isnan(v))
 						return -1;	/* never a class */
@@ -195,11 +200,14 @@ CheckLabelType(const DltModel *m, Oid t)
 	bool		ok;
 
 	if (m->task == DLT_TASK_REGRESSION)
-		ok = (t == INT2OID || t == INT4OID || t == INT8OID || t == FLOAT4OID || t == FLOAT8OID);
+		ok = (t == INT2OID || t == INT4OID || t == INT8OID || t == FLOAT4OID ||
+			  t == FLOAT8OID || t == NUMERICOID);
+	else if (m->label_type == BOOLOID)
+		ok = (t == BOOLOID);
 	else if (m->label_kind == DLT_LABEL_INT)
 		ok = (t == INT2OID || t == INT4OID || t == INT8OID);
 	else if (m->label_kind == DLT_LABEL_FLOAT)
-		ok = (t == FLOAT4OID || t == FLOAT8OID);
+		ok = (t == FLOAT4OID || t == FLOAT8OID || t == NUMERICOID);
 	else
 		ok = (t == TEXTOID);
 	if (!ok)
@@ -266,7 +274,8 @@ evaluate_sfunc(PG_FUNCTION_ARGS)
 		st->pending_y[i] = t == INT2OID ? DatumGetInt16(d) :
 			t == INT4OID ? DatumGetInt32(d) :
 			t == INT8OID ? (double) DatumGetInt64(d) :
-			t == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+			t == FLOAT4OID ? DatumGetFloat4(d) :
+			t == FLOAT8OID ? DatumGetFloat8(d) : DltNumericToDouble(d);
 		if (!isfinite(st->pending_y[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
@@ -578,4 +587,43 @@ evaluate_ffunc(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoChar(&b, '}');
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(b.data)));
+}
+
+/*
+ * Metrics of a model on every row of a relation, its features as fit()
+ * takes them: the evaluate aggregate over a query built from quoted
+ * identifiers (relation.c), run through SPI with the caller's privileges,
+ * row-level security and snapshot; the model travels as a parameter.
+ */
+PG_FUNCTION_INFO_V1(evaluate_relation);
+Datum
+evaluate_relation(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(1);
+	char	   *label = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	Oid			types[1] = {get_fn_expr_argtype(fcinfo->flinfo, 0)};
+	Datum		values[1] = {PG_GETARG_DATUM(0)};
+	Oid			label_type;
+	char	   *query;
+	bool		isnull;
+	Datum		result;
+	int			rc;
+
+	DltCheckSqlVersion();
+	DltLockRelation(relid);
+	query = psprintf("SELECT dltrain.evaluate($1, %s) FROM %s",
+					 DltSelectList(relid, PG_GETARG_ARRAYTYPE_P(2), label, &label_type,
+								   "dltrain.evaluate"),
+					 DltQualifiedName(relid));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args(query, 1, types, values, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not evaluate the model: %s", SPI_result_code_string(rc));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	result = isnull ? (Datum) 0 : SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
 }

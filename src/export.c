@@ -394,13 +394,14 @@ LabelTypeByName(const char *name)
 		Oid			oid;
 	}			types[] = {
 		{"smallint", INT2OID}, {"integer", INT4OID}, {"bigint", INT8OID},
-		{"real", FLOAT4OID}, {"double precision", FLOAT8OID}, {"text", TEXTOID}
+		{"real", FLOAT4OID}, {"double precision", FLOAT8OID}, {"text", TEXTOID},
+		{"boolean", BOOLOID}, {"numeric", NUMERICOID}
 	};
 
 	for (int i = 0; i < lengthof(types); i++)
 		if (strcmp(types[i].name, name) == 0)
 			return types[i].oid;
-	ImportError(psprintf("label_type \"%s\" is not one of smallint, integer, bigint, real, double precision, text", name));
+	ImportError(psprintf("label_type \"%s\" is not one of smallint, integer, bigint, real, double precision, text, boolean, numeric", name));
 	return InvalidOid;
 }
 
@@ -454,6 +455,14 @@ ImportClasses(DltModel *m, JsonbContainer *arr)
 			m->class_text[k] = pnstrdup(v.val.string.val, v.val.string.len);
 			if (k > 0 && strcmp(m->class_text[k - 1], m->class_text[k]) >= 0)
 				ImportError("\"classes\" must be distinct and in ascending (byte) order");
+		}
+		else if (m->label_type == BOOLOID)
+		{
+			if (v.type != jbvBool)
+				ImportError("\"classes\" must hold false and true for boolean labels");
+			m->class_int[k] = v.val.boolean ? 1 : 0;
+			if (k > 0 && m->class_int[k - 1] >= m->class_int[k])
+				ImportError("\"classes\" must be distinct and in ascending order");
 		}
 		else
 		{
@@ -634,7 +643,8 @@ import_model(PG_FUNCTION_ARGS)
 	else
 		m->label_type = INT8OID;
 	m->label_kind = (m->label_type == TEXTOID) ? DLT_LABEL_TEXT :
-		(m->label_type == FLOAT4OID || m->label_type == FLOAT8OID) ? DLT_LABEL_FLOAT : DLT_LABEL_INT;
+		(m->label_type == FLOAT4OID || m->label_type == FLOAT8OID ||
+		 m->label_type == NUMERICOID) ? DLT_LABEL_FLOAT : DLT_LABEL_INT;
 	if (m->task == DLT_TASK_CLASSIFICATION)
 	{
 		if (C < 2)

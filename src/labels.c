@@ -34,10 +34,12 @@ DltLabelKindKnown(Oid type, DltLabelKind *kind)
 		case INT2OID:
 		case INT4OID:
 		case INT8OID:
+		case BOOLOID:			/* classes false (0) and true (1) */
 			*kind = DLT_LABEL_INT;
 			return true;
 		case FLOAT4OID:
 		case FLOAT8OID:
+		case NUMERICOID:		/* read as double precision */
 			*kind = DLT_LABEL_FLOAT;
 			return true;
 		case TEXTOID:
@@ -56,7 +58,8 @@ DltLabelKindOf(Oid type)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("label type %s is not supported", format_type_be(type)),
-				 errhint("Use smallint, integer, bigint or text labels for classification, real or double precision for regression.")));
+				 errdetail("Labels are smallint, integer, bigint, boolean or text (classes), or real, double precision or numeric (a regression target, or classes with \"task\": \"classification\")."),
+				 errhint("Cast the label to text for classes, or to double precision for a quantity.")));
 	return kind;
 }
 
@@ -74,9 +77,19 @@ DltLabelValue(Datum d, Oid type, DltTask task, int64 row)
 			return DatumGetInt32(d);
 		case INT8OID:
 			return DatumGetInt64(d);
+		case BOOLOID:
+			if (task == DLT_TASK_REGRESSION)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("a boolean label cannot be a regression target"),
+						 errdetail("A boolean label is two classes, false and true."),
+						 errhint("Drop \"task\": \"regression\", or cast the label to double precision for a 0/1 target.")));
+			return DatumGetBool(d) ? 1 : 0;
 		case FLOAT4OID:
 		case FLOAT8OID:
-			f = type == FLOAT4OID ? DatumGetFloat4(d) : DatumGetFloat8(d);
+		case NUMERICOID:
+			f = type == FLOAT4OID ? DatumGetFloat4(d) :
+				type == FLOAT8OID ? DatumGetFloat8(d) : DltNumericToDouble(d);
 			if (!isfinite(f))
 				ereport(ERROR,
 						(errcode(ERRCODE_DATA_EXCEPTION),
@@ -97,6 +110,17 @@ DltLabelValue(Datum d, Oid type, DltTask task, int64 row)
 			elog(ERROR, "unexpected label type %u", type);
 	}
 	return 0;
+}
+
+/*
+ * A numeric as double precision: NaN and the infinities come back as the
+ * double's (the caller refuses them), a value beyond double's range as an
+ * infinity.
+ */
+double
+DltNumericToDouble(Datum d)
+{
+	return DatumGetFloat8(DirectFunctionCall1(numeric_float8_no_overflow, d));
 }
 
 double

@@ -33,6 +33,8 @@ extern DltLabelKind DltLabelKindOf(Oid type);
 extern bool DltLabelKindKnown(Oid type, DltLabelKind *kind);
 /* A numeric label as a 64-bit slot (the integer, or the double's bits), checked. */
 extern int64 DltLabelValue(Datum d, Oid type, DltTask task, int64 row);
+/* A numeric as double precision (NaN, infinities: the double's). */
+extern double DltNumericToDouble(Datum d);
 /* A slot back as a number. */
 extern double DltLabelTarget(int64 v, DltLabelKind kind);
 /* The id of a value (s == NULL) or text (s, len), added if new (in cxt). */

@@ -265,7 +265,8 @@ StaticAssertDecl(MODEL_MAGIC == DLT_MODEL_MAGIC && MODEL_VERSION == DLT_MODEL_VE
 				 "model_check.h reads the layout model.c writes");
 StaticAssertDecl(DLT_OID_INT2 == INT2OID && DLT_OID_INT4 == INT4OID &&
 				 DLT_OID_INT8 == INT8OID && DLT_OID_FLOAT4 == FLOAT4OID &&
-				 DLT_OID_FLOAT8 == FLOAT8OID && DLT_OID_TEXT == TEXTOID,
+				 DLT_OID_FLOAT8 == FLOAT8OID && DLT_OID_TEXT == TEXTOID &&
+				 DLT_OID_BOOL == BOOLOID && DLT_OID_NUMERIC == NUMERICOID,
 				 "model_check.h's type OIDs are pg_type.h's");
 StaticAssertDecl(DLT_TASK_CLASSIFICATION == 1 && DLT_TASK_REGRESSION == 2 &&
 				 DLT_LABEL_INT == 1 && DLT_LABEL_FLOAT == 2 && DLT_LABEL_TEXT == 3,
@@ -570,6 +571,8 @@ DltClassText(const DltModel *m, int k)
 	switch (m->label_kind)
 	{
 		case DLT_LABEL_INT:
+			if (m->label_type == BOOLOID)
+				return cstring_to_text(m->class_int[k] ? "true" : "false");
 			return cstring_to_text(psprintf(INT64_FORMAT, m->class_int[k]));
 		case DLT_LABEL_FLOAT:
 			{
@@ -591,7 +594,10 @@ DltAppendClassJson(StringInfo buf, const DltModel *m, int i)
 	switch (m->label_kind)
 	{
 		case DLT_LABEL_INT:
-			appendStringInfo(buf, INT64_FORMAT, m->class_int[i]);
+			if (m->label_type == BOOLOID)
+				appendStringInfoString(buf, m->class_int[i] ? "true" : "false");
+			else
+				appendStringInfo(buf, INT64_FORMAT, m->class_int[i]);
 			break;
 		case DLT_LABEL_FLOAT:
 			DltAppendJsonDouble(buf, m->class_float[i]);

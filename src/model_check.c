@@ -339,10 +339,11 @@ CheckKind(Checker *c, DltModelLayout *m)
 	switch (m->label_kind)
 	{
 		case 1:
-			ok = t == DLT_OID_INT2 || t == DLT_OID_INT4 || t == DLT_OID_INT8;
+			ok = t == DLT_OID_INT2 || t == DLT_OID_INT4 || t == DLT_OID_INT8 ||
+				t == DLT_OID_BOOL;
 			break;
 		case 2:
-			ok = t == DLT_OID_FLOAT4 || t == DLT_OID_FLOAT8;
+			ok = t == DLT_OID_FLOAT4 || t == DLT_OID_FLOAT8 || t == DLT_OID_NUMERIC;
 			break;
 		default:
 			ok = t == DLT_OID_TEXT;
@@ -353,6 +354,8 @@ CheckKind(Checker *c, DltModelLayout *m)
 					   (unsigned) t, (int) m->label_kind);
 	if (m->label_kind == 3 && m->task != 1)
 		return CORRUPT(c, "It is a regression model with text labels.");
+	if (t == DLT_OID_BOOL && m->task != 1)
+		return CORRUPT(c, "It is a regression model with boolean labels.");
 	return 1;
 }
 
@@ -551,6 +554,8 @@ CheckClasses(Checker *c, DltModelLayout *m)
 				lo = INT16_MIN, hi = INT16_MAX;
 			else if (m->label_type == DLT_OID_INT4)
 				lo = INT32_MIN, hi = INT32_MAX;
+			else if (m->label_type == DLT_OID_BOOL)
+				lo = 0, hi = 1;
 			if (v < lo || v > hi)
 				return CORRUPT(c, "Its class %d is %lld, out of range for its label type.",
 							   k + 1, (long long) v);

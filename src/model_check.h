@@ -30,12 +30,14 @@
 #define DLT_MAX_TEXT_LABEL 1024
 
 /* the label types a model may name (pg_type.h's OIDs; model.c checks them) */
+#define DLT_OID_BOOL 16			/* classes 0 (false) and 1 (true); 0.2.0 */
 #define DLT_OID_INT8 20
 #define DLT_OID_INT2 21
 #define DLT_OID_INT4 23
 #define DLT_OID_TEXT 25
 #define DLT_OID_FLOAT4 700
 #define DLT_OID_FLOAT8 701
+#define DLT_OID_NUMERIC 1700		/* read as double precision; 0.2.0 */
 
 /*
  * Does v round to a finite float32?  (Below FLT_MAX plus half an ulp; the

@@ -1,5 +1,5 @@
 /*
- * batch.c — dltrain.predict_batch(): score a whole relation in batches.
+ * predict_batch.c — dltrain.predict_batch(): score a whole relation in batches.
  *
  * Row-by-row scoring (predict) is a matrix-vector product a row.  This
  * set-returning function reads the relation through an SPI cursor (so the
@@ -8,6 +8,11 @@
  * batch through the network as GEMMs and returns (key, prediction, class,
  * probability) rows.  Identifiers are quoted and the query is schema-
  * qualified, so neither the caller's search_path nor odd names change it.
+ *
+ * The features are one array column (text), or one array column or a list
+ * of numeric columns (text[], as fit() takes them: relation.c builds the
+ * expression).  Scoring a catalog model by name is SQL over this
+ * (sql/dltrain.sql, dltrain.predict_batch(model_name, key, relation)).
  *
  * Cancel: interrupts are checked after every fetch, and a batch's forward
  * pass stops inside the kernels (their abort callback) however large the
@@ -27,6 +32,7 @@
 #include "utils/tuplestore.h"
 
 #include "budget.h"
+#include "feature_array.h"
 #include "interrupt.h"
 #include "model.h"
 #include "relation.h"
@@ -79,7 +85,8 @@ predict_batch(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			relid;
-	char	   *features;
+	char	   *features = NULL;
+	const char *feat_expr;
 	char	   *key;
 	MemoryContext scorecxt;
 	MemoryContext batchcxt;
@@ -95,10 +102,12 @@ predict_batch(PG_FUNCTION_ARGS)
 	bool	   *keynull;
 	Oid			feattype;
 	AttrNumber	attnum;
+	bool		list = get_fn_expr_argtype(fcinfo->flinfo, 2) == TEXTARRAYOID;
 
 	DltCheckSqlVersion();
 	relid = PG_GETARG_OID(1);
-	features = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!list)
+		features = text_to_cstring(PG_GETARG_TEXT_PP(2));
 	key = text_to_cstring(PG_GETARG_TEXT_PP(3));
 	InitMaterializedSRF(fcinfo, 0);
 	DltLockRelation(relid);
@@ -117,19 +126,21 @@ predict_batch(PG_FUNCTION_ARGS)
 	batchcxt = AllocSetContextCreate(scorecxt, "dltrain predict_batch rows",
 									 ALLOCSET_DEFAULT_SIZES);
 
-	/* the columns must exist and the features be a float array */
-	attnum = get_attnum(relid, features);
-	if (attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("column \"%s\" of relation \"%s\" does not exist",
-						features, get_rel_name(relid))));
-	feattype = get_atttype(relid, attnum);
-	if (feattype != FLOAT4ARRAYOID && feattype != FLOAT8ARRAYOID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("column \"%s\" must be real[] or double precision[], not %s",
-						features, format_type_be(feattype))));
+	/* the columns must exist and the features be an array of numbers */
+	if (list)
+		feat_expr = DltFeatureList(relid, PG_GETARG_ARRAYTYPE_P(2), "dltrain.predict_batch");
+	else
+	{
+		attnum = get_attnum(relid, features);
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							features, get_rel_name(relid))));
+		feattype = get_atttype(relid, attnum);
+		CheckFeatureArrayType(feattype, psprintf("column \"%s\"", features));
+		feat_expr = quote_identifier(features);
+	}
 	if (get_attnum(relid, key) == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
@@ -139,7 +150,7 @@ predict_batch(PG_FUNCTION_ARGS)
 	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										 get_rel_name(relid));
 	query = psprintf("SELECT %s::pg_catalog.text, %s FROM %s",
-					 quote_identifier(key), quote_identifier(features), relname);
+					 quote_identifier(key), feat_expr, relname);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

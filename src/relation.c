@@ -19,6 +19,7 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
+#include "feature_array.h"
 #include "model.h"
 #include "relation.h"
 
@@ -64,13 +65,15 @@ FeatureExpression(Oid relid, ArrayType *features, int *ncols, const char *caller
 					 errmsg("column \"%s\" of relation \"%s\" does not exist",
 							col, get_rel_name(relid))));
 		t = get_atttype(relid, att);
-		if (n > 1 && (t == FLOAT4ARRAYOID || t == FLOAT8ARRAYOID))
+		if (type_is_array(t))
+			CheckFeatureArrayType(t, psprintf("feature column \"%s\"", col));
+		if (n > 1 && type_is_array(t))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("array column \"%s\" must be the only feature column", col),
 					 errdetail("%s takes either one array column or a list of numeric columns.", caller),
 					 errhint("Pass '{%s}' alone, or list numeric columns only.", col)));
-		if (n == 1 && (t == FLOAT4ARRAYOID || t == FLOAT8ARRAYOID))
+		if (n == 1 && type_is_array(t))
 		{
 			appendStringInfoString(&b, quote_identifier(col));
 			*ncols = 1;
@@ -81,7 +84,8 @@ FeatureExpression(Oid relid, ArrayType *features, int *ncols, const char *caller
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("feature column \"%s\" has type %s", col, format_type_be(t)),
-					 errhint("Features are one real[] or double precision[] column, or numeric columns.")));
+					 errdetail("Features are one array column of numbers, or columns of type smallint, integer, bigint, real, double precision or numeric."),
+					 errhint("Leave the column out, or read the relation through a view that casts it to double precision.")));
 		appendStringInfo(&b, "%s%s::pg_catalog.float8", i ? ", " : "ARRAY[", quote_identifier(col));
 	}
 	appendStringInfoChar(&b, ']');
@@ -94,6 +98,15 @@ DltQualifiedName(Oid relid)
 {
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  get_rel_name(relid));
+}
+
+/* The feature expression of a read of relid: one array column, or ARRAY[...]. */
+char *
+DltFeatureList(Oid relid, ArrayType *features, const char *caller)
+{
+	int			ncols;
+
+	return FeatureExpression(relid, features, &ncols, caller);
 }
 
 /*

@@ -25,6 +25,9 @@ extern char *DltQualifiedName(Oid relid);
 extern char *DltSelectList(Oid relid, ArrayType *features, const char *label,
 						   Oid *label_type, const char *caller);
 
+/* The feature part of that select list alone (predict_batch). */
+extern char *DltFeatureList(Oid relid, ArrayType *features, const char *caller);
+
 /* one row of dltrain.models, inserted through SPI (the caller connected) */
 typedef struct DltCatalogRow
 {

@@ -24,12 +24,8 @@ DltRowsInit(DltRows *rows, MemoryContext mcxt, MemoryContext root, Oid feattype,
 			Oid label_type, DltTask task)
 {
 	memset(rows, 0, sizeof(DltRows));
+	CheckFeatureArrayType(feattype, "features");
 	rows->feat_elemtype = get_element_type(feattype);
-	if (rows->feat_elemtype != FLOAT4OID && rows->feat_elemtype != FLOAT8OID)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("features must be real[] or double precision[], not %s",
-						format_type_be(feattype))));
 	rows->label_type = label_type;
 	rows->label_kind = DltLabelKindOf(label_type);
 	rows->task = task;

@@ -29,6 +29,7 @@
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/syscache.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 
 #include "blas.h"
@@ -210,4 +211,48 @@ DltScorerRun(DltScorer *sc)
 	if (s != DLK_OK)
 		ScorerFailed(s);
 	return sc->out;
+}
+
+/*
+ * The NOTICE that a trained classifier never predicts some class.
+ *
+ * counts[k] is how many of n_rows rows the final model predicts as class k
+ * (argmax), counted on the held-out rows when there are some (held_out),
+ * otherwise on the last epoch's forward passes: the training never reads the
+ * rows again for it.  On imbalanced data the default model often predicts
+ * only the majority class, and nothing else would hint at it.
+ */
+void
+DltNoticeUnpredictedClasses(const DltModel *m, const int64 *counts, int64 n_rows,
+							bool held_out)
+{
+	StringInfoData missing;
+	int			n_missing = 0;
+	int			first = -1;
+
+	if (m->task != DLT_TASK_CLASSIFICATION || n_rows <= 0)
+		return;
+	initStringInfo(&missing);
+	for (int k = 0; k < m->n_classes; k++)
+	{
+		if (counts[k] > 0)
+			continue;
+		if (n_missing++ < 5)
+			appendStringInfo(&missing, "%s\"%s\"", n_missing > 1 ? ", " : "",
+							 text_to_cstring(DltClassText(m, k)));
+		if (first < 0)
+			first = k;
+	}
+	if (n_missing == 0)
+		return;
+	if (n_missing > 5)
+		appendStringInfo(&missing, " and %d more", n_missing - 5);
+	ereport(NOTICE,
+			(errmsg_plural("the model never predicts class %s",
+						   "the model never predicts classes %s",
+						   n_missing, missing.data),
+			 errdetail("Counted on %s: %lld rows.",
+					   held_out ? "the held-out rows" : "the last epoch's training rows",
+					   (long long) n_rows),
+			 errhint("The classes may be imbalanced: train for more epochs, with a larger \"lr\", or on rows sampled to balance the classes; dltrain.evaluate() shows the confusion matrix.")));
 }

@@ -58,4 +58,12 @@ extern float *DltScorerAddRow(DltScorer *sc, ArrayType *features);
 /* Runs the batch; returns [n x C] outputs (the caller then sets n = 0). */
 extern const float *DltScorerRun(DltScorer *sc);
 
+/*
+ * A NOTICE naming the classes the final model never predicts: counts[k]
+ * rows of n_rows predicted as class k, on the held-out rows (held_out) or
+ * in the last epoch's forward passes.
+ */
+extern void DltNoticeUnpredictedClasses(const DltModel *m, const int64 *counts,
+										int64 n_rows, bool held_out);
+
 #endif							/* DLTRAIN_SCORE_H */

@@ -179,7 +179,9 @@ BuildSeed(const Spec *s)
 	PUT(&b, int32_t, s->task == 1 ? C : 0);
 	for (int k = 0; s->task == 1 && k < C; k++)
 	{
-		if (s->label_kind == 1)
+		if (s->label_kind == 1 && s->label_type == DLT_OID_BOOL)
+			PUT(&b, int64_t, (int64_t) k);	/* false, true */
+		else if (s->label_kind == 1)
 			PUT(&b, int64_t, (int64_t) k * 7 - 3);
 		else if (s->label_kind == 2)
 			PUT(&b, double, (double) k * 0.25 - 1.0);
@@ -211,6 +213,10 @@ static const Spec specs[] = {
 	{"reg-float8-v2-val", 2, 2, 2, DLT_OID_FLOAT8, 0, 2, {3, 4, 1}, 1, 3, 3, 5, 0, 0, 0.3, 1},
 	{"reg-int4-v1", 1, 2, 1, DLT_OID_INT4, 1, 1, {2, 1}, 0, 0, 0, 0, 0, 0, 0, 0},
 	{"import-v2", 2, 1, 1, DLT_OID_INT8, 0, 2, {2, 3, 2}, 1, 0, 0, 0, 0, 0, 0, 0},
+	/* 0.2.0's label types */
+	{"cls-bool-v2", 2, 1, 1, DLT_OID_BOOL, 0, 2, {3, 4, 2}, 1, 3, 3, 0, 0, 0, 0, 1},
+	{"cls-numeric-v2", 2, 1, 2, DLT_OID_NUMERIC, 1, 2, {2, 2, 3}, 0, 1, 1, 0, 0, 0, 0, 1},
+	{"reg-numeric-v2-val", 2, 2, 2, DLT_OID_NUMERIC, 0, 2, {3, 4, 1}, 1, 3, 3, 5, 0, 0, 0.3, 1},
 };
 
 /* ---- seeds from files (hex, as encode(decode(m::text, 'base64'), 'hex') writes) ---- */

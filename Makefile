@@ -29,6 +29,7 @@ OBJS = \
 	src/source_table.o \
 	src/source_test.o \
 	src/engine.o \
+	src/continuing.o \
 	src/train_agg.o \
 	src/fit.o \
 	src/checkpoint_worker.o \

@@ -28,6 +28,7 @@ typedef struct DltSelectConfig
 	int			eta;			/* successive halving: keep 1/eta per rung; < 2 off */
 	int			min_epochs;		/* the first rung */
 	bool		quiet;			/* no per-epoch NOTICE (the caller reports) */
+	bool		class_notice;	/* a NOTICE for classes a model never predicts */
 	/* called after every epoch of every member (NULL: not) */
 	void		(*epoch_done) (void *arg, const DltSelectResult *r, int epoch,
 							   int64 rows, double seconds);

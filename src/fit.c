@@ -229,6 +229,7 @@ fit(PG_FUNCTION_ARGS)
 	fo.epochs = opts.epochs;
 	fo.vloss = fo.vmetric = NAN;
 	cfg.tolerate = false;
+	cfg.class_notice = true;
 	cfg.quiet = true;			/* fit reports its epochs itself */
 	cfg.epoch_done = FitEpochDone;
 	cfg.arg = &fo;

@@ -405,6 +405,7 @@ TrainMembers(TrainState *st, const char *fname)
 		opts[k] = st->members[k].opts;
 	/* a diverged model is NULL, alone or merged */
 	cfg.tolerate = true;
+	cfg.class_notice = true;
 	DltCacheFinishInput(&st->rows.cache);
 	DltTrainMany(DltCacheSourceCreate(&st->rows), opts, K, &cfg, res);
 	/* the models go to the aggregate's context; the buffers go with st->mcxt */

@@ -276,6 +276,19 @@ DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score)
 	return loss;
 }
 
+void
+DltTrainerCountPredictions(DltTrainer *t, const DltBatch *b, int bs, int64 *counts)
+{
+	float	   *out = palloc_extended(sizeof(float) * (Size) bs * t->C, MCXT_ALLOC_HUGE);
+	dlk_status	s = t->dev->net_predict(t->net, b->kb, bs, out);
+
+	if (s != DLK_OK)
+		DeviceFailed(s, "a prediction");
+	for (int i = 0; i < bs; i++)
+		counts[dlk_argmax(out + (Size) i * t->C, t->C)]++;
+	pfree(out);
+}
+
 /* ---- fused steps ---- */
 
 struct DltFusedStep

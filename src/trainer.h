@@ -90,6 +90,9 @@ extern double DltTrainerEpochEnd(DltTrainer *t);
  */
 extern double DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score);
 
+/* Adds to counts[c] the rows of b the network predicts as class c. */
+extern void DltTrainerCountPredictions(DltTrainer *t, const DltBatch *b, int bs, int64 *counts);
+
 /*
  * Models that step together on one batch, their first layers in one
  * product (dltrain.fusion): set up for at most K trainers.

@@ -23,4 +23,16 @@ SELECT count(*) FROM dltrain.fit('ho', '{v}', 't', '{"validation_fraction": 0.5,
 SELECT dltrain.train_mlp(v, t, '{"validation_fraction": 0.5, "epochs": 1}') IS NOT NULL FROM ho_reversed;
 RESET client_min_messages;
 
+-- a model that never predicts some class on the held-out rows says so (an
+-- imbalanced table: 5% positives that the features barely tell apart), and
+-- a balanced one does not
+CREATE TABLE imb AS
+SELECT ARRAY[((i * 7919) % 1000)::real / 1000, ((i * 104729) % 1000)::real / 1000] AS x,
+       (i % 20 = 0)::int AS y
+FROM generate_series(1, 4000) i;
+SELECT dltrain.train_mlp(x, y, '{"epochs": 10, "lr": 0.05, "validation_fraction": 0.2, "hidden": []}') IS NOT NULL AS trained FROM imb;
+SELECT count(*) AS epochs FROM dltrain.fit('imb', '{x}', 'y', '{"epochs": 10, "lr": 0.05, "validation_fraction": 0.2, "hidden": []}');
+SELECT dltrain.train_mlp(x, y, '{"epochs": 2, "validation_fraction": 0.2}') IS NOT NULL AS trained FROM ho;
+DROP TABLE imb;
+
 DROP TABLE ho, ho_reversed;

@@ -201,5 +201,7 @@ predict_batch(PG_FUNCTION_ARGS)
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	/* the rows are in the tuplestore: the model and scorer go now, not at the query's end */
+	MemoryContextDelete(scorecxt);
 	return (Datum) 0;
 }

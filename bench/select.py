@@ -10,12 +10,13 @@ or directly, once the tables exist:
 
     /usr/bin/python3 bench/select.py [--repeats N] [--cases logistic,mlp]
 
-Cases (bench_small, 1,000,000 x 64, 10 classes; batch 128, Adam, seed 1,
-"init": "pytorch"; the K = 8 configurations differ in learning rate):
+Cases (batch 128, Adam, seed 1, "init": "pytorch"; the K = 8 configurations
+differ in learning rate, 1e-4 to 0.3, the sweep a user runs, chaotic ones
+included):
 
-  logistic  hidden [],        2 epochs  data-bound: the scan and the
-                                        conversion dominate one training
-  mlp       hidden [128, 64], 1 epoch   compute-bound
+  logistic  bench_small (1,000,000 x 64), hidden [], 2 epochs  data-bound
+  wide      bench_wide (100,000 x 784), hidden [], 1 epoch     Fashion-MNIST-like
+  mlp       bench_small, hidden [128, 64], 1 epoch             compute-bound
 
 Per case and repeat, in this order:
   one       SELECT train_mlp(x, y, o1), ..., train_mlp(x, y, o8) FROM t
@@ -42,10 +43,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench as B  # noqa: E402  (the helpers of the main benchmark)
 
-LRS = [0.05, 0.02, 0.01, 0.005, 0.002, 0.001, 0.0005, 0.0002]
+LRS = [0.3, 0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001]
 CASES = {
-    "logistic": dict(hidden=[], epochs=2),
-    "mlp": dict(hidden=[128, 64], epochs=1),
+    "logistic": dict(hidden=[], epochs=2, table="bench_small", test="bench_small_test", width=64),
+    "wide": dict(hidden=[], epochs=1, table="bench_wide", test="bench_wide_test", width=784),
+    "mlp": dict(hidden=[128, 64], epochs=1, table="bench_small", test="bench_small_test", width=64),
 }
 
 
@@ -138,50 +140,54 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dbname", default=os.environ.get("PGDATABASE", "dltrain_bench"))
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--cases", default="logistic,mlp")
+    ap.add_argument("--cases", default="logistic,wide,mlp")
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     cases = args.cases.split(",")
     db = B.Db(args.dbname)
     conn = db.get()
-    test_xy = B.export_xy(conn, "bench_small_test", "", {})
+    tests = {}
     res = {c: {"one": [], "nofuse": [], "separate": [], "torch_export": [], "torch_train": []} for c in cases}
     checks = {}
     started = time.time()
     for rep in range(args.repeats):
         for case in cases:
             r = res[case]
-            s, merged = db.run("one statement", one_statement, case, "bench_small", True)
+            table, test = CASES[case]["table"], CASES[case]["test"]
+            s, merged = db.run("one statement", one_statement, case, table, True)
             r["one"].append(s)
             B.log(f"{case} #{rep + 1}: one statement {s:.2f} s")
-            s, nofuse = db.run("one statement, fusion off", one_statement, case, "bench_small", False)
+            s, nofuse = db.run("one statement, fusion off", one_statement, case, table, False)
             r["nofuse"].append(s)
             B.log(f"{case} #{rep + 1}: fusion off {s:.2f} s")
-            s, alone = db.run("separate statements", separate, case, "bench_small")
+            s, alone = db.run("separate statements", separate, case, table)
             r["separate"].append(s)
             B.log(f"{case} #{rep + 1}: 8 statements {s:.2f} s")
             if not args.no_torch:
-                e, t, accs = db.run("pytorch", torch_runs, case, "bench_small", test_xy)
+                if test not in tests:
+                    tests[test] = B.export_xy(conn, test, "", {})
+                e, t, accs = db.run("pytorch", torch_runs, case, table, tests[test])
                 r["torch_export"].append(e)
                 r["torch_train"].append(t)
                 r["torch_acc"] = accs
                 B.log(f"{case} #{rep + 1}: PyTorch export {e:.2f} s + 8 trainings {t:.2f} s")
             if rep == 0:
                 checks[case] = {
-                    "fused": db.run("agreement", agreement, merged, alone, "bench_small_test"),
+                    "fused": db.run("agreement", agreement, merged, alone, test),
                     "nofuse_identical": [a == b for a, b in zip(nofuse, alone)],
                 }
     med = {c: {k: (statistics.median(v) if isinstance(v, list) and v and not isinstance(v[0], (list, tuple)) else v)
                for k, v in res[c].items()} for c in cases}
     env = B.environment(conn)
-    lines = ["| case | 1 statement, K=8 (s) | 8 statements (s) | speedup | fusion off (s) | from fusion | PyTorch: export once + 8 trainings (s) | vs PyTorch |",
+    lines = ["| case | 1 statement, K=8 (s) | 8 statements (s) | speedup, median (min-max of repeats) | fusion off (s) | from fusion | PyTorch: export once + 8 trainings (s) | vs PyTorch |",
              "|---|---|---|---|---|---|---|---|"]
     for c in cases:
         m = med[c]
+        ups = [b / a for a, b in zip(res[c]["one"], res[c]["separate"])]
         torch_total = (m["torch_export"] + m["torch_train"]) if m["torch_export"] else None
-        lines.append(f"| {c} ({'-'.join(str(d) for d in [64] + CASES[c]['hidden'] + [10])}, {CASES[c]['epochs']} epoch(s)) "
-                     f"| {m['one']:.2f} | {m['separate']:.2f} | {m['separate'] / m['one']:.2f}x "
+        lines.append(f"| {c} ({'-'.join(str(d) for d in [CASES[c]['width']] + CASES[c]['hidden'] + [10])}, {CASES[c]['epochs']} epoch(s)) "
+                     f"| {m['one']:.2f} | {m['separate']:.2f} | {statistics.median(ups):.2f}x ({min(ups):.2f}-{max(ups):.2f}) "
                      f"| {m['nofuse']:.2f} | {m['nofuse'] / m['one']:.2f}x "
                      f"| {B.fmt(torch_total, '.2f')} | {B.fmt(torch_total / m['one'] if torch_total else None, '.2f')}x |")
     eq = []

@@ -10,7 +10,10 @@
 
 #include <math.h>
 
+#include "common/hashfn.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
@@ -249,6 +252,26 @@ ParseHidden(DltOptions *opts, JsonbValue *v)
 }
 
 /*
+ * A run resumed by its catalog name is locked until the transaction ends
+ * (an advisory lock on the role and the name), so that two sessions do not
+ * continue it at once.
+ */
+static void
+LockRun(const char *name)
+{
+	uint64		h = hash_bytes_extended((const unsigned char *) name, strlen(name),
+										(uint64) GetUserId());
+	/* the top bits mark the key as dltrain's resume locks */
+	int64		key = (int64) ((h & UINT64CONST(0x0000FFFFFFFFFFFF)) | UINT64CONST(0x4C54000000000000));
+
+	if (!DatumGetBool(DirectFunctionCall1(pg_try_advisory_xact_lock_int8, Int64GetDatum(key))))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("run \"%s\" is being resumed by another session", name),
+				 errhint("Wait for that training to end, then resume again.")));
+}
+
+/*
  * A model named by an option: a catalog name (the caller's newest model of
  * that name, as dltrain.latest_model finds it), or {"model": its text form}.
  */
@@ -355,7 +378,11 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		else if (strcmp(key, "checkpoint") == 0)
 			opts->checkpoint = OptionBool(key, &v);
 		else if (strcmp(key, "resume") == 0)
+		{
 			opts->resume = OptionModel(key, &v);
+			if (v.type == jbvString)
+				LockRun(pnstrdup(v.val.string.val, v.val.string.len));
+		}
 		else if (strcmp(key, "warm_start") == 0)
 			opts->warm = OptionModel(key, &v);
 		else if (strcmp(key, "normalize") == 0)

@@ -30,7 +30,9 @@ OBJS = \
 	src/source_test.o \
 	src/engine.o \
 	src/train_agg.o \
+	src/newrows.o \
 	src/fit.o \
+	src/retrain.o \
 	src/grid.o \
 	src/predict.o \
 	src/predict_batch.o \
@@ -64,7 +66,7 @@ DATA = \
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device checkpoint drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device checkpoint retrain drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'

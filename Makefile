@@ -31,8 +31,10 @@ OBJS = \
 	src/engine.o \
 	src/continuing.o \
 	src/train_agg.o \
+	src/newrows.o \
 	src/fit.o \
 	src/checkpoint_worker.o \
+	src/retrain.o \
 	src/grid.o \
 	src/predict.o \
 	src/predict_batch.o \
@@ -66,7 +68,7 @@ DATA = \
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device types scoring checkpoint fpmode exact drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device types scoring checkpoint fpmode exact retrain drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'

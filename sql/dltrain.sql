@@ -830,3 +830,25 @@ END
 $$;
 COMMENT ON FUNCTION dltrain.evaluate(text, regclass) IS
     'metrics of a catalog model (the current role''s newest of that name) on every row of the relation its row records, or of the given relation';
+
+-- Retraining on the rows added since (issue 17): dltrain.retrain
+--
+-- retrain continues a catalog model (warm start) on the rows added or updated
+-- since it was trained: by the training's recorded snapshot (the xmin of each
+-- row, widened to 64 bits by widen_xid) or by a key column (since).  It runs
+-- with the caller's rights, reading the caller's own catalog rows only.
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION dltrain.widen_xid(xid) RETURNS xid8
+    AS 'MODULE_PATHNAME', 'widen_xid' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION dltrain.widen_xid(xid) IS
+    'a 32-bit xid seen now (a row''s xmin) as xid8, widened against the next transaction id (exact for xids issued less than 2^32 transactions ago)';
+
+CREATE FUNCTION dltrain.retrain(name text, options jsonb DEFAULT '{}', since text DEFAULT NULL,
+                                replay double precision DEFAULT 0, new_name text DEFAULT NULL)
+    RETURNS TABLE (epoch integer, loss double precision, validation_loss double precision,
+                   validation_metric double precision, rows bigint, seconds double precision,
+                   rows_per_sec double precision, model dltrain.model)
+    AS 'MODULE_PATHNAME', 'retrain' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION dltrain.retrain(text, jsonb, text, double precision, text) IS
+    'continues the caller''s catalog model on the rows added since it was trained (by snapshot, or by a key column with since), warm-started, with a replay fraction of old rows; stores the result under new_name (default: the same name)';

@@ -13,6 +13,12 @@
  * trainer) lives in one context that fit deletes when it returns, so fit()
  * in a LATERAL join holds one call's memory at a time; the returned rows
  * are in the tuplestore.
+ *
+ * The provenance records what a later dltrain.retrain needs to tell the
+ * rows added since (newrows.c): the snapshot with 64-bit xids, the
+ * transaction's own xids, the relation, its storage and the cluster's
+ * system identifier; with the option "since" (a column), the column's
+ * maximum.  retrain.c runs its training through DltFitRun too.
  */
 #include "postgres.h"
 
@@ -26,9 +32,14 @@
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "access/xact.h"
+
 #include "checkpoint_worker.h"
 #include "engine.h"
+#include "fit.h"
 #include "interrupt.h"
+#include "jsonutil.h"
+#include "newrows.h"
 #include "progress.h"
 #include "relation.h"
 #include "rowsource.h"
@@ -180,47 +191,116 @@ FitCheckpoint(void *arg, const DltSelectResult *r, int e, bytea *model)
 	DltTestWaitPoint(DLT_WAIT_CHECKPOINT);
 }
 
-/* Trains on a relation, epoch by epoch, without caching it: one row per epoch. */
-PG_FUNCTION_INFO_V1(fit);
-Datum
-fit(PG_FUNCTION_ARGS)
+
+/* s as a JSON string */
+static char *
+JsonString(const char *s)
+{
+	StringInfoData b;
+
+	initStringInfo(&b);
+	escape_json(&b, s);
+	return b.data;
+}
+
+/*
+ * Takes "since" (a column whose maximum the provenance records) out of a
+ * fit's options: the engine does not know it.
+ */
+static Jsonb *
+TakeSince(Jsonb *options, char **since)
+{
+	JsonbValue	v;
+
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options) ||
+		DltJsonbGet(&options->root, "since", &v) == NULL)
+		return options;
+	if (v.type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"since\" must be a column name")));
+	*since = pnstrdup(v.val.string.val, v.val.string.len);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+											  CStringGetTextDatum("since")));
+}
+
+/*
+ * The provenance of a training on a relation: the rows, the snapshot (also
+ * 64-bit), the transaction's own xids, the relation and its storage
+ * (newrows.h), the key's maximum with "since", and what the caller adds.
+ */
+static char *
+Provenance(const DltFitCall *call, DltRowSource *src, const char *since)
+{
+	const DltTableInfo *info = DltTableSourceInfo(src);
+	StringInfoData b;
+
+	/* the transaction gets its xid now (the insert would give it one) */
+	(void) GetTopFullTransactionId();
+	initStringInfo(&b);
+	appendStringInfo(&b, "{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"content_hash\": \"%016llx\"",
+					 (long long) info->rows, (long long) info->validation_rows,
+					 (long long) info->skipped, info->snapshot_xmin,
+					 (unsigned long long) info->content_hash);
+	if (info->snapshot)
+		appendStringInfo(&b, ", \"snapshot\": \"%s\"", info->snapshot);
+	appendStringInfo(&b, ", \"xid\": " UINT64_FORMAT ", \"own_xids\": %s",
+					 U64FromFullTransactionId(GetTopFullTransactionId()), DltOwnXidsJson());
+	appendStringInfo(&b, ", \"relid\": %u, \"relname\": %s, %s",
+					 call->relid, JsonString(info->relname), DltStorageJson(call->relid));
+	if (since)
+	{
+		const char *max = info->key_max;
+		Oid			type = info->key_type;
+
+		appendStringInfo(&b, ", \"since\": {\"column\": %s, \"type\": %s, \"max\": %s}",
+						 JsonString(since), JsonString(format_type_be(type)),
+						 max ? max : "null");
+	}
+	if (info->filtered)
+		appendStringInfo(&b, ", \"new_rows\": %lld, \"replayed_rows\": %lld",
+						 (long long) (info->rows - info->replayed), (long long) info->replayed);
+	if (call->provenance_extra)
+		appendStringInfo(&b, ", %s", call->provenance_extra);
+	appendStringInfoChar(&b, '}');
+	return b.data;
+}
+
+void
+DltFitRun(FunctionCallInfo fcinfo, const DltFitCall *call)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	MemoryContext cxt;
 	MemoryContext old;
-	Oid			relid;
-	ArrayType  *features;
-	char	   *label;
-	Jsonb	   *options = NULL;
-	char	   *name = NULL;
+	char	   *since = NULL;
 	DltOptions	opts;
 	DltRowSource *src;
 	DltSelectConfig cfg = {0};
 	DltSelectResult res;
 	FitOut		fo = {0};
 
-	DltCheckSqlVersion();
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("dltrain.fit needs a relation, feature columns and a label column")));
 	InitMaterializedSRF(fcinfo, 0);
 	cxt = AllocSetContextCreate(rsinfo->econtext->ecxt_per_query_memory,
 								"dltrain fit", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
-	relid = PG_GETARG_OID(0);
-	features = PG_GETARG_ARRAYTYPE_P_COPY(1);
-	label = text_to_cstring(PG_GETARG_TEXT_PP(2));
-	if (!PG_ARGISNULL(3))
-		options = PG_GETARG_JSONB_P_COPY(3);
-	if (!PG_ARGISNULL(4))
-		name = text_to_cstring(PG_GETARG_TEXT_PP(4));
-	DltOptionsParse(&opts, options, true);
+	{
+		Jsonb	   *engine_opts = TakeSince(call->options, &since);
+
+		DltOptionsParse(&opts, engine_opts, true);
+		if (call->since)		/* the caller's column wins over the option */
+			since = pstrdup(call->since);
+	}
+	if (call->warm)
+		opts.warm = call->warm;
 	if (opts.buffer_rows == 0)
 		opts.buffer_rows = 65536;
 
-	src = DltTableSourceCreate(relid, features, label, &opts, cxt);
-	DltProgressStart(cxt, "fit", relid);
+	src = DltTableSourceCreate(call->relid, call->features, call->label, &opts, cxt);
+	if (call->filter)
+		DltTableSourceSetFilter(src, call->filter);
+	if (since)
+		DltTableSourceRecordMax(src, since);
+	DltProgressStart(cxt, call->caller, call->relid);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -235,17 +315,17 @@ fit(PG_FUNCTION_ARGS)
 	cfg.arg = &fo;
 	if (opts.checkpoint_every > 0 || opts.checkpoint_minutes > 0)
 	{
-		if (name == NULL)
+		if (call->name == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("periodic checkpoints need a name"),
 					 errhint("Pass name => '...': the checkpoints are stored as \"name#checkpoint\".")));
-		fo.name = name;
+		fo.name = call->name;
 		fo.opts = &opts;
 		fo.info = DltTableSourceInfo(src);
-		fo.features = features;
-		fo.label = label;
-		fo.options = options;
+		fo.features = call->features;
+		fo.label = call->label;
+		fo.options = call->options;
 		INSTR_TIME_SET_CURRENT(fo.last_checkpoint);
 		cfg.checkpoint_due = FitCheckpointDue;
 		cfg.checkpoint = FitCheckpoint;
@@ -257,33 +337,61 @@ fit(PG_FUNCTION_ARGS)
 				  fo.last_secs, fo.model);
 	else
 		EmitEpoch(rsinfo, 0, NAN, NAN, NAN, 0, 0, fo.model);
-	if (name)
+	if (call->name)
 	{
 		const DltTableInfo *info = DltTableSourceInfo(src);
 		double		loss = opts.epochs > 0 ? res.m->epoch_loss[opts.epochs - 1] : NAN;
 		DltCatalogRow row = {0};
 
-		row.name = name;
+		row.name = call->name;
 		row.relation = info->relname;
-		row.features = features;
-		row.label = label;
-		row.options = options;
+		row.features = call->features;
+		row.label = call->label;
+		row.options = call->options;
 		row.metrics = psprintf("{\"loss\": %s, \"validation_loss\": %s, \"validation_metric\": %s, \"epochs\": %d}",
 							   isnan(loss) ? "null" : psprintf("%.9g", loss),
 							   isnan(fo.vloss) ? "null" : psprintf("%.9g", fo.vloss),
 							   isnan(fo.vmetric) ? "null" : psprintf("%.9g", fo.vmetric),
 							   opts.epochs);
-		row.provenance = psprintf("{\"rows\": %lld, \"validation_rows\": %lld, \"skipped\": %lld, \"snapshot_xmin\": %u, \"content_hash\": \"%016llx\"}",
-								  (long long) info->rows, (long long) info->validation_rows,
-								  (long long) info->skipped, info->snapshot_xmin,
-								  (unsigned long long) info->content_hash);
+		row.provenance = Provenance(call, src, since);
 		row.model = fo.model;
 		DltCatalogInsert(&row);
+	}
+	else if (call->filter)
+	{
+		const DltTableInfo *info = DltTableSourceInfo(src);
+
+		ereport(DEBUG1,
+				(errmsg("dltrain.retrain: %lld new rows, %lld replayed", (long long) (info->rows - info->replayed),
+						(long long) info->replayed)));
 	}
 
 	SPI_finish();
 	MemoryContextSwitchTo(old);
 	/* the tuplestore holds copies: the working memory goes now */
 	MemoryContextDelete(cxt);
+}
+
+/* Trains on a relation, epoch by epoch, without caching it: one row per epoch. */
+PG_FUNCTION_INFO_V1(fit);
+Datum
+fit(PG_FUNCTION_ARGS)
+{
+	DltFitCall	call = {0};
+
+	DltCheckSqlVersion();
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("dltrain.fit needs a relation, feature columns and a label column")));
+	call.caller = "fit";
+	call.relid = PG_GETARG_OID(0);
+	call.features = PG_GETARG_ARRAYTYPE_P_COPY(1);
+	call.label = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		call.options = PG_GETARG_JSONB_P_COPY(3);
+	if (!PG_ARGISNULL(4))
+		call.name = text_to_cstring(PG_GETARG_TEXT_PP(4));
+	DltFitRun(fcinfo, &call);
 	return (Datum) 0;
 }

@@ -146,11 +146,40 @@ typedef struct DltTableInfo
 	int64		skipped;
 	uint64		content_hash;	/* of the training rows, order-independent */
 	TransactionId snapshot_xmin;
+	char	   *snapshot;		/* 64-bit, "xmin:xmax:xip,..." (newrows.h); NULL: unknown */
+	bool		filtered;		/* only new rows (dltrain.retrain) */
+	int64		replayed;		/* of the training rows: old rows the replay mixed in */
+	char	   *key_max;		/* to_jsonb(max(key column)) as text; NULL: none */
+	Oid			key_type;
 } DltTableInfo;
+
+/*
+ * Which rows dltrain.retrain trains on: new_expr, a boolean SQL expression
+ * over the relation's columns (quoted identifiers and $n parameters only,
+ * never a user's string), says a row is new.  With replay 0 it is the
+ * passes' WHERE clause; above 0, each old row trains too when a seeded mix
+ * of its content hash falls below replay (the same rows in every pass).
+ */
+typedef struct DltTableFilter
+{
+	const char *new_expr;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *args;			/* alive as long as the source */
+	double		replay;
+	int64		seed;
+} DltTableFilter;
 
 extern DltRowSource *DltTableSourceCreate(Oid relid, ArrayType *features, const char *label,
 										  const DltOptions *opts, MemoryContext root);
 extern const DltTableInfo *DltTableSourceInfo(DltRowSource *src);
+/* before prepare: train on the rows the filter keeps only */
+extern void DltTableSourceSetFilter(DltRowSource *src, const DltTableFilter *f);
+/*
+ * Before prepare: record to_jsonb(max(column)) over the whole relation under
+ * the passes' snapshot (info.key_max).
+ */
+extern void DltTableSourceRecordMax(DltRowSource *src, const char *column);
 
 /* A test-only source of generated rows (source_test.c). */
 extern DltRowSource *DltTestSourceCreate(int64 n, int D, int classes, MemoryContext root);

@@ -38,6 +38,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -50,6 +51,7 @@
 #include "budget.h"
 #include "feature_array.h"
 #include "interrupt.h"
+#include "newrows.h"
 #include "order.h"
 #include "progress.h"
 #include "relation.h"
@@ -85,6 +87,15 @@ typedef struct TableSource
 	double	   *sq;
 	float	   *shift;
 	DltHeldOut	val;			/* validation rows (label slots), standardized */
+
+	/* dltrain.retrain: which rows are new (newrows.c), and the replay */
+	const char *new_expr;		/* a boolean SQL expression; NULL: every row */
+	int			nargs;			/* its parameters */
+	Oid		   *argtypes;
+	Datum	   *args;
+	double		replay;			/* fraction of old rows mixed in (by content) */
+	uint64		replay_salt;
+	char	   *key_column;		/* record its maximum (info.key_max); NULL: none */
 
 	float	   *row;			/* one row, converted */
 	MemoryContext rowcxt;		/* detoasted arrays of one row; reset after it */
@@ -196,14 +207,22 @@ OpenCursors(TableSource *ts, Cursors *cur, bool shuffled, int epoch)
 	foreach(lc, ts->sources)
 	{
 		char	   *q;
+		const char *sel = ts->select_list;
+		const char *where = "";
 
+		/* only new rows: a WHERE clause; with a replay, a third column says which */
+		if (ts->new_expr && ts->replay > 0)
+			sel = psprintf("%s, (%s)", ts->select_list, ts->new_expr);
+		else if (ts->new_expr)
+			where = psprintf(" WHERE %s", ts->new_expr);
 		if (shuffled && ts->block_shuffle)
-			q = psprintf("SELECT %s FROM %s TABLESAMPLE dltrain.block_shuffle(%d) REPEATABLE (%lld)",
-						 ts->select_list, (char *) lfirst(lc), ts->opts.pages_per_range,
-						 (long long) (ts->opts.seed + epoch));
+			q = psprintf("SELECT %s FROM %s TABLESAMPLE dltrain.block_shuffle(%d) REPEATABLE (%lld)%s",
+						 sel, (char *) lfirst(lc), ts->opts.pages_per_range,
+						 (long long) (ts->opts.seed + epoch), where);
 		else
-			q = psprintf("SELECT %s FROM %s", ts->select_list, (char *) lfirst(lc));
-		cur->portals[i++] = SPI_cursor_open_with_args(NULL, q, 0, NULL, NULL, NULL, true, 0);
+			q = psprintf("SELECT %s FROM %s%s", sel, (char *) lfirst(lc), where);
+		cur->portals[i++] = SPI_cursor_open_with_args(NULL, q, ts->nargs, ts->argtypes, ts->args,
+													  NULL, true, 0);
 	}
 	PopActiveSnapshot();
 }
@@ -298,6 +317,34 @@ ReadRow(TableSource *ts, uint64 r, int64 *label, uint64 *hash, int64 rowno, bool
 	return true;
 }
 
+/*
+ * With a replay, row r of the SPI result is old (the third column false);
+ * an old row trains only if the replay picks it: by its content hash and the
+ * seed, so the same rows in any order and in every pass, and independent of
+ * the validation rule's choice (another mix of the hash).
+ */
+static bool
+RowIsOld(TableSource *ts, uint64 r)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (ts->new_expr == NULL || ts->replay <= 0)
+		return false;
+	d = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3, &isnull);
+	return isnull || !DatumGetBool(d);
+}
+
+static bool
+ReplayPicks(TableSource *ts, uint64 hash)
+{
+	uint64		h = hash_combine64(hash, ts->replay_salt);
+
+	return (double) (h >> 11) < ts->replay * (double) (UINT64CONST(1) << 53);
+}
+
+static void ReadKeyMax(TableSource *ts);
+
 /* The first pass: counts, classes, moments, content hash, validation rows. */
 static void
 TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
@@ -309,6 +356,8 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 	int			D;
 
 	Assert(K == 1);
+	if (ts->key_column)
+		ReadKeyMax(ts);
 	dlk_rng_seed(&rng, 1);
 	DltProgressPhase(DLT_PHASE_READING);
 	OpenCursors(ts, &cur, false, 0);
@@ -320,13 +369,17 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 		{
 			int64		label;
 			uint64		hash;
+			bool		old = RowIsOld(ts, r);
 
 			rowno++;
 			if (!ReadRow(ts, r, &label, &hash, rowno, true))
 			{
-				ts->info.skipped++;
+				if (!old)
+					ts->info.skipped++;
 				continue;
 			}
+			if (old && !ReplayPicks(ts, hash))
+				continue;
 			if (DltIsValidationRow(hash, ts->opts.validation_fraction))
 			{
 				DltHeldOutAdd(&ts->val, ts->row, label, hash);
@@ -345,6 +398,8 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 			dlk_moments_accumulate(ts->sum, ts->sq, ts->row, ts->shift, src->D);
 			ts->info.content_hash += hash;	/* a sum: independent of the order */
 			ts->info.rows++;
+			if (old)
+				ts->info.replayed++;
 		}
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(ts->rowcxt);
@@ -353,6 +408,12 @@ TablePrepare(DltRowSource *src, const DltOptions *opts, int K)
 		DltBudgetCheck(src->root, 0, "the label's classes and the held-out rows");
 		DltProgressRows(rowno, -1, NAN, 0);
 	}
+	if (ts->info.rows == 0 && ts->new_expr)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("dltrain.retrain has no new rows to train on"),
+				 errdetail("%lld rows were read; none was added or updated since the model was trained, or all of them have NULL features or label (%lld) or are held out for validation (%lld).",
+						   (long long) rowno, (long long) ts->info.skipped, (long long) ts->val.n)));
 	if (ts->info.rows == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
@@ -454,6 +515,7 @@ FillBuffer(TableSource *ts)
 		int64		label;
 		uint64		hash;
 		bool		use;
+		bool		is_old;
 		MemoryContext old;
 
 		if (ts->next >= ts->fetched)
@@ -470,7 +532,9 @@ FillBuffer(TableSource *ts)
 		}
 		old = MemoryContextSwitchTo(ts->rowcxt);
 		ts->rowno++;
+		is_old = RowIsOld(ts, ts->next);
 		use = ReadRow(ts, ts->next++, &label, &hash, ts->rowno, false) &&
+			(!is_old || ReplayPicks(ts, hash)) &&
 			!DltIsValidationRow(hash, ts->opts.validation_fraction);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(ts->rowcxt);
@@ -584,7 +648,57 @@ DltTableSourceCreate(Oid relid, ArrayType *features, const char *label,
 	CheckRelation(ts);
 	ts->snapshot = RegisterSnapshot(GetTransactionSnapshot());
 	ts->info.snapshot_xmin = ts->snapshot->xmin;
+	ts->info.snapshot = DltSnapshotText(ts->snapshot);
 	return src;
+}
+
+void
+DltTableSourceSetFilter(DltRowSource *src, const DltTableFilter *f)
+{
+	TableSource *ts = (TableSource *) src;
+
+	ts->new_expr = pstrdup(f->new_expr);
+	ts->nargs = f->nargs;
+	ts->argtypes = f->argtypes;
+	ts->args = f->args;
+	ts->replay = f->replay;
+	ts->replay_salt = hash_combine64((uint64) f->seed, UINT64CONST(0x7265706c6179));
+	ts->info.filtered = true;
+}
+
+void
+DltTableSourceRecordMax(DltRowSource *src, const char *column)
+{
+	TableSource *ts = (TableSource *) src;
+	AttrNumber	att = get_attnum(ts->relid, column);
+
+	if (att == InvalidAttrNumber || att < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						column, get_rel_name(ts->relid))));
+	ts->key_column = pstrdup(column);
+	ts->info.key_type = get_atttype(ts->relid, att);
+}
+
+/* The key's maximum over the whole relation, under the passes' snapshot. */
+static void
+ReadKeyMax(TableSource *ts)
+{
+	char	   *q;
+	bool		isnull;
+	Datum		d;
+
+	q = psprintf("SELECT pg_catalog.to_jsonb(pg_catalog.max(%s))::pg_catalog.text FROM %s",
+				 quote_identifier(ts->key_column), ts->info.relname);
+	PushActiveSnapshot(ts->snapshot);
+	if (SPI_execute(q, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read the maximum of column \"%s\"", ts->key_column);
+	PopActiveSnapshot();
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		ts->info.key_max = MemoryContextStrdup(ts->val.cxt, TextDatumGetCString(d));
+	SPI_freetuptable(SPI_tuptable);
 }
 
 const DltTableInfo *

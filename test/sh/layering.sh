@@ -16,7 +16,7 @@ declare -A L=(
 	# 1: services every layer may use
 	[version]=1 [budget]=1 [resource]=1 [interrupt]=1 [options]=1 [jsonutil]=1
 	[feature_array]=1 [labels]=1 [model]=1 [model_check]=1 [progress]=1 [relation]=1
-	[merge]=1 [blas]=1
+	[merge]=1 [blas]=1 [newrows]=1
 	# 2: one model: trainer, scorer
 	[trainer]=2 [score]=2
 	# 3: pipeline: row sources, canonical order, statistics, mini-batches
@@ -25,7 +25,7 @@ declare -A L=(
 	# 4: engine
 	[engine]=4 [engine_int]=4 [continuing]=4
 	# 5: SQL entry points, hooks
-	[dltrain]=5 [train_agg]=5 [fit]=5 [grid]=5 [predict]=5 [predict_batch]=5
+	[dltrain]=5 [train_agg]=5 [fit]=5 [retrain]=5 [grid]=5 [predict]=5 [predict_batch]=5
 	[evaluate]=5 [export]=5 [planner]=5 [planner_hook]=5 [block_shuffle]=5 [testing]=5 [checkpoint_worker]=5
 )
 bad=0

@@ -28,6 +28,8 @@ OBJS = \
 	src/source_cache.o \
 	src/source_table.o \
 	src/source_test.o \
+	src/continuing.o \
+	src/materialize.o \
 	src/engine.o \
 	src/train_agg.o \
 	src/fit.o \

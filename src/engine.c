@@ -47,7 +47,9 @@
 #include "utils/builtins.h"
 
 #include "budget.h"
+#include "continuing.h"
 #include "engine.h"
+#include "materialize.h"
 #include "interrupt.h"
 #include "progress.h"
 #include "trainer.h"
@@ -58,8 +60,10 @@ int			dltrain_fusion = DLT_FUSION_AUTO;
 static bool
 Fusable(const DltModel *m)
 {
-	return dltrain_fusion == DLT_FUSION_ON ||
-		(dltrain_fusion == DLT_FUSION_AUTO && m->arch.n_layers == 1);
+	/* a frozen network steps alone */
+	return m->opts.freeze == 0 &&
+		(dltrain_fusion == DLT_FUSION_ON ||
+		 (dltrain_fusion == DLT_FUSION_AUTO && m->arch.n_layers == 1));
 }
 
 /* ---- members ---- */
@@ -83,6 +87,7 @@ typedef struct Member
 typedef struct Stream
 {
 	DltStream	s;
+	DltRowSource *src;			/* its source: the call's, or materialized */
 	DltFusedStep *fused;		/* NULL: fewer than two fusable members */
 	DltTrainer **who;			/* a fused step's trainers */
 } Stream;
@@ -311,65 +316,6 @@ MemberModel(const DltRowSource *src, const DltOptions *opts, const DltStream *s)
 	return m;
 }
 
-/* The refusal of a resume that could not give the uninterrupted bytes. */
-static void
-ResumeRefused(int k, const char *what, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("cannot resume configuration %d: %s", k + 1, what),
-			 detail ? errdetail_internal("%s", detail) : 0,
-			 errhint("Resume continues the same run on the same rows; to start from a model's weights on other rows or options, train anew.")));
-}
-
-/* Can R's run continue here to the uninterrupted bytes? */
-static void
-VerifyResume(int k, const DltModel *R, const DltOptions *o, const DltRowSource *src)
-{
-	const DltCheckpoint *ck = R->ckpt;
-	const DltOptions *r = &R->opts;
-	bool		same_hidden = r->n_hidden == o->n_hidden;
-
-	if (ck == NULL)
-		ResumeRefused(k, "the model carries no checkpoint",
-					  "It was trained without the option \"checkpoint\": true.");
-	for (int l = 0; same_hidden && l < o->n_hidden; l++)
-		same_hidden = r->hidden[l] == o->hidden[l];
-	if (!same_hidden || r->activation != o->activation || r->optimizer != o->optimizer ||
-		r->lr != o->lr || r->momentum != o->momentum || r->weight_decay != o->weight_decay ||
-		r->batch_size != o->batch_size || r->seed != o->seed || r->shuffle != o->shuffle ||
-		r->normalize != o->normalize || r->task != o->task ||
-		r->init_pytorch != o->init_pytorch ||
-		r->validation_fraction != o->validation_fraction ||
-		r->early_stopping != o->early_stopping)
-		ResumeRefused(k, "its options differ from the checkpoint's",
-					  "Only \"epochs\" may change (to at least the epochs done); every other option must be the checkpoint's, as dltrain.describe(model)->'options' shows them.");
-	if (o->epochs < R->epochs_run)
-		ResumeRefused(k, "fewer epochs than the checkpoint has done",
-					  psprintf("The checkpoint is at epoch %d; \"epochs\" is %d.",
-							   R->epochs_run, o->epochs));
-	if (R->task != src->task || R->label_type != src->label_type ||
-		R->arch.dims[0] != src->D)
-		ResumeRefused(k, "the features or the label differ from the checkpoint's", NULL);
-	if (ck->data_rows != src->data_rows || ck->data_hash != src->data_hash)
-		ResumeRefused(k, "the rows changed since the checkpoint",
-					  psprintf("The checkpoint read %lld rows (content %016llx); the rows now are %lld (content %016llx).",
-							   (long long) ck->data_rows, (unsigned long long) ck->data_hash,
-							   (long long) src->data_rows, (unsigned long long) src->data_hash));
-	if (ck->threads != DltThreads())
-		ResumeRefused(k, "dltrain.threads differs from the checkpoint's",
-					  psprintf("The checkpoint was trained with %d threads; set dltrain.threads = %d.",
-							   ck->threads, ck->threads));
-	if (strcmp(ck->version, DLTRAIN_VERSION) != 0)
-		ResumeRefused(k, "the checkpoint was written by another version of dltrain",
-					  psprintf("It was written by %s; this is %s.", ck->version, DLTRAIN_VERSION));
-	if (strcmp(ck->device, src->device->name) != 0)
-		ResumeRefused(k, "dltrain.device differs from the checkpoint's",
-					  psprintf("The checkpoint was trained on \"%s\".", ck->device));
-	if (R->n_classes != src->classes.n_classes)
-		ResumeRefused(k, "the label's classes differ from the checkpoint's", NULL);
-}
-
 /*
  * A member continuing R's run: its weights, optimizer state, record and
  * early stopping's state as R's checkpoint left them.
@@ -421,111 +367,6 @@ MemberResume(Member *mb, const DltRowSource *src, const DltOptions *opts, const 
 			mb->res->stopped_epoch = e;
 		mb->active = false;
 	}
-}
-
-/* ---- warm start ---- */
-
-static void
-WarmRefused(int k, const char *what, const char *detail)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("cannot warm-start configuration %d: %s", k + 1, what),
-			 detail ? errdetail_internal("%s", detail) : 0));
-}
-
-/*
- * The options a warm start trains with: the model's layers and activation
- * (an error if the options name others) and its normalization.
- */
-static void
-WarmOptions(int k, DltOptions *o, const DltRowSource *src)
-{
-	const DltModel *w = o->warm;
-	bool		same = o->n_hidden == w->arch.n_layers - 1;
-
-	for (int l = 0; same && l < o->n_hidden; l++)
-		same = o->hidden[l] == w->arch.dims[l + 1];
-	if (o->hidden_given && !same)
-		WarmRefused(k, "\"hidden\" differs from the model's layers",
-					"A warm start keeps the model's layers; leave \"hidden\" out.");
-	if (o->activation_given && o->activation != w->arch.act)
-		WarmRefused(k, "\"activation\" differs from the model's",
-					"A warm start keeps the model's activation; leave \"activation\" out.");
-	o->n_hidden = w->arch.n_layers - 1;
-	for (int l = 0; l < o->n_hidden; l++)
-		o->hidden[l] = w->arch.dims[l + 1];
-	o->activation = w->arch.act;
-	o->normalize = w->normalized;
-	if (w->arch.dims[0] != src->D)
-		WarmRefused(k, "the feature width differs",
-					psprintf("The model takes %d features; the rows have %d.",
-							 w->arch.dims[0], src->D));
-	if (w->task != src->task)
-		WarmRefused(k, "the task differs",
-					psprintf("The model is for %s; this training is %s.",
-							 DltTaskName(w->task), DltTaskName(src->task)));
-	if (w->label_type != src->label_type)
-		WarmRefused(k, "the label type differs",
-					psprintf("The model's labels are %s; these are %s.",
-							 format_type_be(w->label_type), format_type_be(src->label_type)));
-}
-
-/*
- * The label map of a warm start: each class of the rows becomes the index
- * of the same value among the model's classes; a value the model never saw
- * is an error that names it.
- */
-static DltLabelMap *
-WarmLabels(int k, const DltModel *w, const DltRowSource *src)
-{
-	const DltModel *rc = &src->classes;
-	DltLabelMap *lm = palloc(sizeof(DltLabelMap));
-	int32	   *pos = palloc(sizeof(int32) * Max(rc->n_classes, 1));
-	int32	   *rank = palloc(sizeof(int32) * Max(rc->n_classes, 1));
-
-	*lm = src->labels;
-	if (src->task != DLT_TASK_CLASSIFICATION)
-		return lm;
-	for (int c = 0; c < rc->n_classes; c++)
-	{
-		pos[c] = -1;
-		for (int j = 0; j < w->n_classes && pos[c] < 0; j++)
-		{
-			switch (w->label_kind)
-			{
-				case DLT_LABEL_INT:
-					if (w->class_int[j] == rc->class_int[c])
-						pos[c] = j;
-					break;
-				case DLT_LABEL_FLOAT:
-					if (w->class_float[j] == rc->class_float[c])
-						pos[c] = j;
-					break;
-				case DLT_LABEL_TEXT:
-					if (strcmp(w->class_text[j], rc->class_text[c]) == 0)
-						pos[c] = j;
-					break;
-			}
-		}
-		if (pos[c] < 0)
-		{
-			StringInfoData b;
-			DltModel	named = *rc;
-
-			named.label_kind = src->label_kind;
-			named.label_type = src->label_type;
-			initStringInfo(&b);
-			DltAppendClassJson(&b, &named, c);
-			WarmRefused(k, psprintf("the label %s does not occur in the model", b.data),
-						"A warm start keeps the model's classes; train anew for new classes.");
-		}
-	}
-	/* class id -> the rows' rank -> the model's index */
-	for (int id = 0; id < rc->n_classes; id++)
-		rank[id] = pos[src->labels.rank[id]];
-	lm->rank = rank;
-	return lm;
 }
 
 /* A warm-started member: the model's statistics, weights and optimizer state. */
@@ -720,6 +561,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 	DltOptions *opts = palloc(sizeof(DltOptions) * K);
 	Stream	   *streams = palloc0(sizeof(Stream) * K);
 	Member	   *mem = palloc0(sizeof(Member) * K);
+	DltRowSource **msrc;
 	int			S = 0;
 	int			max_epochs = 0;
 	instr_time	t0;
@@ -761,10 +603,13 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 	for (int k = 0; k < K; k++)
 	{
 		if (opts[k].resume)
-			VerifyResume(k, opts[k].resume, &opts[k], src);
+			DltVerifyResume(k, opts[k].resume, &opts[k], src);
 		if (opts[k].warm)
-			WarmOptions(k, &opts[k], src);
+			DltWarmOptions(k, &opts[k], src);
 	}
+
+	/* frozen layers: their outputs computed once, where that pays */
+	msrc = DltMaterialize(src, opts, K);
 
 	/* streams */
 	for (int k = 0; k < K; k++)
@@ -773,11 +618,12 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 
 		if (src->shared_streams)
 			for (si = 0; si < S; si++)
-				if (DltSameStream(&streams[si].s.key, &opts[k]))
+				if (DltSameStream(&streams[si].s.key, &opts[k]) && streams[si].src == msrc[k])
 					break;
 		if (!src->shared_streams || si == S)
 		{
 			si = S++;
+			streams[si].src = msrc[k];
 			streams[si].s.key = opts[k];
 			streams[si].s.labels = &src->labels;
 			streams[si].s.fm = src->fm;
@@ -793,7 +639,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 					fm[d] = (float) w->mean[d];
 					fs[d] = (float) w->scale[d];
 				}
-				streams[si].s.labels = WarmLabels(k, w, src);
+				streams[si].s.labels = DltWarmLabels(k, w, src);
 				streams[si].s.fm = fm;
 				streams[si].s.fs = fs;
 			}
@@ -803,7 +649,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 				if (opts[k].resume->ckpt->has_rng)
 					streams[si].s.resume_rng = opts[k].resume->ckpt->rng;
 			}
-			src->ops->open_stream(src, &streams[si].s);
+			msrc[k]->ops->open_stream(msrc[k], &streams[si].s);
 		}
 		mem[k].stream = si;
 	}
@@ -816,6 +662,8 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 
 		MemberInit(&mem[k], src, &opts[k], &res[k], &streams[si].s, cfg);
 		mem[k].stream = si;
+		if (opts[k].freeze > 0)
+			DltMemberFreeze(&mem[k].t, opts[k].freeze, msrc[k] != src);
 	}
 
 	/* fusion: per stream, the networks that step together */
@@ -852,7 +700,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 			for (int k = 0; k < K; k++)
 				live |= mem[k].stream == si && mem[k].active && e >= mem[k].start;
 			if (live)
-				StreamEpoch(src, &streams[si], si, mem, K, e, cfg, t0);
+				StreamEpoch(streams[si].src, &streams[si], si, mem, K, e, cfg, t0);
 		}
 		if (!any)
 			break;
@@ -870,6 +718,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 			mem[k].m->ckpt = MemberCheckpoint(&mem[k], src, &streams[mem[k].stream].s);
 		MemberFinish(&mem[k]);
 	}
+	DltMaterializeClose(msrc, K, src);
 	src->ops->close(src);
 }
 

@@ -67,7 +67,7 @@ DATA = \
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device checkpoint fpmode exact drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device checkpoint fpmode exact frozen drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'

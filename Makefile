@@ -28,8 +28,9 @@ OBJS = \
 	src/source_cache.o \
 	src/source_table.o \
 	src/source_test.o \
-	src/engine.o \
 	src/continuing.o \
+	src/materialize.o \
+	src/engine.o \
 	src/train_agg.o \
 	src/newrows.o \
 	src/fit.o \
@@ -68,7 +69,7 @@ DATA = \
 
 # pg_regress reads sql/ and expected/ under --inputdir.  Tests run in
 # installcheck mode against the throwaway cluster (scripts/cluster.sh).
-REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device types scoring checkpoint fpmode exact retrain drop
+REGRESS = train errors model_io guc block_shuffle inference progress spill fit catalog select cancel abort_paths budget history row_source holdout device types scoring checkpoint fpmode exact retrain frozen drop
 REGRESS_OPTS = --inputdir=test/regress --outputdir=test/regress/out --load-extension=$(EXTENSION)
 
 PG_CPPFLAGS = -DDLTRAIN_VERSION='"$(EXTVERSION)"'

@@ -14,6 +14,7 @@
 #include "blas.h"
 #include "budget.h"
 #include "engine.h"
+#include "materialize.h"
 #include "interrupt.h"
 #include "merge.h"
 #include "planner_hook.h"
@@ -32,6 +33,7 @@ _PG_init(void)
 	DltTrainerInitGucs();
 	DltMergeInit();
 	DltEngineInit();
+	DltMaterializeInit();
 	DltInterruptInit();
 	MarkGUCPrefixReserved("dltrain");
 	DltProgressShmemInit();

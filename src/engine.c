@@ -49,6 +49,7 @@
 #include "budget.h"
 #include "engine.h"
 #include "engine_int.h"
+#include "materialize.h"
 #include "interrupt.h"
 #include "progress.h"
 #include "score.h"
@@ -60,8 +61,10 @@ int			dltrain_fusion = DLT_FUSION_AUTO;
 static bool
 Fusable(const DltModel *m)
 {
-	return dltrain_fusion == DLT_FUSION_ON ||
-		(dltrain_fusion == DLT_FUSION_AUTO && m->arch.n_layers == 1);
+	/* a frozen network steps alone */
+	return m->opts.freeze == 0 &&
+		(dltrain_fusion == DLT_FUSION_ON ||
+		 (dltrain_fusion == DLT_FUSION_AUTO && m->arch.n_layers == 1));
 }
 
 /* ---- members ---- */
@@ -367,7 +370,9 @@ StreamEpoch(DltRowSource *src, Stream *st, int si, Member *mem, int K, int e,
 		mem[k].vloss = mem[k].vscore = 0;
 	if (s->n_val > 0)
 	{
-		for (bool first = true; (bs = src->ops->next_validation(src, s, first)) > 0; first = false)
+		for (bool first = true;
+			 (bs = src->ops->next_validation(src, s, first)) > 0;
+			 first = false)
 		{
 			for (int k = 0; k < K; k++)
 			{
@@ -400,6 +405,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 {
 	DltOptions *opts = palloc(sizeof(DltOptions) * K);
 	Stream	   *streams = palloc0(sizeof(Stream) * K);
+	DltRowSource **msrc;
 	Member	   *mem = palloc0(sizeof(Member) * K);
 	int			S = 0;
 	int			max_epochs = 0;
@@ -447,6 +453,9 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 			WarmOptions(k, &opts[k], src);
 	}
 
+	/* frozen layers: their outputs computed once, where that pays */
+	msrc = DltMaterialize(src, opts, K);
+
 	/* streams */
 	for (int k = 0; k < K; k++)
 	{
@@ -454,11 +463,12 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 
 		if (src->shared_streams)
 			for (si = 0; si < S; si++)
-				if (DltSameStream(&streams[si].s.key, &opts[k]))
+				if (DltSameStream(&streams[si].s.key, &opts[k]) && streams[si].src == msrc[k])
 					break;
 		if (!src->shared_streams || si == S)
 		{
 			si = S++;
+			streams[si].src = msrc[k];
 			streams[si].s.key = opts[k];
 			streams[si].s.labels = &src->labels;
 			streams[si].s.fm = src->fm;
@@ -484,7 +494,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 				if (opts[k].resume->ckpt->has_rng)
 					streams[si].s.resume_rng = opts[k].resume->ckpt->rng;
 			}
-			src->ops->open_stream(src, &streams[si].s);
+			msrc[k]->ops->open_stream(msrc[k], &streams[si].s);
 		}
 		mem[k].stream = si;
 	}
@@ -497,6 +507,8 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 
 		MemberInit(&mem[k], src, &opts[k], &res[k], &streams[si].s, cfg);
 		mem[k].stream = si;
+		if (opts[k].freeze > 0)
+			DltMemberFreeze(&mem[k].t, opts[k].freeze, msrc[k] != src);
 	}
 
 	/* fusion: per stream, the networks that step together */
@@ -533,7 +545,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 			for (int k = 0; k < K; k++)
 				live |= mem[k].stream == si && mem[k].active && e >= mem[k].start;
 			if (live)
-				StreamEpoch(src, &streams[si], si, mem, K, e, cfg, t0);
+				StreamEpoch(streams[si].src, &streams[si], si, mem, K, e, cfg, t0);
 		}
 		if (!any)
 			break;
@@ -567,7 +579,9 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 		if (mb->res->diverged || src->task != DLT_TASK_CLASSIFICATION || s->n_val == 0)
 			continue;
 		counts = palloc0(sizeof(int64) * mb->t.C);
-		for (bool first = true; (bs = src->ops->next_validation(src, s, first)) > 0; first = false)
+		for (bool first = true;
+			 (bs = streams[mb->stream].src->ops->next_validation(streams[mb->stream].src, s, first)) > 0;
+			 first = false)
 		{
 			DltTrainerCountPredictions(&mb->t, s->batch, bs, counts);
 			CHECK_FOR_INTERRUPTS();
@@ -575,6 +589,7 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 		DltNoticeUnpredictedClasses(mb->m, counts, s->n_val, true);
 		pfree(counts);
 	}
+	DltMaterializeClose(msrc, K, src);
 	src->ops->close(src);
 }
 

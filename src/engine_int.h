@@ -28,6 +28,7 @@ typedef struct Member
 /* a stream and the members that step on its batches */
 typedef struct Stream
 {
+	DltRowSource *src;			/* its source: the call's, or materialized */
 	DltStream	s;
 	DltFusedStep *fused;		/* NULL: fewer than two fusable members */
 	DltTrainer **who;			/* a fused step's trainers */

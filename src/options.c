@@ -23,7 +23,7 @@
 #include "options.h"
 #include "relation.h"
 
-#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume, warm_start"
+#define VALID_OPTIONS "hidden, activation, optimizer, lr, momentum, weight_decay, batch_size, epochs, seed, shuffle, normalize, task, init, buffer_rows, validation_fraction, checkpoint, resume, warm_start, freeze"
 #define AGG_OPTIONS ", early_stopping"
 #define FIT_OPTIONS ", pages_per_range, checkpoint_every, checkpoint_minutes, checkpoint_keep, checkpoint_durable"
 
@@ -385,6 +385,9 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 		}
 		else if (strcmp(key, "warm_start") == 0)
 			opts->warm = OptionModel(key, &v);
+		else if (strcmp(key, "freeze") == 0)
+			opts->freeze = (int) OptionInteger(key, &v, 1, DLK_MAX_LAYERS - 1,
+											   "an integer between 1 and 15");
 		else if (strcmp(key, "normalize") == 0)
 			opts->normalize = OptionBool(key, &v);
 		else if (strcmp(key, "validation_fraction") == 0)
@@ -445,6 +448,25 @@ DltOptionsParse(DltOptions *opts, Jsonb *jb, bool fit)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options \"resume\" and \"warm_start\" cannot be combined"),
 				 errdetail("\"resume\" continues a checkpoint's run on the same rows; \"warm_start\" starts a new run from a model's weights.")));
+
+	/* frozen layers are a warm start's, and never all of them */
+	if (opts->freeze > 0 && opts->warm == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"freeze\" needs \"warm_start\""),
+				 errdetail("\"freeze\" keeps the first layers of the warm-started model as they are.")));
+	if (opts->freeze > 0 && opts->freeze >= opts->warm->arch.n_layers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"freeze\" must be less than the model's %d layers",
+						opts->warm->arch.n_layers),
+				 errdetail("\"freeze\" is %d; at least the output layer trains.", opts->freeze)));
+	if (opts->freeze > 0 &&
+		(opts->checkpoint || opts->checkpoint_every > 0 || opts->checkpoint_minutes > 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"freeze\" and \"checkpoint\" cannot be combined"),
+				 errdetail("A checkpoint does not record frozen layers, so a resume could not continue the same run.")));
 }
 
 /* ---- the task ---- */

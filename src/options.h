@@ -71,6 +71,7 @@ typedef struct DltOptions
 	bool		checkpoint;		/* the model carries what continuing needs */
 	struct DltModel *resume;	/* continue this checkpoint's run; NULL: start */
 	struct DltModel *warm;		/* start from this model's weights; NULL: seed */
+	int			freeze;			/* warm start: its first layers stay as they are */
 	/* fit() with a name: checkpoints stored in the catalog as it trains */
 	int			checkpoint_every;	/* epochs; 0: not by epochs */
 	double		checkpoint_minutes; /* 0: not by time */

@@ -88,6 +88,22 @@ typedef struct DltRowSourceOps
 	 * an epoch's end with get_rng and restores it from s->resume_rng.
 	 */
 	bool		(*get_rng) (DltRowSource *src, DltStream *s, uint64 *rng);
+
+	/*
+	 * Materialized features (NULL: the source does not offer them).  After
+	 * prepare: a source over the same rows (the same count, content hashes,
+	 * validation split, canonical order and shuffles, the same label slots)
+	 * whose features are map's outputs, H wide: map receives the rows in
+	 * batches of at most cap rows, standardized with fm/fs when fm is not
+	 * NULL, exactly as a stream would gather them, and writes n x H floats.
+	 * Its streams do not standardize again; its close lets go of the
+	 * features only (the rows stay this source's).  The caller checked the
+	 * budget for n_rows x H floats.
+	 */
+	DltRowSource *(*materialize) (DltRowSource *src, const float *fm, const float *fs,
+								  int H, int cap,
+								  void (*map) (void *arg, DltBatch *in, int n, float *out),
+								  void *arg);
 } DltRowSourceOps;
 
 struct DltRowSource

@@ -72,6 +72,8 @@ typedef struct CacheSource
 	const float **xp;
 	int64	   *sp;
 	int			max_B;
+	/* a derived source of materialized features: row r is mat + r * D */
+	float	   *mat;
 } CacheSource;
 
 /* a stream over the cache in memory */
@@ -466,7 +468,7 @@ MemOpenStream(DltRowSource *src, DltStream *s)
 			DltKernelAborted();
 		CHECK_FOR_INTERRUPTS();
 	}
-	ms->standardize = o->normalize && !cs->inplace;
+	ms->standardize = o->normalize && !cs->inplace && cs->mat == NULL;
 	s->batch = DltBatchCreate(src->device, s->B, src->D, 1);
 	EnsureGatherArrays(cs, s->B);
 }
@@ -492,7 +494,7 @@ MemGather(CacheSource *cs, DltStream *s, const uint32 *idx, int bs)
 
 	for (int i = 0; i < bs; i++)
 	{
-		cs->xp[i] = DltCacheRow(c, idx[i]);
+		cs->xp[i] = cs->mat ? cs->mat + (size_t) idx[i] * cs->pub.D : DltCacheRow(c, idx[i]);
 		cs->sp[i] = *DltCacheLabel(c, idx[i]);
 	}
 	DltBatchGather(s->batch, bs, cs->xp, cs->sp, s->labels,
@@ -738,9 +740,75 @@ CacheClose(DltRowSource *src)
 	DltCacheClose(cs->c);
 }
 
+/* ---- materialized features (in memory) ---- */
+
+static void
+MatPrepare(DltRowSource *src, const DltOptions *opts, int K)
+{
+	/* prepared as the source it derives from was */
+}
+
+static void
+MatClose(DltRowSource *src)
+{
+	CacheSource *cs = (CacheSource *) src;
+
+	pfree(cs->mat);
+	cs->mat = NULL;
+}
+
+static const DltRowSourceOps mat_ops = {
+	MatPrepare, MemOpenStream, MemBeginEpoch, MemNextBatch, MemNextValidation, MatClose,
+	NULL, NULL
+};
+
+/*
+ * The features map gives every row, in the cache's row order (that of the
+ * chunks), gathered and standardized as MemGather would: a row's outputs
+ * are its own, whatever batch it is mapped in.
+ */
+static DltRowSource *
+MemMaterialize(DltRowSource *src, const float *fm, const float *fs, int H, int cap,
+			   void (*map) (void *arg, DltBatch *in, int n, float *out), void *arg)
+{
+	CacheSource *cs = (CacheSource *) src;
+	CacheSource *d = palloc(sizeof(CacheSource));
+	int64		n = cs->c->n_rows;
+	DltBatch   *b;
+
+	*d = *cs;
+	d->pub.ops = &mat_ops;
+	d->pub.D = H;
+	d->pub.fm = d->pub.fs = NULL;
+	d->pub.stats = NULL;
+	d->inplace = false;
+	d->xp = NULL;
+	d->sp = NULL;
+	d->max_B = 0;
+	d->mat = palloc_extended(sizeof(float) * (size_t) Max(n, 1) * H, MCXT_ALLOC_HUGE);
+	cap = (int) Min((int64) cap, Max(n, 1));
+	b = DltBatchCreate(src->device, cap, src->D, 1);
+	EnsureGatherArrays(cs, cap);
+	for (int64 r0 = 0; r0 < n; r0 += cap)
+	{
+		int			bs = (int) Min((int64) cap, n - r0);
+
+		for (int i = 0; i < bs; i++)
+		{
+			cs->xp[i] = DltCacheRow(cs->c, r0 + i);
+			cs->sp[i] = *DltCacheLabel(cs->c, r0 + i);
+		}
+		DltBatchGather(b, bs, cs->xp, cs->sp, &src->labels,
+					   fm != NULL && !cs->inplace ? fm : NULL, fs);
+		map(arg, b, bs, d->mat + (size_t) r0 * H);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return &d->pub;
+}
+
 static const DltRowSourceOps mem_ops = {
 	MemPrepare, MemOpenStream, MemBeginEpoch, MemNextBatch, MemNextValidation, CacheClose,
-	NULL
+	NULL, MemMaterialize
 };
 
 static const DltRowSourceOps spill_ops = {

@@ -169,6 +169,11 @@ typedef struct dlk_net
 	float	   *dact0;			/* inside a fused step: where dL/d(layer 0 out)
 								 * goes (ld0 apart); NULL otherwise */
 	long		step;			/* optimizer steps taken (Adam bias correction) */
+	int			frozen;			/* layers 0..frozen-1 frozen (dlk_net_freeze) */
+	int			start;			/* the layer the input X feeds: 0, or frozen
+								 * (X holds the frozen layers' outputs) */
+	size_t		frozen_off;		/* parameters of the frozen layers: the
+								 * optimizer updates [frozen_off, n_params) */
 	int			grads_zero;		/* grads hold zeros (after bind and after each
 								 * optimizer step, which zeroes them as it reads
 								 * them): the reference weight gradients then
@@ -195,6 +200,28 @@ dlk_status	dlk_sizes_for(dlk_sizes *out, const dlk_arch *arch, int max_batch,
 dlk_status	dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 						 int use_blas, float *params, float *grads,
 						 float *opt_state, float *work);
+
+/*
+ * Freezes the first `frozen` layers (0 <= frozen < n_layers; 0 thaws):
+ * backward stops at layer `frozen` (no gradient below it, not even layer
+ * frozen's input gradient), and the optimizer updates only the parameters
+ * [frozen_off, n_params), the contiguous range of the layers above, so a
+ * frozen parameter keeps its bits whatever the weight decay or Adam's
+ * state (which stays as it was for the frozen range).  With start =
+ * frozen (materialized features) the network's input X is the output of
+ * layer frozen-1 after its activation, [B x dims[frozen]]: forward, loss
+ * and backward run layers frozen..L-1 only, and give the bits the same
+ * rows give through the frozen layers (each row's products are its own
+ * FMA chains, the activations element-wise).  start is 0 or frozen.
+ */
+dlk_status	dlk_net_freeze(dlk_net *net, int frozen, int start);
+
+/*
+ * The output of the first `layers` layers after the hidden activation
+ * (1 <= layers < n_layers), [B x dims[layers]], from X [B x dims[start]]:
+ * act[layers-1] of the network, returned; NULL for bad arguments or an abort.
+ */
+const float *dlk_forward_to(dlk_net *net, const float *X, int B, int layers);
 
 /* ---- random numbers (also used by the glue for seeded shuffles) ---- */
 

@@ -101,7 +101,7 @@
 #include <stdint.h>
 
 /* The version of this interface; a loaded device must report the same. */
-#define DLK_DEVICE_ABI 1
+#define DLK_DEVICE_ABI 2
 
 /* Memory the device takes on the glue's behalf: alloc returns NULL on failure. */
 typedef struct dlk_allocator
@@ -246,6 +246,32 @@ struct dlk_device
 	size_t		(*n_opt_state) (const dlk_dnet *net);
 	dlk_status	(*state_read) (dlk_dnet *net, float *dst, int64_t *step);
 	dlk_status	(*state_write) (dlk_dnet *net, const float *src, int64_t step);
+
+	/*
+	 * Frozen layers (fine-tuning; ABI 2).  net_freeze on a training network,
+	 * before its first step: its first `frozen` layers (1 <= frozen <
+	 * n_layers; 0 thaws) take no gradient and no update: backward stops at
+	 * layer `frozen`, and the optimizer updates only the parameters of the
+	 * layers above, [offset of W_frozen, n_params), so weight decay and
+	 * Adam's state never move a frozen parameter.  from_features 0: batches
+	 * hold the network's inputs (D wide) and the frozen layers run forward
+	 * every step (inference mode: the same forward, no gradient); 1: batches
+	 * given to train_step, net_eval and net_predict hold the frozen layers'
+	 * outputs (materialized features, dims[frozen] wide), and a step runs
+	 * only the layers above, with the bits the same rows give through the
+	 * frozen layers.  A frozen network takes no fused step (fused_bind and
+	 * train_step_fused refuse it).
+	 *
+	 * net_forward_to: the outputs of the first `layers` layers after their
+	 * activation (1 <= layers < n_layers), raw (no softmax), of the first n
+	 * rows of the uploaded batch (D wide) into out [n x dims[layers]] (host),
+	 * synchronous: the materialized features.  On a training or an
+	 * inference network (of more than one row on "cpu": the exact GEMMs,
+	 * the bits a training step computes).
+	 */
+	dlk_status	(*net_freeze) (dlk_dnet *net, int frozen, int from_features);
+	dlk_status	(*net_forward_to) (dlk_dnet *net, dlk_batch *b, int n, int layers,
+								   float *out);
 };
 
 /* The devices of this library: "cpu", "reference"; NULL for another name. */

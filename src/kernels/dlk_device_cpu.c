@@ -420,7 +420,7 @@ step_fits(const dlk_dnet *d, const dlk_batch *b, int n)
 	const dlk_arch *a = &d->net.arch;
 
 	return d->train && b != NULL && n >= 1 && n <= b->n &&
-		n <= d->net.max_batch && b->D == a->dims[0] &&
+		n <= d->net.max_batch && b->D == a->dims[d->net.start] &&
 		(is_cls(d) || b->C == a->dims[a->n_layers]);
 }
 
@@ -501,7 +501,7 @@ cpu_fused_bind(const dlk_allocator *a, dlk_dnet *const *nets, int K,
 	for (int k = 0; k < K; k++)
 		if (nets[k] == NULL || !nets[k]->train || nets[k]->dev != nets[0]->dev ||
 			nets[k]->net.arch.dims[0] != nets[0]->net.arch.dims[0] ||
-			max_batch > nets[k]->net.max_batch)
+			max_batch > nets[k]->net.max_batch || nets[k]->net.frozen != 0)
 			return DLK_EINVAL;
 	if ((f = take(a, sizeof(*f))) == NULL)
 		return DLK_ENOMEM;
@@ -614,7 +614,7 @@ static const float *
 forward_batch(dlk_dnet *d, dlk_batch *b, int n, dlk_status *st)
 {
 	if (d == NULL || b == NULL || n < 1 || n > b->n || n > d->net.max_batch ||
-		b->D != d->net.arch.dims[0])
+		b->D != d->net.arch.dims[d->net.start])
 	{
 		*st = DLK_EINVAL;
 		return NULL;
@@ -681,6 +681,35 @@ cpu_net_predict(dlk_dnet *d, dlk_batch *b, int n, float *dst)
 	}
 	dlk_fp_leave(fp);
 	return st;
+}
+
+/* ---- frozen layers ---- */
+
+static dlk_status
+cpu_net_freeze(dlk_dnet *d, int frozen, int from_features)
+{
+	if (d == NULL || !d->train || d->prog.submitted > 0)
+		return DLK_EINVAL;
+	return dlk_net_freeze(&d->net, frozen, from_features ? frozen : 0);
+}
+
+static dlk_status
+cpu_net_forward_to(dlk_dnet *d, dlk_batch *b, int n, int layers, float *dst)
+{
+	const float *out;
+	dlk_fpmode	fp;
+
+	if (d == NULL || b == NULL || dst == NULL || n < 1 || n > b->n ||
+		n > d->net.max_batch || d->net.start != 0 || b->D != d->net.arch.dims[0] ||
+		layers < 1 || layers >= d->net.arch.n_layers)
+		return DLK_EINVAL;
+	fp = dlk_fp_enter();
+	out = dlk_forward_to(&d->net, b->x, n, layers);
+	if (out != NULL)
+		memcpy(dst, out, sizeof(float) * (size_t) n * d->net.arch.dims[layers]);
+	dlk_fp_leave(fp);
+	/* the arguments were checked: NULL means the abort callback said stop */
+	return out != NULL ? DLK_OK : DLK_EABORT;
 }
 
 /* ---- the devices ---- */
@@ -750,6 +779,8 @@ const dlk_device dlk_device_cpu = {
 	.n_opt_state = cpu_n_opt_state,
 	.state_read = cpu_state_read,
 	.state_write = cpu_state_write,
+	.net_freeze = cpu_net_freeze,
+	.net_forward_to = cpu_net_forward_to,
 };
 
 const dlk_device dlk_device_reference = {
@@ -779,6 +810,8 @@ const dlk_device dlk_device_reference = {
 	.n_opt_state = cpu_n_opt_state,
 	.state_read = cpu_state_read,
 	.state_write = cpu_state_write,
+	.net_freeze = cpu_net_freeze,
+	.net_forward_to = cpu_net_forward_to,
 };
 
 const dlk_device *

@@ -85,6 +85,7 @@ dlk_train_step_fused_body(dlk_net *const *nets, const dlk_opt *const *opts, int 
 		const dlk_net *n = nets[k];
 
 		if (n->arch.dims[0] != D || n->use_blas != use_blas || n->grads == NULL ||
+			n->frozen != 0 ||
 			B < 1 || B > n->max_batch)
 			return DLK_EINVAL;
 		sum_o += n->arch.dims[1];

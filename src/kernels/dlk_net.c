@@ -227,26 +227,29 @@ dlk_net_bind(dlk_net *net, const dlk_arch *arch, int max_batch,
 
 
 /*
- * Forward into act[0..L-1] from X [B x D]; with X NULL, act[0] already
+ * Forward into act[start..to-1] from X, the input of layer start ([B x
+ * dims[start]], rows packed); with X NULL (start 0 only), act[0] already
  * holds layer 0's output before its activation (the fused first layer).
- * Rows of act[0] are ld0 floats apart.
+ * Rows of act[0] are ld0 floats apart.  The activation follows every
+ * layer but the network's last.
  */
-dlk_status
-dlk_net_forward_from(dlk_net *net, const float *X, int B)
+static dlk_status
+forward_range(dlk_net *net, const float *X, int B, int to)
 {
 	int			L = net->arch.n_layers;
+	int			s0 = net->start;
 	const float *in = X;
-	int			ldin = net->arch.dims[0];
+	int			ldin = net->arch.dims[s0];
 	int			l;
 	dlk_status	st;
 
-	for (l = 0; l < L; l++)
+	for (l = s0; l < to; l++)
 	{
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
 		int			ldout = l == 0 ? net->ld0 : O;
 
-		if (l > 0 || X != NULL)
+		if (l > s0 || X != NULL)
 		{
 			st = dlk_affine(net->act[l], ldout, in, ldin, net->W[l], net->b[l], B, I, O,
 						net->use_blas);
@@ -260,6 +263,52 @@ dlk_net_forward_from(dlk_net *net, const float *X, int B)
 		ldin = ldout;
 	}
 	return DLK_OK;
+}
+
+/* Forward into act[start..L-1] (see forward_range). */
+dlk_status
+dlk_net_forward_from(dlk_net *net, const float *X, int B)
+{
+	return forward_range(net, X, B, net->arch.n_layers);
+}
+
+dlk_status
+dlk_net_freeze(dlk_net *net, int frozen, int start)
+{
+	size_t		off = 0;
+
+	if (net == NULL || frozen < 0 || frozen >= net->arch.n_layers ||
+		(start != 0 && start != frozen))
+		return DLK_EINVAL;
+	for (int l = 0; l < frozen; l++)
+		off += (size_t) net->arch.dims[l + 1] * ((size_t) net->arch.dims[l] + 1);
+	net->frozen = frozen;
+	net->start = start;
+	net->frozen_off = off;
+	return DLK_OK;
+}
+
+static const float *
+dlk_forward_to_body(dlk_net *net, const float *X, int B, int layers)
+{
+	if (net == NULL || X == NULL || B < 1 || B > net->max_batch ||
+		layers <= net->start || layers >= net->arch.n_layers)
+		return NULL;
+	if (forward_range(net, X, B, layers) != DLK_OK)
+		return NULL;
+	return net->act[layers - 1];
+}
+
+/* dlk_forward_to in the kernels' floating-point mode (dlk_internal.h) */
+const float *
+dlk_forward_to(dlk_net *net, const float *X, int B, int layers)
+{
+	dlk_fpmode	fp = dlk_fp_enter();
+	const float *r;
+
+	r = dlk_forward_to_body(net, X, B, layers);
+	dlk_fp_leave(fp);
+	return r;
 }
 
 /* Forward into act[0..L-1]; X [B x D]. */
@@ -395,12 +444,15 @@ dlk_net_backward(dlk_net *net, const float *X, int B, int stop)
 	 * marked as not zero, so a later backward overwrites them
 	 */
 	net->grads_zero = 0;
+	/* frozen layers take no gradient; the lowest trained one no dX */
+	if (stop < net->frozen)
+		stop = net->frozen;
 	for (l = net->arch.n_layers - 1; l >= stop; l--)
 	{
 		int			I = net->arch.dims[l];
 		int			O = net->arch.dims[l + 1];
-		const float *in = l > 0 ? net->act[l - 1] : X;
-		int			ldin = l == 1 ? net->ld0 : I;
+		const float *in = l > net->start ? net->act[l - 1] : X;
+		int			ldin = l == 1 && net->start == 0 ? net->ld0 : I;
 		float	   *dX = NULL;
 		int			lddx = I;
 
@@ -409,13 +461,13 @@ dlk_net_backward(dlk_net *net, const float *X, int B, int stop)
 			dX = net->dact0;
 			lddx = net->ld0;
 		}
-		else if (l > 0)
+		else if (l > net->frozen)
 			dX = net->dbuf[1 - cur];
 		st = dlk_dense_backward_ld(dX, lddx, net->gW[l], net->gb[l], net->dbuf[cur], O,
 							in, ldin, net->W[l], B, I, O, net->use_blas, gz);
 		if (st != DLK_OK)
 			return st;
-		if (l > 0)
+		if (dX != NULL)
 		{
 			st = dlk_act_backward_rows(dX, lddx, net->act[l - 1], ldin, B, I, net->arch.act);
 			if (st != DLK_OK)

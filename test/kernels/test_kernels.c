@@ -977,6 +977,96 @@ test_softmax_rows(void)
 /* ---- whole network gradient ---- */
 
 /*
+ * Frozen layers (dlk_net_freeze): with the first N layers frozen, the
+ * gradients of layers N.. equal double-precision finite differences, those
+ * of layers below N are exactly zero, and the same network fed the frozen
+ * layers' outputs (start = N) gives the same loss and gradients, bit for
+ * bit (reference and fast kernels, every activation).
+ */
+static int
+test_frozen_grad(void)
+{
+	enum
+	{
+		B = 6, MAXP = 400, MAXWORK = 400
+	};
+	static float params[MAXP],
+				grads[MAXP],
+				grads2[MAXP],
+				opt[2 * MAXP],
+				work[MAXWORK],
+				work2[MAXWORK];
+	static double pd[MAXP];
+	float		X[B * 5],
+				F[B * 7];
+	int32_t		y[B];
+
+	for (int a = DLK_ACT_RELU; a <= DLK_ACT_IDENTITY; a++)
+		for (int N = 1; N <= 2; N++)
+			for (int path = 0; path <= 1; path++)
+			{
+				dlk_arch	arch = {3, {5, 7, 6, 3}, (dlk_act) a, DLK_LOSS_SOFTMAX_CE};
+				dlk_sizes	sz;
+				dlk_net		net,
+							head;
+				double		loss,
+							loss2;
+				const float *f;
+
+				dlk_sizes_for(&sz, &arch, B, DLK_OPT_ADAM);
+				if (dlk_net_bind(&net, &arch, B, path, params, grads, opt, work) != DLK_OK ||
+					dlk_net_freeze(&net, N, 0) != DLK_OK)
+					return fail("bind/freeze");
+				dlk_init_params(&net, 2000 + a);
+				dlk_rng_seed(&test_rng, 91 + a * 2 + N);
+				for (int t = 0; t < arch.n_layers; t++)
+					fill(net.b[t], arch.dims[t + 1], -0.3f, 0.3f);
+				fill(X, B * 5, -1, 1);
+				for (int t = 0; t < B; t++)
+					y[t] = (int32_t) dlk_rng_below(&test_rng, 3);
+				for (size_t k = 0; k < sz.n_params; k++)
+					pd[k] = params[k];
+				if (dlk_loss_grad(&net, X, y, NULL, B, &loss) != DLK_OK)
+					return fail("loss_grad");
+				for (size_t k = 0; k < net.frozen_off; k++)
+					if (grads[k] != 0.0f)
+						return fail("N=%d: frozen grad[%zu] = %g", N, k, grads[k]);
+				for (size_t j = net.frozen_off; j < sz.n_params; j++)
+				{
+					double		s = pd[j],
+								lp,
+								lm,
+								ref;
+
+					pd[j] = s + FD_EPS;
+					lp = net_loss_d(&arch, pd, X, y, NULL, B);
+					pd[j] = s - FD_EPS;
+					lm = net_loss_d(&arch, pd, X, y, NULL, B);
+					pd[j] = s;
+					ref = (lp - lm) / (2 * FD_EPS);
+					if (!grad_close(grads[j], ref))
+						return fail("%s N=%d blas=%d: grad[%zu] = %.8g, finite difference %.8g",
+									act_name(a), N, path, j, grads[j], ref);
+				}
+				/* the frozen outputs as the input: the same bits */
+				f = dlk_forward_to(&net, X, B, N);
+				if (f == NULL)
+					return fail("forward_to");
+				memcpy(F, f, sizeof(float) * B * arch.dims[N]);
+				if (dlk_net_bind(&head, &arch, B, path, params, grads2, NULL, work2) != DLK_OK ||
+					dlk_net_freeze(&head, N, N) != DLK_OK)
+					return fail("bind head");
+				if (dlk_loss_grad(&head, F, y, NULL, B, &loss2) != DLK_OK)
+					return fail("head loss_grad");
+				if (loss2 != loss || memcmp(grads, grads2, sizeof(float) * sz.n_params) != 0)
+					return fail("%s N=%d blas=%d: from the features differs", act_name(a), N, path);
+				if (dlk_net_freeze(&net, 3, 0) != DLK_EINVAL || dlk_net_freeze(&net, 1, 2) != DLK_EINVAL)
+					return fail("bad freeze accepted");
+			}
+	return 1;
+}
+
+/*
  * For each activation and loss: dlk_loss_grad's gradient on 60 random
  * parameters (and every bias of the first and last layer) against central
  * differences of net_loss_d.  Run on the reference path and, when BLAS is
@@ -2679,6 +2769,7 @@ main(void)
 	run_test("abort_gemm", test_abort_gemm);
 	run_test("abort_pool", test_abort_pool);
 	run_test("abort_step", test_abort_step);
+	run_test("frozen_grad_fd_and_features", test_frozen_grad);
 	run_test("abort_init_shuffle", test_abort_init_shuffle);
 
 	if (n_skipped > 0)

@@ -23,7 +23,7 @@ declare -A L=(
 	[cache]=3 [rows]=3 [order]=3 [stats]=3 [minibatch]=3 [rowsource]=3
 	[source_cache]=3 [source_table]=3 [source_test]=3
 	# 4: engine
-	[engine]=4 [engine_int]=4 [continuing]=4
+	[engine]=4 [engine_int]=4 [continuing]=4 [materialize]=4
 	# 5: SQL entry points, hooks
 	[dltrain]=5 [train_agg]=5 [fit]=5 [retrain]=5 [grid]=5 [predict]=5 [predict_batch]=5
 	[evaluate]=5 [export]=5 [planner]=5 [planner_hook]=5 [block_shuffle]=5 [testing]=5 [checkpoint_worker]=5

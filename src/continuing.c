@@ -203,15 +203,33 @@ WarmOptions(int k, DltOptions *o, const DltRowSource *src)
 
 	for (int l = 0; same && l < o->n_hidden; l++)
 		same = o->hidden[l] == w->arch.dims[l + 1];
-	if (o->hidden_given && !same)
+	if (o->hidden_given && !same && o->freeze > 0)
+	{
+		/*
+		 * A new head on the frozen base: the first "freeze" widths must be
+		 * the model's; the layers above them are new, from the seed.
+		 */
+		bool		base = o->n_hidden >= o->freeze;
+
+		for (int l = 0; base && l < o->freeze; l++)
+			base = o->hidden[l] == w->arch.dims[l + 1];
+		if (!base)
+			WarmRefused(k, "\"hidden\" does not start with the frozen layers' widths",
+						psprintf("With \"freeze\": %d, the first %d widths of \"hidden\" are the model's; the rest is the new head.",
+								 o->freeze, o->freeze));
+	}
+	else if (o->hidden_given && !same)
 		WarmRefused(k, "\"hidden\" differs from the model's layers",
-					"A warm start keeps the model's layers; leave \"hidden\" out.");
+					"A warm start keeps the model's layers; leave \"hidden\" out, or freeze the base and give the new head's widths after the base's.");
 	if (o->activation_given && o->activation != w->arch.act)
 		WarmRefused(k, "\"activation\" differs from the model's",
 					"A warm start keeps the model's activation; leave \"activation\" out.");
-	o->n_hidden = w->arch.n_layers - 1;
-	for (int l = 0; l < o->n_hidden; l++)
-		o->hidden[l] = w->arch.dims[l + 1];
+	if (!(o->hidden_given && !same && o->freeze > 0))
+	{
+		o->n_hidden = w->arch.n_layers - 1;
+		for (int l = 0; l < o->n_hidden; l++)
+			o->hidden[l] = w->arch.dims[l + 1];
+	}
 	o->activation = w->arch.act;
 	o->normalize = w->normalized;
 	if (w->arch.dims[0] != src->D)
@@ -294,6 +312,7 @@ MemberWarmStart(Member *mb, const DltOptions *opts)
 	DltTrainer *t = &mb->t;
 	int			D = m->arch.dims[0];
 	dlk_status	st;
+	bool		same_arch;
 
 	if (w->normalized)
 	{
@@ -303,13 +322,34 @@ MemberWarmStart(Member *mb, const DltOptions *opts)
 		memcpy(m->mean, w->mean, sizeof(double) * D);
 		memcpy(m->scale, w->scale, sizeof(double) * D);
 	}
-	if (w->n_params != m->n_params)
-		elog(ERROR, "dltrain: the warm-start model's weights do not fit the network");
-	st = t->dev->params_write(t->net, w->params);
-	/* its optimizer's state too, when it carries one for this optimizer */
-	if (st == DLK_OK && w->ckpt && w->opts.optimizer == opts->optimizer &&
-		(int64) t->dev->n_opt_state(t->net) == w->ckpt->n_state)
-		st = t->dev->state_write(t->net, w->ckpt->state, w->ckpt->step);
+	same_arch = w->arch.n_layers == m->arch.n_layers && w->n_params == m->n_params;
+	for (int l = 0; same_arch && l <= m->arch.n_layers; l++)
+		same_arch = w->arch.dims[l] == m->arch.dims[l];
+	if (!same_arch)
+	{
+		/* a new head on a frozen base: the base's weights only */
+		size_t		off = 0;
+		float	   *p = palloc_extended(sizeof(float) * m->n_params, MCXT_ALLOC_HUGE);
+
+		Assert(opts->freeze > 0);
+		for (int l = 0; l < opts->freeze; l++)
+			off += (size_t) w->arch.dims[l + 1] * (w->arch.dims[l] + 1);
+		st = t->dev->params_read(t->net, p);
+		if (st == DLK_OK)
+		{
+			memcpy(p, w->params, sizeof(float) * off);
+			st = t->dev->params_write(t->net, p);
+		}
+		pfree(p);
+	}
+	else
+	{
+		st = t->dev->params_write(t->net, w->params);
+		/* its optimizer's state too, when it carries one for this optimizer */
+		if (st == DLK_OK && w->ckpt && w->opts.optimizer == opts->optimizer &&
+			(int64) t->dev->n_opt_state(t->net) == w->ckpt->n_state)
+			st = t->dev->state_write(t->net, w->ckpt->state, w->ckpt->step);
+	}
 	if (st != DLK_OK)
 		elog(ERROR, "dltrain: could not load the warm-start model: %s", dlk_status_string(st));
 }

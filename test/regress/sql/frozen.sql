@@ -70,4 +70,23 @@ SELECT dltrain.train_mlp(x, y, jsonb_build_object('freeze', 0, 'warm_start', jso
 SELECT dltrain.train_mlp(x, y, jsonb_build_object('freeze', 'two', 'warm_start', jsonb_build_object('model', m::text))) FROM fz, fz_base;
 SELECT dltrain.train_mlp(x, y, jsonb_build_object('freeze', 1, 'checkpoint', true, 'warm_start', jsonb_build_object('model', m::text))) FROM fz, fz_base;
 SET dltrain.materialize = sometimes;
+-- new heads on the frozen base: "hidden" starts with the base's widths and
+-- goes on with the head's; heads of different widths share the base's
+-- materialized outputs and are the bytes of their training without them
+SET dltrain.materialize = off;
+CREATE TEMP TABLE fz_heads_off AS
+SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', 2, 'freeze', 1, 'hidden', '[16, 4]'::jsonb, 'warm_start', jsonb_build_object('model', b.m::text))) AS h4,
+       dltrain.train_mlp(x, y, jsonb_build_object('epochs', 2, 'freeze', 1, 'hidden', '[16, 32, 8]'::jsonb, 'warm_start', jsonb_build_object('model', b.m::text))) AS h32
+FROM fz, fz_base b;
+SET dltrain.materialize = on;
+SELECT dltrain.describe(h.h4)->'layers' AS head4, dltrain.describe(h.h32)->'layers' AS head32,
+       dltrain.export(h.h32)->'layers'->0 = dltrain.export(b.m)->'layers'->0 AS base_kept,
+       on4::text = h.h4::text AS same4, on32::text = h.h32::text AS same32
+FROM fz_heads_off h, fz_base b,
+     LATERAL (SELECT dltrain.train_mlp(x, y, jsonb_build_object('epochs', 2, 'freeze', 1, 'hidden', '[16, 4]'::jsonb, 'warm_start', jsonb_build_object('model', b.m::text))) AS on4,
+                     dltrain.train_mlp(x, y, jsonb_build_object('epochs', 2, 'freeze', 1, 'hidden', '[16, 32, 8]'::jsonb, 'warm_start', jsonb_build_object('model', b.m::text))) AS on32
+              FROM fz) s;
+RESET dltrain.materialize;
+SELECT dltrain.train_mlp(x, y, jsonb_build_object('freeze', 1, 'hidden', '[12, 4]'::jsonb, 'warm_start', jsonb_build_object('model', b.m::text))) FROM fz, fz_base b;
+
 DROP TABLE fz;

@@ -54,7 +54,7 @@ def main():
                      (json.dumps(o),))
     scratch = r[0][0]
     target = scratch[-1]
-    s_base, r = q(conn, "CREATE TEMP TABLE warm_base AS SELECT dltrain.train_mlp(x, y, %s::jsonb) AS m FROM bench_wide WHERE id % 2 = 0",
+    s_base, r = q(conn, "CREATE TEMP TABLE warm_base AS SELECT dltrain.train_mlp(x, y, %s::jsonb) AS m FROM bench_wide WHERE id %% 2 = 0",
                   (json.dumps(dict(base, epochs=3)),))
     s_warm, r = q(conn, "SELECT dltrain.describe(dltrain.train_mlp(x, y, jsonb_build_object('epochs', %s::int, 'lr', 0.001, 'batch_size', 128, 'seed', 1, "
                         "'validation_fraction', 0.1, 'warm_start', jsonb_build_object('model', m::text))))->'validation_loss' FROM bench_wide, warm_base",

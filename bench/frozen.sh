@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Frozen layers with materialized features (issue 18): K = 8 heads
-# (learning rates 0.001 .. 0.1, SGD with momentum and Adam) fine-tuned on
+# (learning rates 0.001 .. 0.1, SGD with momentum and Adam, four of them new
+# heads of other widths: 32, 64, 128, 64-32) fine-tuned on
 # the frozen 784-256-128 base of a trained 784-256-128-10 model
 # ("freeze": 2), EPOCHS epochs, in one merged statement, with
 # dltrain.materialize off and on; prints both times, the ratio, and whether
@@ -43,8 +44,11 @@ SQL
 t1=$(now)
 heads() {
 	local sel="" k=0
-	for o in '"lr": 0.1' '"lr": 0.05' '"lr": 0.02' '"lr": 0.01' '"lr": 0.005' \
-		'"lr": 0.001, "optimizer": "adam"' '"lr": 0.003, "optimizer": "adam"' '"lr": 0.05, "momentum": 0.9'; do
+	# learning rates and head widths: four heads keep the model's 128 -> 10
+	# layer, four are new heads on the frozen base (hidden goes on past it)
+	for o in '"lr": 0.1' '"lr": 0.02' '"lr": 0.001, "optimizer": "adam"' '"lr": 0.05, "momentum": 0.9' \
+		'"lr": 0.05, "hidden": [256, 128, 32]' '"lr": 0.01, "hidden": [256, 128, 64]' \
+		'"lr": 0.003, "optimizer": "adam", "hidden": [256, 128, 128]' '"lr": 0.02, "hidden": [256, 128, 64, 32]'; do
 		k=$((k + 1))
 		[ $k -gt 1 ] && sel="$sel, "
 		sel="$sel dltrain.train_mlp(x, y, '{\"epochs\": $EPOCHS, \"freeze\": 2, \"warm_start\": \"fr-base\", $o}') AS h$k"

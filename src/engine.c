@@ -329,6 +329,8 @@ StreamEpoch(DltRowSource *src, Stream *st, int si, Member *mem, int K, int e,
 		if (mem[k].stream == si && mem[k].active)
 		{
 			DltTrainerEpochBegin(&mem[k].t, e, s->n_train);
+			if (mem[k].step_counts)
+				memset(mem[k].step_counts, 0, sizeof(int64) * mem[k].t.C);
 			nact++;
 		}
 	src->ops->begin_epoch(src, s, e);
@@ -509,6 +511,13 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 		mem[k].stream = si;
 		if (opts[k].freeze > 0)
 			DltMemberFreeze(&mem[k].t, opts[k].freeze, msrc[k] != src);
+		/* no held-out rows: the last epoch's steps tell the classes predicted */
+		if (cfg->class_notice && src->task == DLT_TASK_CLASSIFICATION &&
+			streams[si].s.n_val == 0)
+		{
+			mem[k].step_counts = palloc0(sizeof(int64) * mem[k].t.C);
+			DltTrainerCountSteps(&mem[k].t, mem[k].step_counts);
+		}
 	}
 
 	/* fusion: per stream, the networks that step together */
@@ -576,8 +585,18 @@ DltTrainMany(DltRowSource *src, const DltOptions *given, int K,
 		int64	   *counts;
 		int			bs;
 
-		if (mb->res->diverged || src->task != DLT_TASK_CLASSIFICATION || s->n_val == 0)
+		if (mb->res->diverged || src->task != DLT_TASK_CLASSIFICATION)
 			continue;
+		if (s->n_val == 0)
+		{
+			int64		n = 0;
+
+			for (int c = 0; mb->step_counts && c < mb->t.C; c++)
+				n += mb->step_counts[c];
+			if (n > 0)
+				DltNoticeUnpredictedClasses(mb->m, mb->step_counts, n, false);
+			continue;
+		}
 		counts = palloc0(sizeof(int64) * mb->t.C);
 		for (bool first = true;
 			 (bs = streams[mb->stream].src->ops->next_validation(streams[mb->stream].src, s, first)) > 0;

@@ -12,6 +12,8 @@
 
 typedef struct Member
 {
+	int64	   *step_counts;	/* without held-out rows: the classes the last
+								 * epoch's steps predicted (class_notice) */
 	DltModel   *m;
 	DltTrainer	t;
 	DltSelectResult *res;

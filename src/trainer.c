@@ -277,6 +277,15 @@ DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score)
 }
 
 void
+DltTrainerCountSteps(DltTrainer *t, int64 *counts)
+{
+	dlk_status	s = t->dev->net_count_predictions(t->net, (int64_t *) counts);
+
+	if (s != DLK_OK)
+		DeviceFailed(s, "the prediction counts of a network");
+}
+
+void
 DltTrainerCountPredictions(DltTrainer *t, const DltBatch *b, int bs, int64 *counts)
 {
 	float	   *out = palloc_extended(sizeof(float) * (Size) bs * t->C, MCXT_ALLOC_HUGE);

@@ -90,6 +90,12 @@ extern double DltTrainerEpochEnd(DltTrainer *t);
  */
 extern double DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score);
 
+/*
+ * Classification: the steps from now on add the class they predict for each
+ * row to counts[class] (NULL: no longer).
+ */
+extern void DltTrainerCountSteps(DltTrainer *t, int64 *counts);
+
 /* Adds to counts[c] the rows of b the network predicts as class c. */
 extern void DltTrainerCountPredictions(DltTrainer *t, const DltBatch *b, int bs, int64 *counts);
 

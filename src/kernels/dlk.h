@@ -179,6 +179,10 @@ typedef struct dlk_net
 								 * them): the reference weight gradients then
 								 * add onto them without zeroing them first
 								 * (the fast ones overwrite: the same bits) */
+	int64_t    *pred_counts;	/* classification: each training step adds the
+								 * class it predicts for every row (the argmax
+								 * of the logits before the update) to
+								 * pred_counts[class]; NULL: not counted */
 } dlk_net;
 
 /* ---- architecture ---- */

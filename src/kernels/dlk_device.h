@@ -243,6 +243,14 @@ struct dlk_device
 	 * with the optimizer's step count (Adam's bias correction).  Before the
 	 * first step the state is zeros.  Synchronous.
 	 */
+	/*
+	 * Classification: every later training step adds the class it predicts
+	 * for each row (before its update) to counts[class] (C int64s the glue
+	 * owns and zeroes when it likes); NULL stops counting.  The glue reads
+	 * counts after net_read (where an asynchronous device synchronizes).
+	 */
+	dlk_status	(*net_count_predictions) (dlk_dnet *net, int64_t *counts);
+
 	size_t		(*n_opt_state) (const dlk_dnet *net);
 	dlk_status	(*state_read) (dlk_dnet *net, float *dst, int64_t *step);
 	dlk_status	(*state_write) (dlk_dnet *net, const float *src, int64_t step);

@@ -714,6 +714,15 @@ cpu_net_forward_to(dlk_dnet *d, dlk_batch *b, int n, int layers, float *dst)
 
 /* ---- the devices ---- */
 
+static dlk_status
+cpu_net_count_predictions(dlk_dnet *d, int64_t *counts)
+{
+	if (d == NULL || !d->train || d->net.arch.loss != DLK_LOSS_SOFTMAX_CE)
+		return DLK_EINVAL;
+	d->net.pred_counts = counts;
+	return DLK_OK;
+}
+
 static size_t
 cpu_n_opt_state(const dlk_dnet *d)
 {
@@ -776,6 +785,7 @@ const dlk_device dlk_device_cpu = {
 	.net_reset = cpu_net_reset,
 	.net_eval = cpu_net_eval,
 	.net_predict = cpu_net_predict,
+	.net_count_predictions = cpu_net_count_predictions,
 	.n_opt_state = cpu_n_opt_state,
 	.state_read = cpu_state_read,
 	.state_write = cpu_state_write,
@@ -807,6 +817,7 @@ const dlk_device dlk_device_reference = {
 	.net_reset = cpu_net_reset,
 	.net_eval = cpu_net_eval,
 	.net_predict = cpu_net_predict,
+	.net_count_predictions = cpu_net_count_predictions,
 	.n_opt_state = cpu_n_opt_state,
 	.state_read = cpu_state_read,
 	.state_write = cpu_state_write,

@@ -415,6 +415,10 @@ dlk_net_loss(dlk_net *net, const int32_t *labels, const float *targets, int B,
 	{
 		if (labels == NULL)
 			return DLK_EINVAL;
+		/* the predicted classes, before the loss overwrites anything */
+		if (net->pred_counts)
+			for (int i = 0; i < B; i++)
+				net->pred_counts[dlk_argmax(net->act[L - 1] + (size_t) i * ldz, C)]++;
 		/* a strided dlogits has dbuf[0] (unused then) for its exponentials */
 		return dlk_softmax_ce_ld(lv, d, ldd, net->act[L - 1], ldz, labels, B, C, net->dbuf[0]);
 	}

@@ -42,10 +42,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dbname", default=os.environ.get("PGDATABASE", "dltrain_bench"))
     ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=0.0003)
+    ap.add_argument("--base-epochs", type=int, default=1)
     args = ap.parse_args()
     conn = B.Db(args.dbname).get()
     out = []
-    base = {"hidden": [256, 128], "optimizer": "adam", "lr": 0.001, "batch_size": 128,
+    base = {"hidden": [256, 128], "optimizer": "adam", "lr": args.lr, "batch_size": 128,
             "seed": 1, "validation_fraction": 0.1}
 
     # 1. warm start: epochs and seconds to the scratch run's best validation loss
@@ -55,8 +57,8 @@ def main():
     scratch = r[0][0]
     target = min(scratch)
     s_base, _ = q(conn, "CREATE TEMP TABLE warm_base AS SELECT dltrain.train_mlp(x, y, %s::jsonb) AS m FROM bench_wide WHERE id %% 2 = 0",
-                  (json.dumps(dict(base, epochs=3)),))
-    warm_sql = ("SELECT dltrain.describe(dltrain.train_mlp(x, y, jsonb_build_object('epochs', %s::int, 'lr', 0.001, 'batch_size', 128, 'seed', 1, "
+                  (json.dumps(dict(base, epochs=args.base_epochs)),))
+    warm_sql = ("SELECT dltrain.describe(dltrain.train_mlp(x, y, jsonb_build_object('epochs', %s::int, 'lr', " + repr(args.lr) + ", 'batch_size', 128, 'seed', 1, "
                 "'validation_fraction', 0.1, 'warm_start', jsonb_build_object('model', m::text))))->'validation_loss' FROM bench_wide, warm_base")
     _, r = q(conn, warm_sql, (args.epochs,))
     warm = r[0][0]
@@ -64,12 +66,12 @@ def main():
     e_warm = next((i + 1 for i, v in enumerate(warm) if v <= target), None)
     s_scratch, _ = q(conn, "SELECT dltrain.train_mlp(x, y, %s::jsonb) IS NOT NULL FROM bench_wide",
                      (json.dumps(dict(base, epochs=e_scratch)),))
-    out.append("warm start (784-256-128-10 on bench_wide, validation_fraction 0.1, Adam lr 0.001):")
+    out.append(f"warm start (784-256-128-10 on bench_wide, validation_fraction 0.1, Adam lr {args.lr}):")
     out.append(f"  scratch: validation loss by epoch {['%.4f' % v for v in scratch]}; its best, {target:.4f}, "
                f"after {e_scratch} epoch(s): {s_scratch:.1f} s (the query, cache build included)")
     if e_warm:
         s_warm, _ = q(conn, warm_sql, (e_warm,))
-        out.append(f"  warm start from a 3-epoch model of the even rows ({s_base:.1f} s to make): validation loss by epoch "
+        out.append(f"  warm start from a {args.base_epochs}-epoch model of the even rows ({s_base:.1f} s to make): validation loss by epoch "
                    f"{['%.4f' % v for v in warm]}; {target:.4f} or lower after {e_warm} epoch(s): {s_warm:.1f} s")
     else:
         out.append(f"  warm start: validation loss by epoch {['%.4f' % v for v in warm]} never reached {target:.4f}")
@@ -83,10 +85,10 @@ def main():
         _, r = q(conn, "SELECT dltrain.train_mlp(x, y, %s::jsonb)::text, dltrain.train_mlp(x, y, %s::jsonb)::text FROM bench_wide WHERE id <= 5000",
                  (json.dumps(o), json.dumps(dict(o, checkpoint=True))))
         plain, ck = r[0]
-        _, r = q(conn, "SELECT pg_column_size(%s::dltrain.model), pg_column_size(%s::dltrain.model), pg_current_wal_lsn()", (plain, ck))
+        _, r = q(conn, "SELECT pg_column_size(%s::dltrain.model), pg_column_size(%s::dltrain.model), pg_current_wal_insert_lsn()", (plain, ck))
         size_plain, size_ck, lsn0 = r[0]
         secs, _ = q(conn, "INSERT INTO dltrain_ck_store VALUES (%s::dltrain.model)", (ck,))
-        _, r = q(conn, "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (lsn0,))
+        _, r = q(conn, "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (lsn0,))
         out.append(f"  {'-'.join(str(d) for d in [784] + hidden + [10])}: model {size_plain:,} bytes stored, "
                    f"checkpoint {size_ck:,} ({size_ck / size_plain:.2f}x); INSERT {secs * 1000:.0f} ms, WAL {int(r[0][0]):,} bytes")
 

@@ -23,8 +23,10 @@
 #include "miscadmin.h"
 #include "access/xact.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 
 #include "blas.h"
+#include "interrupt.h"
 #include "kernels/dlk.h"
 
 static int	dltrain_threads = 1;
@@ -115,6 +117,34 @@ DltBlasEnsure(int threads)
 
 /* ---- training ---- */
 
+
+static void *
+DeviceAlloc(void *ctx, size_t bytes)
+{
+	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
+									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+}
+
+dlk_allocator
+DltDeviceAllocator(void)
+{
+	dlk_allocator a = {CurrentMemoryContext, DeviceAlloc, NULL};
+
+	return a;
+}
+
+void
+DltDeviceFailed(dlk_status s, const char *what)
+{
+	if (s == DLK_EABORT)
+		DltKernelAborted();
+	if (s == DLK_ENOMEM)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("The device could not allocate %s.", what)));
+	elog(ERROR, "dltrain: %s failed: %s", what, dlk_status_string(s));
+}
 
 void
 DltBlasInit(void)

@@ -19,6 +19,14 @@ extern void DltBlasEnsure(int threads);
 extern int	DltThreads(void);
 /* The device of trainings and scorers that start now (dltrain.device). */
 extern const dlk_device *DltDevice(void);
+/*
+ * What a device allocates takes the memory context current now (NULL on
+ * failure: the device returns DLK_ENOMEM), so the context frees it.
+ */
+extern dlk_allocator DltDeviceAllocator(void);
+/* A device status that is not DLK_OK for what: the pending cancel, or an error. */
+extern pg_attribute_noreturn() void DltDeviceFailed(dlk_status s, const char *what);
+
 /* dltrain.threads, dltrain.max_threads and dltrain.device */
 extern void DltBlasInit(void);
 

@@ -39,6 +39,7 @@
 
 #include "utils/guc.h"
 
+#include "blas.h"
 #include "budget.h"
 #include "interrupt.h"
 #include "materialize.h"
@@ -55,22 +56,6 @@ typedef struct MapArg
 	int			layers;
 } MapArg;
 
-static void *
-MatAlloc(void *ctx, size_t bytes)
-{
-	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-}
-
-static void
-MatFailed(dlk_status st)
-{
-	if (st == DLK_EABORT)
-		DltKernelAborted();
-	elog(ERROR, "dltrain: could not compute the frozen layers' outputs: %s",
-		 dlk_status_string(st));
-}
-
 static void
 MapRows(void *arg, DltBatch *in, int n, float *out)
 {
@@ -78,7 +63,7 @@ MapRows(void *arg, DltBatch *in, int n, float *out)
 	dlk_status	st = a->dev->net_forward_to(a->net, in->kb, n, a->layers, out);
 
 	if (st != DLK_OK)
-		MatFailed(st);
+		DltDeviceFailed(st, "the frozen layers' outputs");
 }
 
 /* Do members j and k freeze the same bytes (layers, weights, normalization)? */
@@ -126,7 +111,7 @@ Materialize(DltRowSource *src, const DltOptions *o)
 {
 	const DltModel *w = o->warm;
 	const dlk_device *dev = src->device;
-	dlk_allocator al = {CurrentMemoryContext, MatAlloc, NULL};
+	dlk_allocator al = DltDeviceAllocator();
 	MapArg		arg = {dev, NULL, o->freeze};
 	float	   *fm = NULL;
 	float	   *fs = NULL;
@@ -137,10 +122,10 @@ Materialize(DltRowSource *src, const DltOptions *o)
 
 	st = dev->net_bytes(&w->arch, MAT_BATCH, NULL, &nb);
 	if (st != DLK_OK)
-		MatFailed(st);
+		DltDeviceFailed(st, "the frozen layers' outputs");
 	DltBudgetCheck(src->root, nb, "the frozen layers' network");
 	if ((st = dev->net_bind_infer(&al, &w->arch, MAT_BATCH, w->params, &arg.net)) != DLK_OK)
-		MatFailed(st);
+		DltDeviceFailed(st, "the frozen layers' outputs");
 	if (w->normalized)
 	{
 		/* as a warm-started stream standardizes (engine.c) */

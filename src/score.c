@@ -119,27 +119,6 @@ DltModelCacheGet(DltModelCache *mc, Datum d, bool *changed)
 
 /* ---- the scorer ---- */
 
-static void *
-ScorerAlloc(void *ctx, size_t bytes)
-{
-	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-}
-
-/* A device status that is not DLK_OK: the cancel, or an error. */
-static void
-ScorerFailed(dlk_status s)
-{
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s == DLK_ENOMEM)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("The device could not allocate a scorer's buffers.")));
-	elog(ERROR, "dltrain: scoring failed: %s", dlk_status_string(s));
-}
-
 void
 DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 {
@@ -147,7 +126,7 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 	int			C = m->arch.dims[m->arch.n_layers];
 	dlk_sizes	sz;
 	dlk_status	s;
-	dlk_allocator a = {CurrentMemoryContext, ScorerAlloc, NULL};
+	dlk_allocator a = DltDeviceAllocator();
 
 	memset(sc, 0, sizeof(*sc));
 	sc->m = m;
@@ -165,11 +144,10 @@ DltScorerInit(DltScorer *sc, DltModel *m, int max_batch, MemoryContext root)
 									 add_size(mul_size(max_batch, (Size) D + C), 2 * (Size) D))),
 				   psprintf("scoring %d rows at a time", max_batch));
 	s = sc->dev->net_bind_infer(&a, &m->arch, max_batch, m->params, &sc->net);
+	if (s == DLK_OK)
+		s = sc->dev->batch_create(&a, max_batch, D, C, &sc->batch);
 	if (s != DLK_OK)
-		ScorerFailed(s);
-	s = sc->dev->batch_create(&a, max_batch, D, C, &sc->batch);
-	if (s != DLK_OK)
-		ScorerFailed(s);
+		DltDeviceFailed(s, "a scorer's buffers");
 	sc->out = palloc_extended(sizeof(float) * (Size) max_batch * C, MCXT_ALLOC_HUGE);
 	if (m->normalized)
 	{
@@ -209,7 +187,7 @@ DltScorerRun(DltScorer *sc)
 	if (s == DLK_OK)
 		s = sc->dev->net_predict(sc->net, sc->batch, sc->n, sc->out);
 	if (s != DLK_OK)
-		ScorerFailed(s);
+		DltDeviceFailed(s, "a prediction");
 	return sc->out;
 }
 

@@ -39,41 +39,11 @@
 
 bool		dltrain_log_epochs = false;
 
-/* The device's memory comes from the memory context current at bind. */
-static void *
-DeviceAlloc(void *ctx, size_t bytes)
-{
-	return MemoryContextAllocExtended((MemoryContext) ctx, bytes,
-									  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-}
-
-static dlk_allocator
-Allocator(void)
-{
-	dlk_allocator a = {CurrentMemoryContext, DeviceAlloc, NULL};
-
-	return a;
-}
-
-/* A device status that is not DLK_OK: the cancel, or an error. */
-static void
-DeviceFailed(dlk_status s, const char *what)
-{
-	if (s == DLK_EABORT)
-		DltKernelAborted();
-	if (s == DLK_ENOMEM)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("The device could not allocate %s.", what)));
-	elog(ERROR, "dltrain: %s failed: %s", what, dlk_status_string(s));
-}
-
 DltBatch *
 DltBatchCreate(const dlk_device *dev, int cap, int D, int C)
 {
 	DltBatch   *b = palloc0(sizeof(DltBatch));
-	dlk_allocator a = Allocator();
+	dlk_allocator a = DltDeviceAllocator();
 	dlk_status	s;
 
 	b->cap = cap;
@@ -82,7 +52,7 @@ DltBatchCreate(const dlk_device *dev, int cap, int D, int C)
 	b->dev = dev;
 	s = dev->batch_create(&a, cap, D, C, &b->kb);
 	if (s != DLK_OK)
-		DeviceFailed(s, "a batch buffer");
+		DltDeviceFailed(s, "a batch buffer");
 	b->x = b->kb->x;
 	b->y = b->kb->y;
 	b->t = b->kb->t;
@@ -95,7 +65,7 @@ DltBatchUpload(DltBatch *b, int n)
 	dlk_status	s = b->dev->batch_upload(b->kb, n);
 
 	if (s != DLK_OK)
-		DeviceFailed(s, "a batch upload");
+		DltDeviceFailed(s, "a batch upload");
 	/* the device may hand out other staging buffers for the next rows */
 	b->x = b->kb->x;
 	b->y = b->kb->y;
@@ -122,7 +92,7 @@ DltTrainerInit(DltTrainer *t, const dlk_device *dev, DltModel *m, int B, MemoryC
 	const DltOptions *o = &m->opts;
 	dlk_sizes	sz;
 	Size		need;
-	dlk_allocator a = Allocator();
+	dlk_allocator a = DltDeviceAllocator();
 	dlk_status	s;
 
 	memset(t, 0, sizeof(*t));
@@ -153,11 +123,11 @@ DltTrainerInit(DltTrainer *t, const dlk_device *dev, DltModel *m, int B, MemoryC
 	DltBlasEnsure(DltThreads());
 	s = dev->net_bind(&a, &m->arch, B, &t->opt, &t->net);
 	if (s != DLK_OK)
-		DeviceFailed(s, "a network");
+		DltDeviceFailed(s, "a network");
 	s = dev->init_params(t->net, (uint64) o->seed,
 						 o->init_pytorch ? DLK_INIT_FANIN : DLK_INIT_HE_GLOROT);
 	if (s != DLK_OK)
-		DeviceFailed(s, "the initialization of the parameters");
+		DltDeviceFailed(s, "the initialization of the parameters");
 	m->params = dev->net_params(t->net);
 	if (m->params == NULL)
 		elog(ERROR, "dltrain: device \"%s\" keeps no parameters in host memory", dev->name);
@@ -169,7 +139,7 @@ DltTrainerEpochBegin(DltTrainer *t, int epoch, int64 rows_expected)
 	dlk_status	s = t->dev->net_reset(t->net);
 
 	if (s != DLK_OK)
-		DeviceFailed(s, "a network's counters");
+		DltDeviceFailed(s, "a network's counters");
 	t->epoch = epoch;
 	t->loss_sum = 0;
 	t->rows = 0;
@@ -190,7 +160,7 @@ Account(DltTrainer *t)
 	dlk_status	s = t->dev->net_read(t->net, &pr);
 
 	if (s != DLK_OK)
-		DeviceFailed(s, "a training step");
+		DltDeviceFailed(s, "a training step");
 	if (pr.nonfinite)
 		t->diverged = true;
 	if (pr.steps != t->batches)
@@ -222,7 +192,7 @@ DltTrainerStep(DltTrainer *t, const DltBatch *b, int bs)
 		return;
 	s = t->dev->train_step(t->net, b->kb, bs);
 	if (s != DLK_OK)
-		DeviceFailed(s, "a training step");
+		DltDeviceFailed(s, "a training step");
 	Account(t);
 }
 
@@ -272,7 +242,7 @@ DltTrainerEval(DltTrainer *t, const DltBatch *b, int bs, double *score)
 	if (s == DLK_EINVAL)
 		elog(ERROR, "dltrain: a validation label is out of range");
 	if (s != DLK_OK)
-		DeviceFailed(s, "an evaluation");
+		DltDeviceFailed(s, "an evaluation");
 	return loss;
 }
 
@@ -282,7 +252,7 @@ DltTrainerCountSteps(DltTrainer *t, int64 *counts)
 	dlk_status	s = t->dev->net_count_predictions(t->net, (int64_t *) counts);
 
 	if (s != DLK_OK)
-		DeviceFailed(s, "the prediction counts of a network");
+		DltDeviceFailed(s, "the prediction counts of a network");
 }
 
 void
@@ -292,7 +262,7 @@ DltTrainerCountPredictions(DltTrainer *t, const DltBatch *b, int bs, int64 *coun
 	dlk_status	s = t->dev->net_predict(t->net, b->kb, bs, out);
 
 	if (s != DLK_OK)
-		DeviceFailed(s, "a prediction");
+		DltDeviceFailed(s, "a prediction");
 	for (int i = 0; i < bs; i++)
 		counts[dlk_argmax(out + (Size) i * t->C, t->C)]++;
 	pfree(out);
@@ -312,7 +282,7 @@ DltFusedStep *
 DltFusedCreate(DltTrainer *const *ts, int K, int B)
 {
 	DltFusedStep *f = palloc0(sizeof(DltFusedStep));
-	dlk_allocator a = Allocator();
+	dlk_allocator a = DltDeviceAllocator();
 	dlk_status	s;
 
 	f->dev = ts[0]->dev;
@@ -322,7 +292,7 @@ DltFusedCreate(DltTrainer *const *ts, int K, int B)
 		f->nets[k] = ts[k]->net;
 	s = f->dev->fused_bind(&a, f->nets, K, B, &f->f);
 	if (s != DLK_OK)
-		DeviceFailed(s, "the work buffers of a fused step");
+		DltDeviceFailed(s, "the work buffers of a fused step");
 	return f;
 }
 
@@ -336,7 +306,7 @@ DltFusedRun(DltFusedStep *f, DltTrainer *const *ts, int n, const DltBatch *b, in
 		f->nets[j] = ts[j]->net;
 	s = f->dev->train_step_fused(f->f, f->nets, n, b->kb, bs);
 	if (s != DLK_OK)
-		DeviceFailed(s, "a fused training step");
+		DltDeviceFailed(s, "a fused training step");
 	for (int j = 0; j < n; j++)
 		Account(ts[j]);
 }
